@@ -3,18 +3,41 @@
 Fixtures (see ``tests/harness/`` for the APIs they return):
 
 * ``cert_factory`` -> :class:`tests.harness.certs.CertFactory` writing under ``tmp_path``.
+* ``netns`` -> :class:`tests.harness.netns.NetnsFactory`; skips unless root. Everything it
+  made is torn down after the test, pass or fail.
+
+Peers are looked up with :func:`tests.harness.tools.require`, which skips with the name of the
+Debian package to install when a tool is missing.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.harness.certs import CertFactory
+from tests.harness.netns import NetnsFactory
 
 
 @pytest.fixture
 def cert_factory(tmp_path: Path) -> CertFactory:
     """A certificate factory writing its files to ``tmp_path / "certs"``."""
     return CertFactory(tmp_path / "certs")
+
+
+@pytest.fixture
+def netns() -> Iterator[NetnsFactory]:
+    """Namespace/veth factory; everything it created is removed after the test."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+    from tests.harness.tools import require
+
+    require("ip")
+    factory = NetnsFactory()
+    try:
+        yield factory
+    finally:
+        factory.close()

@@ -1,0 +1,52 @@
+"""Finding the external tools the netns tests drive, and skipping clearly when one is absent.
+
+A missing tool is a skip whose reason names the Debian package to install (CI's ``.ci/run``
+installs all of them, so there such a skip is itself a sign something is wrong). A tool that is
+present but broken is never a skip: the test runs and fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+__all__ = ["PACKAGES", "find", "require"]
+
+PACKAGES: dict[str, str] = {
+    "ip": "iproute2",
+    "ping": "iputils-ping",
+    "unshare": "util-linux",
+    "charon": "strongswan-charon",
+    "swanctl": "strongswan-swanctl",
+    "pki": "strongswan-pki",
+    "eapol_test": "eapoltest",
+    "freeradius": "freeradius",
+    "tshark": "tshark",
+}
+"""Tool name -> Debian package that provides it."""
+
+# charon is not on PATH: Debian installs it under the ipsec libexec directory.
+_FIXED: dict[str, tuple[str, ...]] = {
+    "charon": ("/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon"),
+}
+
+
+def find(tool: str) -> Path | None:
+    """Absolute path of ``tool`` or ``None``."""
+    for candidate in _FIXED.get(tool, ()):
+        path = Path(candidate)
+        if path.is_file():
+            return path
+    found = shutil.which(tool, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    return Path(found) if found else None
+
+
+def require(tool: str) -> Path:
+    """Path of ``tool``; skips the running test (naming the package) if it is missing."""
+    path = find(tool)
+    if path is None:
+        package = PACKAGES.get(tool, tool)
+        pytest.skip(f"{tool} not installed (Debian package {package})")
+    return path
