@@ -5,6 +5,9 @@ Fixtures (see ``tests/harness/`` for the APIs they return):
 * ``cert_factory`` -> :class:`tests.harness.certs.CertFactory` writing under ``tmp_path``.
 * ``netns`` -> :class:`tests.harness.netns.NetnsFactory`; skips unless root. Everything it
   made is torn down after the test, pass or fail.
+* ``charon_factory`` -> ``make(ns, name="charon", *, start=True, **kwargs) -> Charon`` in
+  ``tmp_path / name``; every charon is stopped at teardown and its log tail printed (pytest
+  shows it for failing tests). Needs ``netns`` (root).
 * ``freeradius_factory`` -> ``make(**kwargs) -> FreeRadius`` (started; stopped at teardown);
   kwargs as :class:`tests.harness.freeradius.FreeRadius`, the work dir is under ``tmp_path``.
 
@@ -21,8 +24,9 @@ from pathlib import Path
 import pytest
 
 from tests.harness.certs import CertFactory
+from tests.harness.charon import Charon
 from tests.harness.freeradius import FreeRadius
-from tests.harness.netns import NetnsFactory
+from tests.harness.netns import Netns, NetnsFactory
 from tests.harness.tools import require
 
 
@@ -63,3 +67,31 @@ def freeradius_factory(tmp_path: Path) -> Iterator[Callable[..., FreeRadius]]:
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture
+def charon_factory(netns: NetnsFactory, tmp_path: Path) -> Iterator[Callable[..., Charon]]:
+    """Makes (and by default starts) strongSwan charons in namespaces; stops all after."""
+    require("charon")
+    require("swanctl")
+    require("unshare")
+    made: list[Charon] = []
+
+    def make(ns: Netns, name: str = "charon", *, start: bool = True, **kwargs: object) -> Charon:
+        workdir = tmp_path / name
+        if workdir.exists():
+            raise ValueError(f"charon {name!r} already made in this test")
+        charon = Charon(ns, workdir, **kwargs)  # type: ignore[arg-type]
+        made.append(charon)
+        if start:
+            charon.start()
+        return charon
+
+    try:
+        yield make
+    finally:
+        for charon in made:
+            charon.stop()
+        for charon in made:
+            print(f"--- charon {charon.workdir.name} in {charon.netns.name}: {charon.log_path} ---")
+            print(charon.log_tail(200))

@@ -1,0 +1,137 @@
+"""The CI machine really has its peers: charon-to-charon IKEv2 with EAP-TLS, a virtual IP from
+the responder's pool, and a ping through strongSwan's userspace ESP (kernel-libipsec).
+
+If this fails, every other interop test's result is suspect: fix the machine or the harness
+first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.harness.certs import CertFactory
+from tests.harness.charon import Charon
+from tests.harness.netns import NetnsFactory
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+GW_CONF = """\
+connections {
+  rw {
+    local_addrs = 192.0.2.1
+    pools = vpool
+    proposals = aes128-sha256-x25519
+    local {
+      auth = pubkey
+      certs = gw.test.pem
+      id = gw.test
+    }
+    remote {
+      auth = eap-tls
+      id = %any
+      eap_id = %any
+    }
+    children {
+      net {
+        local_ts = 10.1.0.0/16
+        esp_proposals = aes128gcm16-x25519
+      }
+    }
+  }
+}
+pools {
+  vpool {
+    addrs = 10.3.0.0/28
+  }
+}
+"""
+
+CL_CONF = """\
+connections {
+  home {
+    remote_addrs = 192.0.2.1
+    vips = 0.0.0.0
+    proposals = aes128-sha256-x25519
+    local {
+      auth = eap-tls
+      certs = cl.test.pem
+      id = cl.test
+    }
+    remote {
+      auth = pubkey
+      id = gw.test
+    }
+    children {
+      home {
+        remote_ts = 10.1.0.0/16
+        esp_proposals = aes128gcm16-x25519
+      }
+    }
+  }
+}
+"""
+
+
+def test_charon_eap_tls_vip_and_ping(
+    netns: NetnsFactory,
+    charon_factory: Callable[..., Charon],
+    cert_factory: CertFactory,
+) -> None:
+    ns_gw, ns_cl = netns.namespace("gw"), netns.namespace("cl")
+    netns.veth(ns_gw, ns_cl, "192.0.2.1/24", "192.0.2.2/24")
+    ns_gw.run("ip", "addr", "add", "10.1.0.1/32", "dev", "lo")  # the protected network
+
+    ca = cert_factory.ca("ca")
+    gw_cert = cert_factory.issue(ca, "gw.test", san_dns=("gw.test",), eku=("serverAuth",))
+    cl_cert = cert_factory.issue(ca, "cl.test", san_dns=("cl.test",), eku=("clientAuth",))
+
+    gw = charon_factory(ns_gw, "gw")
+    cl = charon_factory(ns_cl, "cl")
+    for charon, cert, conf in ((gw, gw_cert, GW_CONF), (cl, cl_cert, CL_CONF)):
+        charon.add_ca(ca)
+        charon.add_cert(cert)
+        charon.write_swanctl_conf(conf)
+        charon.load_all()
+
+    # Before: no route to the protected network, so the ping must not work without the tunnel.
+    assert ns_cl.run("ping", "-c1", "-W1", "10.1.0.1", check=False).returncode != 0
+
+    cl.initiate("home")
+
+    (cl_sa,) = cl.list_sas()
+    assert cl_sa.state == "ESTABLISHED", cl.list_sas_text()
+    assert cl_sa.version == "2"
+    assert cl_sa.initiator
+    assert cl_sa.remote_id == "gw.test"
+    assert len(cl_sa.local_vips) == 1
+    vip = cl_sa.local_vips[0]
+    assert vip.startswith("10.3.0."), vip
+    child = cl_sa.child("home")
+    assert child.state == "INSTALLED"
+    assert child.remote_ts == ("10.1.0.0/16",)
+    assert child.local_ts == (f"{vip}/32",)
+
+    (gw_sa,) = gw.list_sas()
+    assert gw_sa.state == "ESTABLISHED", gw.list_sas_text()
+    assert not gw_sa.initiator
+    assert gw_sa.remote_vips == (vip,)
+    assert gw_sa.remote_id == "cl.test"
+    # charon reports remote-eap-id only when it differs from the IKE identity.
+    assert gw_sa.remote_eap_id in (None, "cl.test")
+    assert gw_sa.child("net").state == "INSTALLED"
+
+    ping = ns_cl.run("ping", "-c2", "-i0.2", "-W2", "10.1.0.1", check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr + cl.log_tail()
+    assert " 0% packet loss" in ping.stdout or "1 received" in ping.stdout
+
+    # The packets went through the CHILD_SA, not around it.
+    (after,) = cl.list_sas()
+    counters = after.child("home").raw
+    assert int(counters.get("packets-out", "0")) >= 1, counters
+    assert int(counters.get("packets-in", "0")) >= 1, counters
+
+    cl.terminate(ike="home")
+    gw.wait_for(lambda sas: not sas, timeout=5)
+    assert cl.list_sas() == []
