@@ -90,12 +90,14 @@ class EapServerSession(Protocol):
     """What the engine needs from an EAP server (``ike.eap.server``): whole EAP packets."""
 
     def start(self) -> bytes:
-        """The first EAP Request (normally Request/Identity)."""
+        """The first EAP Request (Request/Identity); only called after an EAP-Start."""
         ...
 
     def receive(self, packet: bytes) -> bytes | None:
         """Consume an EAP Response; return the next Request, Success or Failure, or None
-        when the packet was silently discarded (RFC 3748 section 4.1)."""
+        when the packet was silently discarded (RFC 3748 section 4.1).  The first packet of a
+        conversation may be an Identity Response without a preceding ``start()``: the NAS
+        did the Identity exchange (RFC 3579 section 2.1)."""
         ...
 
     @property
@@ -328,9 +330,10 @@ class RadiusServer:
                 self._drop(source, "too many EAP conversations in progress")
                 return None
             conversation = Conversation(context, self._eap_factory(context), now)
-            first = conversation.eap.start()
-            if not eap:  # EAP-Start: the NAS wants us to ask for the identity.
-                return self._challenge(conversation, first)
+            if not eap:  # EAP-Start (RFC 3579 2.1): the NAS wants us to ask for the identity.
+                return self._challenge(conversation, conversation.eap.start())
+            # Otherwise the NAS did the Identity exchange and forwards the Identity Response:
+            # the EAP server takes it as its first packet (RFC 3579 section 2.1 pass-through).
         else:
             found = self._conversations.pop(state, None)
             if found is None or found.context.client != client:
