@@ -1,18 +1,24 @@
 """Finding the external tools the netns tests drive, and skipping clearly when one is absent.
 
-A missing tool is a skip whose reason names the Debian package to install (CI's ``.ci/run``
-installs all of them, so there such a skip is itself a sign something is wrong). A tool that is
+A missing tool is a skip whose reason names the Debian package to install. A tool that is
 present but broken is never a skip: the test runs and fails.
+
+CI installs every peer (``.ci/run``), so there a skip would only hide a broken machine: with
+``NEA_GATEWAY_REQUIRE_PEERS=1`` in the environment a missing tool (or missing root for a
+``netns`` test) fails the test instead of skipping it.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-__all__ = ["PACKAGES", "find", "require"]
+__all__ = ["PACKAGES", "REQUIRE_PEERS_ENV", "find", "require", "skip_or_fail"]
+
+REQUIRE_PEERS_ENV = "NEA_GATEWAY_REQUIRE_PEERS"
 
 PACKAGES: dict[str, str] = {
     "ip": "iproute2",
@@ -48,5 +54,13 @@ def require(tool: str) -> Path:
     path = find(tool)
     if path is None:
         package = PACKAGES.get(tool, tool)
-        pytest.skip(f"{tool} not installed (Debian package {package})")
+        skip_or_fail(f"{tool} not installed (Debian package {package})")
+    assert path is not None
     return path
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip with ``reason``, or fail with it when ``NEA_GATEWAY_REQUIRE_PEERS=1``."""
+    if os.environ.get(REQUIRE_PEERS_ENV) == "1":
+        pytest.fail(f"{reason} [{REQUIRE_PEERS_ENV}=1 forbids skipping]", pytrace=False)
+    pytest.skip(reason)

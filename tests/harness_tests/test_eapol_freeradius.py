@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,8 +18,6 @@ pytestmark = pytest.mark.netns
 
 @pytest.fixture(autouse=True)
 def _tools() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces")
     require("eapol_test")
     require("freeradius")
 
