@@ -23,6 +23,7 @@ __all__ = [
     "Decision",
     "EapPeerMethod",
     "EapServerMethod",
+    "IdentifierAware",
     "PeerMethodFactory",
     "ServerMethodFactory",
     "Step",
@@ -99,6 +100,20 @@ class EapPeerMethod(Protocol):
 
     @property
     def failure_reason(self) -> str | None: ...
+
+
+@runtime_checkable
+class IdentifierAware(Protocol):
+    """Optional extra for a method whose data depends on the EAP Identifier.
+
+    EAP-MD5 hashes the Identifier of the Request (RFC 3748 5.4, RFC 1994 4.1), which the
+    method cannot see in its Type-Data.  The EAP layer calls ``set_identifier`` with the
+    Identifier of the Request that carries (server) or carried (peer) the method's data: the
+    server right after ``start()`` / ``receive()`` returned a Request's Type-Data, the peer
+    just before ``receive()``.  Methods that do not need it simply do not define it.
+    """
+
+    def set_identifier(self, identifier: int) -> None: ...
 
 
 ServerMethodFactory = Callable[[bytes], EapServerMethod]
