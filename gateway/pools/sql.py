@@ -429,13 +429,13 @@ class SqlPools:
                 else:
                     held = a.identity.is_not(None)
                 leased = c.execute(select(func.count()).where(a.pool == row.id, held)).scalar_one()
+                size = row.size
                 if row.first_addr is None:
                     ranges: tuple[str, ...] = ("(address list)",)
                 else:
-                    ranges = (str(AddressRange(_ip(row.first_addr), _ip(row.last_addr))),)
-                out.append(
-                    PoolStatus(row.name, "sql", ranges, row.size, online, leased, row.timeout)
-                )
+                    rng = AddressRange(_ip(row.first_addr), _ip(row.last_addr))
+                    ranges, size = (str(rng),), rng.size  # the column is capped at 2**62
+                out.append(PoolStatus(row.name, "sql", ranges, size, online, leased, row.timeout))
         return out
 
     # administration (nea-pool) --------------------------------------------------------------

@@ -1,0 +1,46 @@
+"""Helpers shared by the SQL pool tests (not a test module): concurrent allocators."""
+
+from __future__ import annotations
+
+import multiprocessing
+from ipaddress import ip_address
+
+from gateway.pools.sql import SqlPools
+
+
+def _allocate(url: str, pool: str, worker: int, count: int, queue: multiprocessing.Queue) -> None:
+    try:
+        store = SqlPools(url, crash_recovery=False, create_schema=False)
+        got = []
+        for i in range(count):
+            address = store.acquire(pool, f"w{worker}-u{i}")
+            got.append(None if address is None else str(address))
+            # release every third one again: exercises reuse under contention
+            if address is not None and i % 3 == 2:
+                store.release(pool, address, f"w{worker}-u{i}")
+                got[-1] = "released:" + str(address)
+        store.close()
+        queue.put((worker, got, None))
+    except Exception as exc:  # reported to the parent, which fails the test
+        queue.put((worker, [], repr(exc)))
+
+
+def run_concurrent_allocators(url: str, pool: str, workers: int, count: int) -> list[str]:
+    """Fork ``workers`` processes, each acquiring ``count`` addresses for distinct identities.
+    Returns the addresses still held at the end (released ones left out), in no order."""
+    ctx = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue = ctx.Queue()
+    procs = [
+        ctx.Process(target=_allocate, args=(url, pool, w, count, queue)) for w in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    errors = [err for _, _, err in results if err]
+    assert not errors, errors
+    held = [a for _, got, _ in results for a in got if a is not None and ":" not in a]
+    for a in held:
+        ip_address(a)
+    return held

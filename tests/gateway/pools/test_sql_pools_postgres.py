@@ -1,0 +1,108 @@
+"""SQL pools on a real PostgreSQL server (started by tests/harness/postgres.py): the same
+semantics as on SQLite, and concurrent allocators in several processes that must never hand
+out one address twice."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from collections.abc import Iterator
+from ipaddress import ip_address as ip
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gateway.pools import LeaseState, SqlPools
+from gateway.pools.attributes import ConfigAttributeType as T
+from gateway.pools.errors import PoolOverlap
+from tests.harness.postgres import postgres_url
+
+_spec = importlib.util.spec_from_file_location(
+    "pool_workers", Path(__file__).with_name("pool_workers.py")
+)
+assert _spec and _spec.loader
+pool_workers = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("pool_workers", pool_workers)
+_spec.loader.exec_module(pool_workers)
+
+__all__ = ["postgres_url"]  # the fixture, re-exported for pytest
+
+
+@pytest.fixture
+def pg_url(postgres_url: str) -> Iterator[str]:
+    """A fresh database on the session's server, dropped afterwards."""
+    name = "pools_" + uuid.uuid4().hex[:12]
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class Clock:
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_semantics_on_postgresql(pg_url: str) -> None:
+    clock = Clock()
+    store = SqlPools(pg_url, clock=clock)
+    store.add_pool("p", ip("10.3.0.1"), ip("10.3.0.2"), timeout=3600)
+    a, b = store.acquire("p", "alice"), store.acquire("p", "bob")
+    assert (a, b) == (ip("10.3.0.1"), ip("10.3.0.2"))
+    assert store.acquire("p", "carol") is None
+    assert a is not None and store.release("p", a, "alice")
+    assert not store.release("p", a, "alice")
+    assert [x.state for x in store.leases()] == [LeaseState.ONLINE, LeaseState.VALID]
+    assert store.acquire("p", "alice") == a
+    store.release("p", a, "alice")
+    clock.now += 3601
+    assert store.acquire("p", "carol") == a
+    store.add_attribute(T.INTERNAL_IP4_DNS, bytes([10, 0, 0, 53]), pool="p")
+    assert store.attributes("p", "carol") == [(T.INTERNAL_IP4_DNS, bytes([10, 0, 0, 53]))]
+    with pytest.raises(PoolOverlap):
+        store.add_pool("q", ip("10.3.0.2"), ip("10.3.0.5"))
+    store.close()
+    restarted = SqlPools(pg_url, clock=clock)  # crash recovery on PostgreSQL
+    assert restarted.status()[0].online == 0
+    restarted.close()
+
+
+def _prepare(url: str, size: int, timeout: int, expired: bool) -> None:
+    store = SqlPools(url)
+    store.add_pool("p", ip("10.3.0.1"), ip(int(ip("10.3.0.1")) + size - 1), timeout=timeout)
+    if expired:  # every address leased and released long ago: allocators race for old rows
+        past = SqlPools(url, crash_recovery=False, clock=lambda: 1_000_000.0)
+        for i in range(size):
+            address = past.acquire("p", f"old{i}")
+            assert address is not None and past.release("p", address, f"old{i}")
+        past.close()
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("timeout", "expired"),
+    [(0, False), (3600, False), (60, True)],
+    ids=["static-fresh", "dynamic-fresh", "expired-reuse"],
+)
+def test_concurrent_allocators_on_postgresql(pg_url: str, timeout: int, expired: bool) -> None:
+    _prepare(pg_url, 40, timeout, expired)
+    held = pool_workers.run_concurrent_allocators(pg_url, "p", workers=5, count=12)
+    assert len(held) == len(set(held)), sorted(held)
+    check = SqlPools(pg_url, crash_recovery=False)
+    st = check.status()[0]
+    assert st.online == len(held)
+    if timeout == 0:
+        assert st.leased == 40  # 60 requests for 40 static addresses: every one handed out once
+    check.close()
+    assert all(int(ip("10.3.0.1")) <= int(ip(a)) <= int(ip("10.3.0.40")) for a in held)
