@@ -37,6 +37,7 @@ __all__ = [
     "CertFactory",
     "EkuName",
     "Issued",
+    "IssuedCrl",
     "KeyType",
     "PrivateKey",
     "verify_chain",
@@ -112,6 +113,17 @@ class Issued:
         if isinstance(self.key, ec.EllipticCurvePrivateKey):
             return "ecdsa"
         return "pkcs8"
+
+
+@dataclass(frozen=True)
+class IssuedCrl:
+    """A CRL signed by a CA of the factory, written to ``<ca name>.crl.pem`` (and ``.crl``, DER)."""
+
+    crl: x509.CertificateRevocationList
+    pem: bytes
+    der: bytes
+    path: Path
+    der_path: Path
 
 
 def _now() -> _dt.datetime:
@@ -350,6 +362,51 @@ class CertFactory:
             not_after=now + _dt.timedelta(days=366),
             **kwargs,  # type: ignore[arg-type]
         )
+
+    def crl(
+        self,
+        issuer: Issued,
+        revoked: Sequence[Issued | int] = (),
+        *,
+        last_update: _dt.datetime | None = None,
+        next_update: _dt.datetime | None = None,
+        number: int = 1,
+    ) -> IssuedCrl:
+        """A CRL by ``issuer`` revoking ``revoked`` (certificates or serial numbers).
+
+        Defaults: issued an hour ago, next update in a week. Writing a second CRL for the same
+        CA replaces the files (a newer CRL supersedes the old one).
+        """
+        if not issuer.is_ca:
+            raise ValueError(f"issuer {issuer.name!r} is not a CA")
+        now = _now()
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(issuer.cert.subject)
+            .last_update(last_update or now - _dt.timedelta(hours=1))
+            .next_update(next_update or now + _dt.timedelta(days=7))
+            .add_extension(x509.CRLNumber(number), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+                critical=False,
+            )
+        )
+        for item in revoked:
+            serial = item.cert.serial_number if isinstance(item, Issued) else item
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(now - _dt.timedelta(minutes=30))
+                .build()
+            )
+        crl = builder.sign(issuer.key, _signature_hash(issuer.key))
+        pem = crl.public_bytes(serialization.Encoding.PEM)
+        der = crl.public_bytes(serialization.Encoding.DER)
+        path = self.directory / f"{issuer.name}.crl.pem"
+        der_path = self.directory / f"{issuer.name}.crl"
+        path.write_bytes(pem)
+        der_path.write_bytes(der)
+        return IssuedCrl(crl=crl, pem=pem, der=der, path=path, der_path=der_path)
 
     def get(self, name: str) -> Issued:
         return self._issued[name]

@@ -160,3 +160,19 @@ def test_names_unique_and_sane(cert_factory: CertFactory) -> None:
         cert_factory.issue(cert_factory.issue(root, "leaf.test"), "x.test")
     with pytest.raises(ValueError, match="unknown EKU"):
         cert_factory.issue(root, "y.test", eku=("serverauth",))
+
+
+def test_crl_revokes_what_it_was_given(cert_factory: CertFactory) -> None:
+    root = cert_factory.ca("root")
+    bad = cert_factory.issue(root, "bad.test")
+    good = cert_factory.issue(root, "good.test")
+    issued = cert_factory.crl(root, revoked=(bad, 12345), number=7)
+    crl = x509.load_pem_x509_crl(issued.path.read_bytes())
+    assert crl.is_signature_valid(root.key.public_key())
+    assert crl.get_revoked_certificate_by_serial_number(bad.cert.serial_number) is not None
+    assert crl.get_revoked_certificate_by_serial_number(12345) is not None
+    assert crl.get_revoked_certificate_by_serial_number(good.cert.serial_number) is None
+    assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 7
+    assert x509.load_der_x509_crl(issued.der_path.read_bytes()) == crl
+    other = cert_factory.ca("other")
+    assert not crl.is_signature_valid(other.key.public_key())
