@@ -101,6 +101,7 @@ from nea.pa.tcg_seg import (
     NextSegment,
     SegmentReassembler,
     TcgSegmentationType,
+    needs_segmentation,
     segment_attribute,
 )
 
@@ -182,6 +183,7 @@ __all__ = [
     "VersionNotSupportedInfo",
     "attribute_name",
     "error_message",
+    "needs_segmentation",
     "process_message",
     "segment_attribute",
 ]

@@ -167,8 +167,12 @@ class Attribute:
             "value": self.details(),
         }
 
+    def summary(self) -> str:
+        """One line of the value for humans (``describe`` prefixes name and type)."""
+        return ", ".join(f"{k}={_short(v)}" for k, v in self.details().items())
+
     def describe(self) -> str:
-        parts = ", ".join(f"{k}={_short(v)}" for k, v in self.details().items())
+        parts = self.summary()
         noskip = "[NOSKIP] " if self.noskip else ""
         return (
             f"{noskip}{self.name} ({self.vendor_id:#08x}/{self.attr_type}): {parts}"

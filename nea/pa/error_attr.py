@@ -267,6 +267,27 @@ class PaTncErrorAttribute(Attribute):
             + self.info.serialize()
         )
 
+    def summary(self) -> str:
+        info = self.info
+        text = self.code_name
+        header = getattr(info, "header", None)
+        if isinstance(header, bytes):
+            text += f" about message {int.from_bytes(header[4:8], 'big'):#010x}"
+        if isinstance(info, InvalidParameterInfo):
+            text += f" at offset {info.offset}"
+        elif isinstance(info, VersionNotSupportedInfo):
+            text += f", versions {info.min_version}..{info.max_version} supported"
+        elif isinstance(info, UnsupportedAttributeInfo):
+            text += (f": attribute {info.vendor_id:#08x}/{info.attr_type} "
+                     f"flags {info.flags:#04x}")
+        elif isinstance(info, (SwimaErrorInfo, SwimaResponseTooLargeInfo)):
+            text += f" for request {info.request_id}: {info.description!r}"
+        elif isinstance(info, SwimaFulfillmentErrorInfo):
+            text += f" for subscription {info.subscription_id}"
+        elif isinstance(info, RawErrorInfo):
+            text += f": {info.data.hex()}"
+        return text
+
     def details(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "error_vendor": self.error_vendor,

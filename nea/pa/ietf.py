@@ -125,6 +125,9 @@ class AttributeRequest(Attribute):
             for r in self.requested
         )
 
+    def summary(self) -> str:
+        return ", ".join(attribute_name(r.vendor_id, r.attr_type) for r in self.requested)
+
     def details(self) -> dict[str, Any]:
         return {
             "requested": [
@@ -346,6 +349,14 @@ class PortFilter(Attribute):
                                 first >> 1)
             )
         return cls(tuple(out), flags=flags)
+
+    def summary(self) -> str:
+        names = {6: "tcp", 17: "udp", 132: "sctp"}
+        return ", ".join(
+            f"{names.get(e.protocol, f'proto {e.protocol}')}/{e.port} "
+            f"{'blocked' if e.blocked else 'open'}"
+            for e in self.entries
+        ) or "no entries"
 
     def serialize_value(self) -> bytes:
         out = bytearray()

@@ -47,6 +47,7 @@ __all__ = [
     "NextSegment",
     "SegmentReassembler",
     "TcgSegmentationType",
+    "needs_segmentation",
     "segment_attribute",
 ]
 
@@ -223,6 +224,20 @@ class AttributeSegmenter:
         return self._envelope(start=False)
 
 
+def needs_segmentation(
+    attribute: Attribute, *, max_attribute_size: int, max_segment_size: int
+) -> bool:
+    """Whether ``attribute`` must be sent in segments under the peer's limits (from its
+    Max Attribute Size Request/Response): yes when it is larger than one segment, as
+    strongSwan decides. Raises :class:`LocalPaTncError` when the peer would refuse it."""
+    size = len(attribute.serialize())
+    if max_attribute_size != NO_LIMIT and size > max_attribute_size:
+        raise LocalPaTncError(
+            f"attribute of {size} octets exceeds the peer's maximum of {max_attribute_size}"
+        )
+    return max_segment_size != NO_LIMIT and size > max_segment_size
+
+
 def segment_attribute(
     attribute: Attribute, base_attr_id: int, max_segment_size: int
 ) -> list[AttributeEnvelope]:
@@ -260,6 +275,9 @@ class SegmentReassembler:
         max_segment_size: int = NO_LIMIT,
         max_pending: int = 4,
     ) -> None:
+        if not 0 < max_attribute_size < NO_LIMIT:
+            # memory stays bounded only with a finite limit (max_pending x this size)
+            raise LocalPaTncError("the reassembler needs a finite max_attribute_size")
         self.max_attribute_size = max_attribute_size
         self.max_segment_size = max_segment_size
         self.max_pending = max_pending

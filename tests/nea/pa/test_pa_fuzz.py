@@ -79,3 +79,69 @@ def test_random_segments(envelopes: list[tuple[int, int, bytes]]) -> None:
         except PaTncError:
             pass
         assert receiver.pending <= 2
+
+
+def _seeds() -> list[bytes]:
+    """Valid attributes of every structured type, to mutate."""
+    from nea.pa import (
+        InstalledPackages,
+        ItaGetSettings,
+        ItaSetting,
+        ItaSettings,
+        OperationalStatus,
+        Package,
+        PaTncErrorAttribute,
+        RemediationInstructions,
+        StringVersion,
+        SwEvent,
+        SwEvents,
+        SwIdentifierInventory,
+        SwimaFulfillmentErrorInfo,
+        SwimaResponseTooLargeInfo,
+        SwInventory,
+        SwRecord,
+        SwRequest,
+        UnsupportedAttributeInfo,
+    )
+
+    ts = "2026-11-28T02:56:35Z"
+    rec = SwRecord(1, 0x902A, 1, 2, "id", "loc", b"<r/>")
+    attrs = [
+        StringVersion("12 x86_64", "b", "c"),
+        OperationalStatus(3, 1, ts),
+        InstalledPackages((Package("bash", "5.2"), Package("zsh", "5.9"))),
+        RemediationInstructions.from_string("Fix it", "en"),
+        SwRequest(1, 2, ("a", "bc")),
+        SwIdentifierInventory(1, 2, 3, (SwRecord(1, 0, 0, 0, "x", "y"),)),
+        SwInventory(1, 2, 3, (rec, rec)),
+        SwEvents(1, 2, 3, 3, (SwEvent(3, ts, 1, rec),)),
+        ItaGetSettings(("a", "b")),
+        ItaSettings((ItaSetting("a", b"1"),)),
+        PaTncErrorAttribute(0, 3, UnsupportedAttributeInfo(HDR, 0x80, 1, 2)),
+        PaTncErrorAttribute(
+            0, 7, SwimaFulfillmentErrorInfo(5, 0, 6, SwimaResponseTooLargeInfo(5, 10, "x"))
+        ),
+    ]
+    return [a.serialize() for a in attrs]
+
+
+SEEDS = _seeds()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(SEEDS),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=3),
+    st.integers(0, 3),
+)
+def test_mutated_valid_attributes(seed: bytes, flips: list[tuple[int, int]], mode: int) -> None:
+    attr = bytearray(seed)
+    for pos, byte in flips:
+        if 12 <= pos < len(attr):  # mutate the value, keep the header consistent
+            attr[pos] = byte
+    if mode == 1 and len(attr) > 12:  # drop the last value octet, fix the length
+        attr = attr[:-1]
+    elif mode == 2:  # one extra octet, fix the length
+        attr += b"\x00"
+    attr[8:12] = len(attr).to_bytes(4, "big")
+    _check(HDR + bytes(attr))

@@ -10,6 +10,7 @@ from nea.pa import (
     AttributeEnvelope,
     AttributeSegmenter,
     ItaCommand,
+    LocalPaTncError,
     NextSegment,
     PaErrorCode,
     PaMessage,
@@ -18,8 +19,10 @@ from nea.pa import (
     SwInventory,
     SwRecord,
     UnknownAttribute,
+    needs_segmentation,
     segment_attribute,
 )
+from nea.pa.tcg_seg import NO_LIMIT
 
 BIG_RECORD = os.urandom(100_000)
 
@@ -156,3 +159,16 @@ def test_cancel_both_ways() -> None:
     # strongSwan's cancel (least significant bit) is understood as well
     assert NextSegment(6, 0x01).cancel and NextSegment(6, 0x80).cancel
     assert not NextSegment(6, 0x00).cancel
+
+
+def test_needs_segmentation_and_limits() -> None:
+    big = _big()
+    assert needs_segmentation(big, max_attribute_size=200_000, max_segment_size=65_466)
+    assert not needs_segmentation(big, max_attribute_size=NO_LIMIT, max_segment_size=NO_LIMIT)
+    assert not needs_segmentation(ItaCommand("a"), max_attribute_size=100, max_segment_size=20)
+    with pytest.raises(LocalPaTncError):
+        needs_segmentation(big, max_attribute_size=50_000, max_segment_size=1000)
+    with pytest.raises(LocalPaTncError):
+        SegmentReassembler(max_attribute_size=NO_LIMIT)
+    with pytest.raises(LocalPaTncError):
+        AttributeSegmenter(big, 1, 11)  # the base attribute header is never split

@@ -199,3 +199,16 @@ def test_transcript_messages_need_no_error_reply() -> None:
     for path in sorted(TRANSCRIPTS.glob("*/pa-*.bin")):
         result = process_message(path.read_bytes())
         assert result.ok and result.message is not None, path
+
+
+def test_describe_is_readable() -> None:
+    text = _load("allow", "pa-imc-03.bin").describe().splitlines()
+    assert text[0] == "PA-TNC message v1 id 0x73931cb3, 7 attributes"
+    assert text[1] == (
+        "  Product Information (0x000000/2): product_vendor_id=9586, product_id=0, "
+        "product_name='Debian'"
+    )
+    ports = _load("allow", "pa-imc-02.bin").describe().splitlines()[1]
+    assert ports == "  [NOSKIP] Port Filter (0x000000/6): udp/500 open, udp/4500 open"
+    cmd = _load("isolate", "pa-imc-01.bin").describe().splitlines()[1]
+    assert cmd == "  [NOSKIP] ITA Command (0x00902a/1): command='isolate'"
