@@ -285,6 +285,8 @@ class EapPeer:
 
     def _on_failure(self, pkt: EapRequest | EapSuccess | EapFailure) -> bytes | None:
         reason = "EAP-Failure received"
+        if self._method is not None:
+            reason += f" in {type_name(self._method_type)}"
         if self._method is not None and self._method.failure_reason:
             reason += f" ({self._method.failure_reason})"
         elif self._failure_reason:
