@@ -332,7 +332,15 @@ class DhPrivate:
             )
         key = self._key
         try:
-            if isinstance(key, dh.DHPrivateKey):
+            if isinstance(key, ec.EllipticCurvePrivateKey):
+                pt = ec.EllipticCurvePublicKey.from_encoded_point(key.curve, b"\x04" + peer_public)
+                return key.exchange(ec.ECDH(), pt)
+            if isinstance(key, x25519.X25519PrivateKey):
+                return key.exchange(x25519.X25519PublicKey.from_public_bytes(peer_public))
+            if isinstance(key, x448.X448PrivateKey):
+                return key.exchange(x448.X448PublicKey.from_public_bytes(peer_public))
+            if self.group in _MODP_PRIMES:
+                assert isinstance(key, _DH_PRIVATE)
                 p = _MODP_PRIMES[self.group]
                 y = int.from_bytes(peer_public, "big")
                 if not 1 < y < p - 1:
@@ -342,13 +350,6 @@ class DhPrivate:
                     pub = dh.DHPublicNumbers(y, _modp_params(self.group).parameter_numbers())
                     secret = key.exchange(pub.public_key())
                 return secret.rjust(self._group.public_len, b"\0")
-            if isinstance(key, ec.EllipticCurvePrivateKey):
-                pt = ec.EllipticCurvePublicKey.from_encoded_point(key.curve, b"\x04" + peer_public)
-                return key.exchange(ec.ECDH(), pt)
-            if isinstance(key, x25519.X25519PrivateKey):
-                return key.exchange(x25519.X25519PublicKey.from_public_bytes(peer_public))
-            if isinstance(key, x448.X448PrivateKey):
-                return key.exchange(x448.X448PublicKey.from_public_bytes(peer_public))
         except ValueError as exc:
             # Points not on the curve, all-zero X25519/X448 results (RFC 8031, 2.3).
             raise InvalidSyntax(f"bad KE data for group {self.group}: {exc}") from None
@@ -356,6 +357,9 @@ class DhPrivate:
 
 
 _MODP_PARAMS: dict[int, dh.DHParameters] = {}
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    _DH_PRIVATE = dh.DHPrivateKey
 
 
 def _modp_params(group: int) -> dh.DHParameters:

@@ -72,9 +72,7 @@ def test_all_900_cases(cases: list[dict[str, str]]) -> None:
         assert dkm.hex() == c["DKM"]
         sk_d = dkm[: prf.output_len]
         assert child_keymat(prf, sk_d, ni, nr, child_len).hex() == c["DKM(Child SA)"]
-        assert (
-            child_keymat(prf, sk_d, ni, nr, child_len, g_ir_new).hex() == c["DKM(Child SA D-H)"]
-        )
+        assert child_keymat(prf, sk_d, ni, nr, child_len, g_ir_new).hex() == c["DKM(Child SA D-H)"]
         assert rekey_skeyseed(prf, sk_d, g_ir_new, ni, nr).hex() == c["SKEYSEED(Rekey)"]
     assert seen_hashes == set(PRFS)
 

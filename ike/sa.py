@@ -1,0 +1,1681 @@
+"""The IKEv2 engine: IKE_SA and CHILD_SA state machines, sans-I/O (RFC 7296).
+
+:class:`IkeEngine` is the aioquic-shaped entry point for one gateway: it takes datagrams with
+``receive_datagram(data, addr, now, local=...)``, hands out :class:`Datagram` objects from
+``datagrams_to_send(now)``, reports its next deadline with ``get_timer()`` (run it with
+``handle_timer(now)``) and queues events (:class:`IkeSaEstablished`, :class:`ChildSaInstalled`,
+...) for ``next_event()``.  It never touches a socket or a clock of its own.
+
+Everything that moves an IKE_SA from one state to another lives in :data:`_TRANSITIONS`: the key
+is ``(state, exchange type, is_response)``, the value the handler and the states it may move
+to.  A message whose key is missing is a protocol error (answered with INVALID_SYNTAX when it
+is a request we could decrypt, dropped otherwise).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from ike import auth as ikeauth
+from ike.config import (
+    AuthClass,
+    ChildConfig,
+    EapPeerLike,
+    EapServerLike,
+    EngineConfig,
+    EspProposal,
+    Identity,
+    IkeProposal,
+    PeerConfig,
+)
+from ike.constants import (
+    IKE_HEADER_LEN,
+    AuthMethod,
+    CertEncoding,
+    CfgAttribute,
+    CfgType,
+    DhGroup,
+    EncrId,
+    ExchangeType,
+    HeaderFlag,
+    IntegId,
+    NotifyType,
+    ProtocolId,
+    TransformType,
+)
+from ike.crypto import (
+    DH_GROUPS,
+    INTEG_ALGS,
+    PRF_ALGS,
+    DhPrivate,
+    EncrAlg,
+    IkeKeys,
+    IntegAlg,
+    PrfAlg,
+    derive_child_keys,
+    derive_ike_keys,
+    skeyseed,
+)
+from ike.errors import (
+    AuthenticationFailed,
+    FailedCpRequired,
+    IkeError,
+    InternalAddressFailure,
+    InvalidKePayload,
+    InvalidSyntax,
+    LocalProtocolError,
+    NoAdditionalSas,
+    NoProposalChosen,
+    RemoteProtocolError,
+    TsUnacceptable,
+)
+from ike.message import (
+    FragmentReassembler,
+    Message,
+    RawMessage,
+    SkCipher,
+    decode_message,
+    encode_message,
+)
+from ike.payloads import (
+    Authentication,
+    CertificatePayload,
+    CertificateRequest,
+    ConfigAttribute,
+    ConfigPayload,
+    Delete,
+    EapPayload,
+    EncryptedFragment,
+    EncryptedPayload,
+    IDi,
+    IDr,
+    IpAddress,
+    KeyExchange,
+    Nonce,
+    Notify,
+    Payload,
+    Proposal,
+    SecurityAssociation,
+    TrafficSelector,
+    TSi,
+    TSr,
+    decode_chain,
+)
+
+__all__ = [
+    "Address",
+    "ChildSaDeleted",
+    "ChildSaFailed",
+    "ChildSaInstalled",
+    "Datagram",
+    "Event",
+    "IkeEngine",
+    "IkeSaClosed",
+    "IkeSaEstablished",
+    "SaState",
+    "select_proposal",
+]
+
+log = logging.getLogger("ike.sa")
+
+Address = tuple[str, int]
+"""(IP address as text, UDP port)."""
+
+NONCE_LEN = 32
+EAP_SUCCESS, EAP_FAILURE = 3, 4
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """An IKE message to send from ``local`` to ``remote`` (the adapter adds the non-ESP
+    marker when either port is 4500)."""
+
+    data: bytes
+    remote: Address
+    local: Address
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaEstablished:
+    ike_sa: bytes
+    """Our SPI of the IKE_SA (unique within the engine); every event names the SA by it."""
+    spi_i: bytes
+    spi_r: bytes
+    initiator: bool
+    peer_config: str
+    local_id: Identity
+    remote_id: Identity
+    local: Address
+    remote: Address
+    encr: str
+    integ: str
+    prf: str
+    dh: str
+    virtual_ips: tuple[IpAddress, ...]
+    eap_identity: bytes | None
+    nat_detected: bool
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ChildSaInstalled:
+    """Keys and selectors for the dataplane: install an inbound and an outbound ESP SA."""
+
+    ike_sa: bytes
+    name: str
+    spi_in: int
+    spi_out: int
+    encr_id: int
+    encr_key_bits: int
+    integ_id: int
+    encr_key_in: bytes
+    integ_key_in: bytes
+    encr_key_out: bytes
+    integ_key_out: bytes
+    local_ts: tuple[TrafficSelector, ...]
+    remote_ts: tuple[TrafficSelector, ...]
+    local: Address
+    remote: Address
+    udp_encap: bool
+    esn: bool
+    mode: str = "tunnel"
+    protocol: int = ProtocolId.ESP
+
+    def __repr__(self) -> str:
+        return (
+            f"ChildSaInstalled({self.name}, in={self.spi_in:08x}, out={self.spi_out:08x}, "
+            f"encr={self.encr_id}/{self.encr_key_bits}, integ={self.integ_id}, "
+            f"{[str(t) for t in self.local_ts]} === {[str(t) for t in self.remote_ts]})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaFailed:
+    """The IKE_SA stands but the CHILD_SA could not be set up (the notify says why)."""
+
+    ike_sa: bytes
+    name: str
+    error: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSaDeleted:
+    ike_sa: bytes
+    spi_in: int
+    spi_out: int
+
+
+@dataclass(frozen=True, slots=True)
+class IkeSaClosed:
+    ike_sa: bytes
+    reason: str
+    error: int | None = None
+    """The error notify type that ended the SA (sent or received), if any."""
+
+
+Event = IkeSaEstablished | ChildSaInstalled | ChildSaFailed | ChildSaDeleted | IkeSaClosed
+
+
+# --------------------------------------------------------------------------------------------
+# Proposal selection
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """The transforms chosen from one proposal."""
+
+    number: int
+    spi: bytes
+    encr: EncrAlg
+    integ: IntegAlg | None
+    prf: PrfAlg | None
+    dh: int
+    esn: int
+
+    def to_proposal(self, protocol: int, spi: bytes) -> Proposal:
+        from ike.payloads import Transform, TransformAttribute
+
+        ts: list[Transform] = []
+        attrs: tuple[TransformAttribute, ...] = ()
+        if self.encr.encr_id != EncrId.ENCR_CHACHA20_POLY1305:
+            attrs = (TransformAttribute(14, self.encr.key_bits),)
+        ts.append(Transform(TransformType.ENCR, self.encr.encr_id, attrs))
+        if self.prf is not None:
+            ts.append(Transform(TransformType.PRF, self.prf.prf_id))
+        if self.integ is not None:
+            ts.append(Transform(TransformType.INTEG, self.integ.integ_id))
+        if self.dh:
+            ts.append(Transform(TransformType.DH, self.dh))
+        if protocol != ProtocolId.IKE:
+            ts.append(Transform(TransformType.ESN, self.esn))
+        return Proposal(self.number, protocol, spi, tuple(ts))
+
+
+def _offered(prop: Proposal, ttype: TransformType) -> list[tuple[int, int | None]]:
+    return [(t.transform_id, t.key_length) for t in prop.of_type(ttype)]
+
+
+def select_proposal(
+    ours: tuple[IkeProposal, ...] | tuple[EspProposal, ...],
+    offered: tuple[Proposal, ...],
+    protocol: int,
+    ke_group: int | None = None,
+    with_dh: bool = True,
+) -> Selected:
+    """Pick the first of *our* proposals (configured preference) that an offered one matches.
+
+    Within a match each transform type takes our first acceptable transform; for DH the
+    group of the received KE payload wins when acceptable (saves an INVALID_KE_PAYLOAD round).
+    ``with_dh`` False ignores DH transforms (CHILD_SA in IKE_AUTH, RFC 7296 1.2).
+    """
+    for mine in ours:
+        for prop in offered:
+            if prop.protocol != protocol:
+                continue
+            sel = _match(mine, prop, ke_group, with_dh)
+            if sel is not None:
+                return sel
+    raise NoProposalChosen("no acceptable proposal")
+
+
+def _match(
+    mine: IkeProposal | EspProposal, prop: Proposal, ke_group: int | None, with_dh: bool
+) -> Selected | None:
+    offered_encr = _offered(prop, TransformType.ENCR)
+    encr: EncrAlg | None = None
+    for alg in mine.encr:
+        want_len = None if alg.encr_id == EncrId.ENCR_CHACHA20_POLY1305 else alg.key_bits
+        if (alg.encr_id, want_len) in offered_encr:
+            encr = alg
+            break
+    if encr is None:
+        return None
+    offered_integ = [t for t, _ in _offered(prop, TransformType.INTEG)]
+    integ: IntegAlg | None = None
+    if encr.aead:
+        if any(i != IntegId.NONE for i in offered_integ):
+            return None
+    else:
+        for i in mine.integ:
+            if i in offered_integ:
+                integ = INTEG_ALGS[i]
+                break
+        if integ is None:
+            return None
+    prf: PrfAlg | None = None
+    if isinstance(mine, IkeProposal):
+        offered_prf = [t for t, _ in _offered(prop, TransformType.PRF)]
+        for p in mine.prf:
+            if p in offered_prf:
+                prf = PRF_ALGS[p]
+                break
+        if prf is None:
+            return None
+    offered_dh = [t for t, _ in _offered(prop, TransformType.DH)]
+    dh = 0
+    if isinstance(mine, IkeProposal) or with_dh:
+        acceptable = [g for g in mine.dh if g in offered_dh]
+        if not acceptable:
+            if isinstance(mine, IkeProposal) or (offered_dh and set(offered_dh) != {0}):
+                return None
+        else:
+            dh = ke_group if ke_group in acceptable else acceptable[0]
+    esn = 0
+    if isinstance(mine, EspProposal):
+        offered_esn = [t for t, _ in _offered(prop, TransformType.ESN)] or [0]
+        common = [e for e in mine.esn if e in offered_esn]
+        if not common:
+            return None
+        esn = common[0]
+    return Selected(prop.number, prop.spi, encr, integ, prf, dh, esn)
+
+
+def _check_single(
+    prop: Proposal,
+    ours: tuple[IkeProposal, ...] | tuple[EspProposal, ...],
+    protocol: int,
+    with_dh: bool,
+) -> Selected:
+    """Check a responder's choice: one transform per type, each one we offered."""
+    counts: dict[int, int] = {}
+    for t in prop.transforms:
+        counts[t.transform_type] = counts.get(t.transform_type, 0) + 1
+    if any(c > 1 for c in counts.values()) or prop.protocol != protocol:
+        raise InvalidSyntax("responder chose more than one transform of a type")
+    return select_proposal(ours, (prop,), protocol, None, with_dh)
+
+
+# --------------------------------------------------------------------------------------------
+# Traffic selectors
+
+
+def _ip_int(a: IpAddress) -> int:
+    return int(a)
+
+
+def _intersect(a: TrafficSelector, b: TrafficSelector) -> TrafficSelector | None:
+    if a.ts_type != b.ts_type:
+        return None
+    if a.ip_proto and b.ip_proto and a.ip_proto != b.ip_proto:
+        return None
+    lo = max(_ip_int(a.start_addr), _ip_int(b.start_addr))
+    hi = min(_ip_int(a.end_addr), _ip_int(b.end_addr))
+    plo, phi = max(a.start_port, b.start_port), min(a.end_port, b.end_port)
+    if lo > hi or plo > phi:
+        return None
+    mk = ipaddress.IPv4Address if a.ts_type == 7 else ipaddress.IPv6Address
+    return TrafficSelector(mk(lo), mk(hi), a.ip_proto or b.ip_proto, plo, phi)
+
+
+def narrow(
+    offered: tuple[TrafficSelector, ...], configured: tuple[TrafficSelector, ...]
+) -> tuple[TrafficSelector, ...]:
+    """RFC 7296, 2.9: the responder's subset of the offered selectors (deduplicated)."""
+    out: list[TrafficSelector] = []
+    for c in configured:
+        for o in offered:
+            x = _intersect(o, c)
+            if x is not None and x not in out:
+                out.append(x)
+    return tuple(out)
+
+
+def _host_ts(addr: str | IpAddress) -> TrafficSelector:
+    a = ipaddress.ip_address(addr)
+    return TrafficSelector(a, a)
+
+
+def _subset(inner: tuple[TrafficSelector, ...], outer: tuple[TrafficSelector, ...]) -> bool:
+    return all(any(_intersect(i, o) == i for o in outer) for i in inner)
+
+
+# --------------------------------------------------------------------------------------------
+# The IKE_SA state machine
+
+
+class SaState(enum.Enum):
+    I_INIT_SENT = "initiator: IKE_SA_INIT sent"
+    I_AUTH_SENT = "initiator: IKE_AUTH sent"
+    I_EAP = "initiator: EAP in progress"
+    I_EAP_AUTH_SENT = "initiator: AUTH from MSK sent"
+    R_INIT_DONE = "responder: IKE_SA_INIT answered"
+    R_EAP = "responder: EAP in progress"
+    R_EAP_DONE = "responder: EAP succeeded, waiting for AUTH"
+    ESTABLISHED = "established"
+    DELETING = "deleting"
+    CLOSED = "closed"
+
+
+S = SaState
+_INIT, _AUTH = ExchangeType.IKE_SA_INIT, ExchangeType.IKE_AUTH
+_CHILD, _INFO = ExchangeType.CREATE_CHILD_SA, ExchangeType.INFORMATIONAL
+_REQ, _RESP = False, True
+
+_TRANSITIONS: dict[tuple[SaState, int, bool], tuple[str, frozenset[SaState]]] = {
+    # initiator
+    (S.I_INIT_SENT, _INIT, _RESP): ("_i_init_response", frozenset({S.I_INIT_SENT, S.I_AUTH_SENT})),
+    (S.I_AUTH_SENT, _AUTH, _RESP): ("_i_auth_response", frozenset({S.ESTABLISHED, S.I_EAP})),
+    (S.I_EAP, _AUTH, _RESP): ("_i_eap_response", frozenset({S.I_EAP, S.I_EAP_AUTH_SENT})),
+    (S.I_EAP_AUTH_SENT, _AUTH, _RESP): ("_i_eap_auth_response", frozenset({S.ESTABLISHED})),
+    # responder
+    (S.R_INIT_DONE, _AUTH, _REQ): ("_r_auth_request", frozenset({S.ESTABLISHED, S.R_EAP})),
+    (S.R_EAP, _AUTH, _REQ): ("_r_eap_request", frozenset({S.R_EAP, S.R_EAP_DONE})),
+    (S.R_EAP_DONE, _AUTH, _REQ): ("_r_eap_auth_request", frozenset({S.ESTABLISHED})),
+    # both, once authenticated
+    (S.ESTABLISHED, _INFO, _REQ): ("_info_request", frozenset({S.ESTABLISHED})),
+    (S.ESTABLISHED, _INFO, _RESP): ("_info_response", frozenset({S.ESTABLISHED})),
+    (S.ESTABLISHED, _CHILD, _REQ): ("_create_child_request", frozenset({S.ESTABLISHED})),
+    (S.DELETING, _INFO, _REQ): ("_info_request", frozenset({S.DELETING})),
+    (S.DELETING, _INFO, _RESP): ("_delete_response", frozenset()),
+    (S.R_EAP, _INFO, _REQ): ("_info_request", frozenset({S.R_EAP})),
+    (S.R_EAP_DONE, _INFO, _REQ): ("_info_request", frozenset({S.R_EAP_DONE})),
+    (S.I_EAP, _INFO, _REQ): ("_info_request", frozenset({S.I_EAP})),
+}
+"""(state, exchange, is_response) -> (handler, states it may move to); CLOSED is always allowed."""
+
+
+@dataclass(slots=True)
+class _Outstanding:
+    message_id: int
+    datagrams: list[bytes]
+    tries: int
+    deadline: float
+
+
+@dataclass(slots=True)
+class _ChildState:
+    name: str
+    spi_in: bytes
+    spi_out: bytes = b""
+    config: ChildConfig | None = None
+
+
+@dataclass(slots=True)
+class _PendingChild:
+    sa: SecurityAssociation | None
+    tsi: TSi | None
+    tsr: TSr | None
+    cp: ConfigPayload | None
+
+
+class _Close(Exception):
+    def __init__(self, reason: str, error: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
+
+
+@dataclass(eq=False)
+class IkeSa:
+    """One IKE_SA; created and driven by :class:`IkeEngine` only."""
+
+    engine: IkeEngine
+    initiator: bool
+    spi_i: bytes
+    spi_r: bytes
+    local: Address
+    remote: Address
+    state: SaState
+    peer: PeerConfig | None = None
+    candidates: tuple[PeerConfig, ...] = ()
+    nonce_i: bytes = b""
+    nonce_r: bytes = b""
+    dh: DhPrivate | None = None
+    suite: Selected | None = None
+    keys: IkeKeys | None = None
+    cipher: SkCipher | None = None
+    init_request: bytes = b""
+    init_response: bytes = b""
+    next_out: int = 0
+    next_in: int = 0
+    outstanding: _Outstanding | None = None
+    cached_response: tuple[int, list[bytes]] | None = None
+    reassembler: FragmentReassembler = field(default_factory=FragmentReassembler)
+    peer_fragmentation: bool = False
+    peer_hashes: tuple[int, ...] | None = None
+    nat_local: bool = False
+    nat_remote: bool = False
+    remote_id: Identity | None = None
+    local_id: Identity | None = None
+    eap_server: EapServerLike | None = None
+    eap_peer: EapPeerLike | None = None
+    eap_identity: bytes | None = None
+    last_eap: bytes | None = None
+    msk: bytes | None = None
+    pending_child: _PendingChild | None = None
+    children: list[_ChildState] = field(default_factory=list)
+    vips: list[IpAddress] = field(default_factory=list)
+    expires: float | None = None
+    cookie: bytes | None = None
+    id_i_body: bytes = b""
+    id_r_body: bytes = b""
+    child_offer: tuple[_ChildState, tuple[TrafficSelector, ...], tuple[TrafficSelector, ...]] | (
+        None
+    ) = None
+    delete_child_pending: list[_ChildState] = field(default_factory=list)
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def local_spi(self) -> bytes:
+        return self.spi_i if self.initiator else self.spi_r
+
+    def _set_state(self, new: SaState, allowed: frozenset[SaState] | None = None) -> None:
+        if allowed is not None and new not in allowed and new is not S.CLOSED:
+            raise LocalProtocolError(f"transition {self.state.name} -> {new.name} not in table")
+        if new is not self.state:
+            log.debug("IKE_SA %s: %s -> %s", self.local_spi.hex(), self.state.name, new.name)
+        self.state = new
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _message(self, exchange: int, payloads: list[Payload], response: bool, mid: int) -> Message:
+        return Message(
+            self.spi_i, self.spi_r, exchange, mid, response, self.initiator, tuple(payloads)
+        )
+
+    def _encode(self, msg: Message, protect: bool = True) -> list[bytes]:
+        cipher = self.cipher if protect else None
+        frag = (
+            self.engine.config.fragment_size
+            if self.peer_fragmentation and msg.exchange_type != _INIT
+            else None
+        )
+        return encode_message(msg, cipher, frag)
+
+    def send_request(
+        self, exchange: int, payloads: list[Payload], now: float, protect: bool = True
+    ) -> None:
+        msg = self._message(exchange, payloads, False, self.next_out)
+        log.debug("IKE_SA %s sending %s", self.local_spi.hex(), msg.describe())
+        datagrams = self._encode(msg, protect)
+        self.outstanding = _Outstanding(
+            self.next_out, datagrams, 0, now + self.engine.config.retransmit_timeout
+        )
+        self.engine._emit_datagrams(datagrams, self)
+        if exchange == _INIT:
+            self.init_request = datagrams[0]
+
+    def send_response(
+        self, exchange: int, mid: int, payloads: list[Payload], protect: bool = True
+    ) -> list[bytes]:
+        msg = self._message(exchange, payloads, True, mid)
+        log.debug("IKE_SA %s sending %s", self.local_spi.hex(), msg.describe())
+        datagrams = self._encode(msg, protect)
+        self.cached_response = (mid, datagrams)
+        self.engine._emit_datagrams(datagrams, self)
+        return datagrams
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def timer(self) -> float | None:
+        times = [t for t in (self.expires, self.outstanding and self.outstanding.deadline) if t]
+        return min(times) if times else None
+
+    def on_timer(self, now: float) -> None:
+        cfg = self.engine.config
+        if self.expires is not None and now >= self.expires:
+            raise _Close("timeout waiting for the peer (half-open or authentication)")
+        out = self.outstanding
+        if out is not None and now >= out.deadline:
+            if out.tries >= cfg.retransmit_tries:
+                raise _Close("peer not responding: retransmits exhausted")
+            out.tries += 1
+            out.deadline = now + cfg.retransmit_timeout * cfg.retransmit_base**out.tries
+            log.debug(
+                "IKE_SA %s retransmit %d of message %d",
+                self.local_spi.hex(),
+                out.tries,
+                out.message_id,
+            )
+            self.engine._emit_datagrams(out.datagrams, self)
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def receive(self, raw: RawMessage, remote: Address, local: Address, now: float) -> None:
+        h = raw.header
+        if raw.is_response:
+            out = self.outstanding
+            if out is None or h.message_id != out.message_id:
+                log.debug("dropping response with unexpected message ID %d", h.message_id)
+                return
+        else:
+            if self.cached_response is not None and h.message_id == self.cached_response[0]:
+                enc = raw.encrypted
+                if not isinstance(enc, EncryptedFragment) or enc.number == 1:
+                    self.engine._emit_datagrams(self.cached_response[1], self)
+                return
+            if h.message_id != self.next_in:
+                log.debug(
+                    "dropping request with message ID %d (want %d)", h.message_id, self.next_in
+                )
+                return
+        if h.exchange_type == _INIT:
+            msg = raw.plain()
+        else:
+            opened = self._open(raw)
+            if opened is None:
+                return
+            msg = opened
+        log.debug("IKE_SA %s received %s", self.local_spi.hex(), msg.describe())
+        if h.exchange_type != _INIT:
+            # RFC 7296, 2.23: follow the peer behind a NAT (authenticated messages only).
+            self.remote, self.local = remote, local
+        key = (self.state, h.exchange_type, raw.is_response)
+        entry = _TRANSITIONS.get(key)
+        if raw.is_response:
+            self.outstanding = None
+            self.next_out += 1
+        if entry is None:
+            if not raw.is_response:
+                self.next_in += 1
+                self.send_response(
+                    h.exchange_type, h.message_id, [Notify(NotifyType.INVALID_SYNTAX)]
+                )
+            log.debug("no transition for %s", key)
+            return
+        handler_name, allowed = entry
+        handler: Callable[[Message, float], SaState] = getattr(self, handler_name)
+        if raw.is_response:
+            new = handler(msg, now)
+            self._set_state(new, allowed)
+            return
+        self.next_in += 1
+        try:
+            new = handler(msg, now)
+        except RemoteProtocolError as exc:
+            log.info("IKE_SA %s: %s", self.local_spi.hex(), exc)
+            payloads: list[Payload] = [Notify(exc.notify_type, exc.notify_data)]
+            self.send_response(h.exchange_type, h.message_id, payloads)
+            if self.state is not S.ESTABLISHED:
+                raise _Close(str(exc), exc.notify_type) from None
+            return
+        self._set_state(new, allowed)
+
+    def _open(self, raw: RawMessage) -> Message | None:
+        if self.cipher is None:
+            return None
+        enc = raw.encrypted
+        try:
+            if isinstance(enc, EncryptedFragment):
+                done = self.reassembler.add(raw, self.cipher)
+                if done is None:
+                    return None
+                first, plain = done
+                return raw.plain(raw.payloads[:-1] + decode_chain(first, plain))
+            if isinstance(enc, EncryptedPayload):
+                plain = self.cipher.open(raw)
+                return raw.plain(raw.payloads[:-1] + decode_chain(enc.first_inner, plain))
+        except RemoteProtocolError as exc:
+            if exc.notify_type == NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD and not raw.is_response:
+                # Authenticated but unparseable: answer with the notify (RFC 7296, 2.5).
+                self.next_in += 1
+                self.send_response(
+                    raw.header.exchange_type,
+                    raw.header.message_id,
+                    [Notify(exc.notify_type, exc.notify_data)],
+                )
+                return None
+            log.info("dropping message: %s", exc)
+            return None
+        log.debug("dropping unprotected message in a protected exchange")
+        return None
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _one(msg: Message, cls: type[Payload], required: bool = True) -> Payload | None:
+        found = msg.get(cls)
+        if len(found) > 1:
+            raise InvalidSyntax(f"more than one {cls.__name__} payload")
+        if not found:
+            if required:
+                raise InvalidSyntax(f"missing {cls.__name__} payload")
+            return None
+        return found[0]
+
+    @staticmethod
+    def _notifies(msg: Message) -> dict[int, Notify]:
+        return {p.notify_type: p for p in msg.payloads if isinstance(p, Notify)}
+
+    @staticmethod
+    def _error_notify(msg: Message) -> Notify | None:
+        for p in msg.payloads:
+            if isinstance(p, Notify) and p.notify_type < 16384:
+                return p
+        return None
+
+    def _prf(self) -> PrfAlg:
+        assert self.suite is not None and self.suite.prf is not None
+        return self.suite.prf
+
+    def _derive(self, g_ir: bytes) -> None:
+        assert self.suite is not None
+        prf = self._prf()
+        seed = skeyseed(prf, self.nonce_i, self.nonce_r, g_ir)
+        integ_len = self.suite.integ.key_len if self.suite.integ else 0
+        keys = derive_ike_keys(
+            prf,
+            seed,
+            self.nonce_i,
+            self.nonce_r,
+            self.spi_i,
+            self.spi_r,
+            self.suite.encr.key_len,
+            integ_len,
+        )
+        self.keys = keys
+        if self.initiator:
+            self.cipher = SkCipher(
+                self.suite.encr,
+                self.suite.integ,
+                keys.sk_ei,
+                keys.sk_ai,
+                keys.sk_er,
+                keys.sk_ar,
+                self.engine.random,
+            )
+        else:
+            self.cipher = SkCipher(
+                self.suite.encr,
+                self.suite.integ,
+                keys.sk_er,
+                keys.sk_ar,
+                keys.sk_ei,
+                keys.sk_ai,
+                self.engine.random,
+            )
+
+    def _nat_hash(self, spi_r: bytes, addr: Address) -> bytes:
+        ip = ipaddress.ip_address(addr[0]).packed
+        return hashlib.sha1(  # noqa: S324 - RFC 7296, 2.23 prescribes SHA-1
+            self.spi_i + spi_r + ip + struct.pack("!H", addr[1])
+        ).digest()
+
+    def _nat_notifies(self, spi_r: bytes) -> list[Payload]:
+        return [
+            Notify(NotifyType.NAT_DETECTION_SOURCE_IP, self._nat_hash(spi_r, self.local)),
+            Notify(NotifyType.NAT_DETECTION_DESTINATION_IP, self._nat_hash(spi_r, self.remote)),
+        ]
+
+    def _check_nat(self, msg: Message, spi_r: bytes) -> None:
+        src = [
+            p
+            for p in msg.payloads
+            if isinstance(p, Notify) and p.notify_type == NotifyType.NAT_DETECTION_SOURCE_IP
+        ]
+        dst = [
+            p
+            for p in msg.payloads
+            if isinstance(p, Notify) and p.notify_type == NotifyType.NAT_DETECTION_DESTINATION_IP
+        ]
+        if src:
+            want = self._nat_hash(spi_r, self.remote)
+            self.nat_remote = not any(hmac.compare_digest(p.data, want) for p in src)
+        if dst:
+            want = self._nat_hash(spi_r, self.local)
+            self.nat_local = not any(hmac.compare_digest(p.data, want) for p in dst)
+
+    def _read_common_init(self, msg: Message) -> None:
+        notes = self._notifies(msg)
+        self.peer_fragmentation = NotifyType.IKEV2_FRAGMENTATION_SUPPORTED in notes
+        sha = notes.get(NotifyType.SIGNATURE_HASH_ALGORITHMS)
+        if sha is not None:
+            if len(sha.data) % 2:
+                raise InvalidSyntax("SIGNATURE_HASH_ALGORITHMS of odd length")
+            self.peer_hashes = tuple(
+                int.from_bytes(sha.data[i : i + 2], "big") for i in range(0, len(sha.data), 2)
+            )
+
+    def _init_extras(self, peers: tuple[PeerConfig, ...]) -> list[Payload]:
+        extra: list[Payload] = []
+        if any(p.fragmentation for p in peers):
+            extra.append(Notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+        extra.append(
+            Notify(
+                NotifyType.SIGNATURE_HASH_ALGORITHMS,
+                b"".join(h.to_bytes(2, "big") for h in ikeauth.SUPPORTED_HASHES),
+            )
+        )
+        return extra
+
+    # -- authentication ---------------------------------------------------------------------
+
+    def _octets(self, of_initiator: bool, id_body: bytes) -> bytes:
+        assert self.keys is not None
+        if of_initiator:
+            return ikeauth.signed_octets(
+                self.init_request, self.nonce_r, self._prf(), self.keys.sk_pi, id_body
+            )
+        return ikeauth.signed_octets(
+            self.init_response, self.nonce_i, self._prf(), self.keys.sk_pr, id_body
+        )
+
+    def _local_auth_payloads(self, peer: PeerConfig, id_body: bytes) -> list[Payload]:
+        """CERT(s) and AUTH proving our identity with the connection's local auth."""
+        octets = self._octets(self.initiator, id_body)
+        if peer.local_auth is AuthClass.PSK:
+            assert peer.psk is not None
+            return [Authentication(AuthMethod.PSK, ikeauth.psk_auth(self._prf(), peer.psk, octets))]
+        if peer.local_auth is AuthClass.PUBKEY:
+            assert peer.certificate is not None and peer.private_key is not None
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            out: list[Payload] = [
+                CertificatePayload(
+                    CertEncoding.X509_SIGNATURE, peer.certificate.public_bytes(Encoding.DER)
+                )
+            ]
+            out += [
+                CertificatePayload(CertEncoding.X509_SIGNATURE, c.public_bytes(Encoding.DER))
+                for c in peer.intermediates
+            ]
+            method, data = ikeauth.sign(peer.private_key, octets, self.peer_hashes)
+            out.append(Authentication(method, data))
+            return out
+        raise LocalProtocolError("EAP is not a local AUTH method for this message")
+
+    def _verify_peer_auth(
+        self, peer: PeerConfig, msg: Message, ident: Identity, id_body: bytes
+    ) -> None:
+        auth_p = self._one(msg, Authentication)
+        assert isinstance(auth_p, Authentication)
+        octets = self._octets(not self.initiator, id_body)
+        if peer.remote_auth is AuthClass.PSK:
+            assert peer.psk is not None
+            if auth_p.method != AuthMethod.PSK or not ikeauth.verify_psk(
+                self._prf(), peer.psk, octets, auth_p.data
+            ):
+                raise AuthenticationFailed("pre-shared key AUTH does not verify")
+            return
+        if peer.remote_auth is AuthClass.PUBKEY:
+            certs = [
+                p
+                for p in msg.payloads
+                if isinstance(p, CertificatePayload) and p.encoding == CertEncoding.X509_SIGNATURE
+            ]
+            if not certs:
+                raise AuthenticationFailed("no certificate received")
+            try:
+                leaf = x509.load_der_x509_certificate(certs[0].data)
+                inter = tuple(x509.load_der_x509_certificate(c.data) for c in certs[1:])
+            except ValueError:
+                raise AuthenticationFailed("unparseable certificate") from None
+            ikeauth.validate_chain(leaf, inter, peer.trust_anchors, self.engine.config.wall_clock())
+            if not ikeauth.identity_matches_cert(ident, leaf):
+                raise AuthenticationFailed(f"identity {ident} does not match the certificate")
+            ikeauth.verify_signature(leaf, auth_p.method, auth_p.data, octets)
+            return
+        raise AuthenticationFailed("peer must authenticate with EAP")
+
+    def _msk_auth(self, of_initiator: bool, id_body: bytes) -> bytes:
+        assert self.keys is not None
+        secret = self.msk if self.msk else (self.keys.sk_pi if of_initiator else self.keys.sk_pr)
+        return ikeauth.psk_auth(self._prf(), secret, self._octets(of_initiator, id_body))
+
+    # -- CHILD_SA ---------------------------------------------------------------------------
+
+    def _new_spi(self) -> bytes:
+        while True:
+            spi = self.engine.random(4)
+            if int.from_bytes(spi, "big") >= 256:
+                return spi
+
+    def _child_keys_event(
+        self,
+        child: _ChildState,
+        sel: Selected,
+        local_ts: tuple[TrafficSelector, ...],
+        remote_ts: tuple[TrafficSelector, ...],
+    ) -> ChildSaInstalled:
+        assert self.keys is not None
+        integ_len = sel.integ.key_len if sel.integ else 0
+        ck = derive_child_keys(
+            self._prf(), self.keys.sk_d, self.nonce_i, self.nonce_r, sel.encr.key_len, integ_len
+        )
+        if self.initiator:
+            e_in, a_in, e_out, a_out = ck.encr_r, ck.integ_r, ck.encr_i, ck.integ_i
+        else:
+            e_in, a_in, e_out, a_out = ck.encr_i, ck.integ_i, ck.encr_r, ck.integ_r
+        udp = self.nat_local or self.nat_remote or self.local[1] == 4500
+        return ChildSaInstalled(
+            self.local_spi,
+            child.name,
+            int.from_bytes(child.spi_in, "big"),
+            int.from_bytes(child.spi_out, "big"),
+            sel.encr.encr_id,
+            sel.encr.key_bits,
+            sel.integ.integ_id if sel.integ else 0,
+            e_in,
+            a_in,
+            e_out,
+            a_out,
+            local_ts,
+            remote_ts,
+            self.local,
+            self.remote,
+            udp,
+            bool(sel.esn),
+        )
+
+    def _r_child(self, pending: _PendingChild) -> list[Payload]:
+        """Responder: CP, SA and TS for the CHILD_SA of IKE_AUTH, or an error notify."""
+        peer = self.peer
+        assert peer is not None
+        out: list[Payload] = []
+        try:
+            if pending.cp is not None and pending.cp.cfg_type == CfgType.CFG_REQUEST:
+                out.append(self._assign_vips(peer, pending.cp))
+            if pending.sa is None or pending.tsi is None or pending.tsr is None:
+                return out  # no CHILD_SA asked for
+            for cfg in peer.children or (ChildConfig("default"),):
+                remote_cfg = cfg.remote_ts or (
+                    tuple(_host_ts(v) for v in self.vips) or (_host_ts(self.remote[0]),)
+                )
+                local_cfg = cfg.local_ts or (_host_ts(self.local[0]),)
+                tsi = narrow(pending.tsi.selectors, remote_cfg)
+                tsr = narrow(pending.tsr.selectors, local_cfg)
+                if tsi and tsr:
+                    break
+            else:
+                raise TsUnacceptable("no child matches the traffic selectors")
+            sel = select_proposal(
+                cfg.esp_proposals, pending.sa.proposals, ProtocolId.ESP, with_dh=False
+            )
+        except RemoteProtocolError as exc:
+            self.engine._events.append(ChildSaFailed(self.local_spi, "", exc.notify_type))
+            return [*out, Notify(exc.notify_type, exc.notify_data)]
+        child = _ChildState(cfg.name, self._new_spi(), sel.spi, cfg)
+        self.children.append(child)
+        out += [
+            SecurityAssociation((sel.to_proposal(ProtocolId.ESP, child.spi_in),)),
+            TSi(tsi),
+            TSr(tsr),
+        ]
+        self.engine._events.append(self._child_keys_event(child, sel, tsr, tsi))
+        return out
+
+    def _assign_vips(self, peer: PeerConfig, cp: ConfigPayload) -> Payload:
+        attrs: list[ConfigAttribute] = []
+        wants = {a.attr_type: a for a in cp.attributes}
+        ident = self.remote_id
+        assert ident is not None
+        for version, code in (
+            (4, CfgAttribute.INTERNAL_IP4_ADDRESS),
+            (6, CfgAttribute.INTERNAL_IP6_ADDRESS),
+        ):
+            if code not in wants:
+                continue
+            if peer.pool is None:
+                raise InternalAddressFailure("no pool for a virtual IP request")
+            req_data = wants[code].value[: 4 if version == 4 else 16]
+            requested: IpAddress | None = None
+            if req_data and any(req_data):
+                requested = ipaddress.ip_address(req_data)
+            addr = peer.pool.acquire(ident, requested, version)
+            if addr is None:
+                raise InternalAddressFailure("address pool exhausted")
+            self.vips.append(addr)
+            value = addr.packed + (b"\x80" if version == 6 else b"")
+            attrs.append(ConfigAttribute(code, value))
+        for dns in peer.dns:
+            code = (
+                CfgAttribute.INTERNAL_IP4_DNS if dns.version == 4 else CfgAttribute.INTERNAL_IP6_DNS
+            )
+            if code in wants:
+                attrs.append(ConfigAttribute(code, dns.packed))
+        return ConfigPayload(CfgType.CFG_REPLY, tuple(attrs))
+
+    def _release_vips(self) -> None:
+        if self.peer is not None and self.peer.pool is not None and self.remote_id is not None:
+            for v in self.vips:
+                self.peer.pool.release(self.remote_id, v)
+        if not self.initiator:
+            self.vips.clear()
+
+    def _established(self) -> None:
+        assert self.suite is not None and self.peer is not None
+        assert self.remote_id is not None and self.local_id is not None
+        self.expires = None
+        self.engine._events.append(
+            IkeSaEstablished(
+                self.local_spi,
+                self.spi_i,
+                self.spi_r,
+                self.initiator,
+                self.peer.name,
+                self.local_id,
+                self.remote_id,
+                self.local,
+                self.remote,
+                self.suite.encr.name,
+                self.suite.integ.name if self.suite.integ else "NONE",
+                self._prf().name,
+                DhGroup(self.suite.dh).name,
+                tuple(self.vips),
+                self.eap_identity,
+                self.nat_local or self.nat_remote,
+            )
+        )
+
+    # ======================================================================================
+    # Responder handlers
+
+    def _r_auth_request(self, msg: Message, now: float) -> SaState:
+        idi = self._one(msg, IDi)
+        assert isinstance(idi, IDi)
+        idr = self._one(msg, IDr, required=False)
+        ident = Identity(idi.id_type, idi.data)
+        self.remote_id = ident
+        self.id_i_body = idi.id_body()
+        want_local = Identity(idr.id_type, idr.data) if isinstance(idr, IDr) else None
+        has_auth = bool(msg.get(Authentication))
+        peer = None
+        for cand in self.candidates:
+            if cand.remote_id is not None and cand.remote_id != ident:
+                continue
+            if want_local is not None and cand.local_id != want_local:
+                continue
+            if (cand.remote_auth is AuthClass.EAP) == has_auth:
+                continue
+            peer = cand
+            break
+        if peer is None:
+            raise AuthenticationFailed(f"no connection matches {ident} (AUTH={has_auth})")
+        self.peer = peer
+        if has_auth:
+            self._verify_peer_auth(peer, msg, ident, self.id_i_body)
+        self.local_id = peer.local_id
+        idr_out = IDr(peer.local_id.id_type, peer.local_id.data)
+        self.id_r_body = idr_out.id_body()
+        reply: list[Payload] = [idr_out, *self._local_auth_payloads(peer, self.id_r_body)]
+        sa_p = self._one(msg, SecurityAssociation, required=False)
+        tsi = self._one(msg, TSi, required=False)
+        tsr = self._one(msg, TSr, required=False)
+        cp = self._one(msg, ConfigPayload, required=False)
+        pending = _PendingChild(
+            sa_p if isinstance(sa_p, SecurityAssociation) else None,
+            tsi if isinstance(tsi, TSi) else None,
+            tsr if isinstance(tsr, TSr) else None,
+            cp if isinstance(cp, ConfigPayload) else None,
+        )
+        if peer.remote_auth is AuthClass.EAP:
+            assert peer.eap_server is not None
+            self.eap_server = peer.eap_server(ident)
+            self.pending_child = pending
+            first = self.eap_server.start()
+            self.last_eap = first
+            reply.append(EapPayload(first))
+            self.send_response(_AUTH, msg.message_id, reply)
+            return S.R_EAP
+        reply += self._r_child(pending)
+        self.send_response(_AUTH, msg.message_id, reply)
+        self._established()
+        return S.ESTABLISHED
+
+    def _r_eap_request(self, msg: Message, now: float) -> SaState:
+        eap_p = self._one(msg, EapPayload)
+        assert isinstance(eap_p, EapPayload) and self.eap_server is not None
+        answer = self.eap_server.receive(eap_p.message)
+        if answer is None:
+            answer = self.last_eap  # the EAP layer discarded it: ask again
+            assert answer is not None
+        self.last_eap = answer
+        self.send_response(_AUTH, msg.message_id, [EapPayload(answer)])
+        if self.eap_server.failed or (answer and answer[0] == EAP_FAILURE):
+            raise _Close("EAP authentication failed", NotifyType.AUTHENTICATION_FAILED)
+        if self.eap_server.succeeded:
+            self.msk = self.eap_server.msk
+            ident = getattr(self.eap_server, "identity", None)
+            self.eap_identity = ident if isinstance(ident, bytes) else None
+            return S.R_EAP_DONE
+        return S.R_EAP
+
+    def _r_eap_auth_request(self, msg: Message, now: float) -> SaState:
+        auth_p = self._one(msg, Authentication)
+        assert isinstance(auth_p, Authentication)
+        want = self._msk_auth(True, self.id_i_body)
+        if auth_p.method != AuthMethod.PSK or not hmac.compare_digest(want, auth_p.data):
+            raise AuthenticationFailed("AUTH from the EAP MSK does not verify")
+        reply: list[Payload] = [
+            Authentication(AuthMethod.PSK, self._msk_auth(False, self.id_r_body))
+        ]
+        assert self.pending_child is not None
+        reply += self._r_child(self.pending_child)
+        self.send_response(_AUTH, msg.message_id, reply)
+        self._established()
+        return S.ESTABLISHED
+
+    # ======================================================================================
+    # Initiator handlers
+
+    def start_initiator(self, now: float) -> None:
+        peer = self.peer
+        assert peer is not None
+        if self.dh is None:
+            self.dh = DH_GROUPS[peer.ike_proposals[0].dh[0]].generate()
+        payloads: list[Payload] = []
+        if self.cookie is not None:
+            payloads.append(Notify(NotifyType.COOKIE, self.cookie))
+        payloads += [
+            SecurityAssociation(
+                tuple(p.to_proposal(i + 1) for i, p in enumerate(peer.ike_proposals))
+            ),
+            KeyExchange(self.dh.group, self.dh.public),
+            Nonce(self.nonce_i),
+            *self._nat_notifies(bytes(8)),
+            *self._init_extras((peer,)),
+        ]
+        self.next_out = 0
+        self.send_request(_INIT, payloads, now, protect=False)
+
+    def _i_init_response(self, msg: Message, now: float) -> SaState:
+        peer = self.peer
+        assert peer is not None
+        notes = self._notifies(msg)
+        if NotifyType.COOKIE in notes:
+            self.cookie = notes[NotifyType.COOKIE].data
+            self.start_initiator(now)
+            return S.I_INIT_SENT
+        if NotifyType.INVALID_KE_PAYLOAD in notes:
+            data = notes[NotifyType.INVALID_KE_PAYLOAD].data
+            if len(data) != 2:
+                raise _Close("malformed INVALID_KE_PAYLOAD", NotifyType.INVALID_SYNTAX)
+            group = int.from_bytes(data, "big")
+            acceptable = {g for p in peer.ike_proposals for g in p.dh}
+            if (
+                group not in acceptable
+                or group not in DH_GROUPS
+                or (self.dh is not None and group == self.dh.group)
+            ):
+                raise _Close(f"responder wants DH group {group}", NotifyType.INVALID_KE_PAYLOAD)
+            log.info("IKE_SA %s: retrying with DH group %d", self.local_spi.hex(), group)
+            self.dh = DH_GROUPS[group].generate()
+            self.start_initiator(now)
+            return S.I_INIT_SENT
+        err = self._error_notify(msg)
+        if err is not None:
+            raise _Close(f"IKE_SA_INIT failed: {_notify_name(err.notify_type)}", err.notify_type)
+        sa_p, ke_p, nonce_p = (
+            self._one(msg, SecurityAssociation),
+            self._one(msg, KeyExchange),
+            self._one(msg, Nonce),
+        )
+        assert isinstance(sa_p, SecurityAssociation) and isinstance(ke_p, KeyExchange)
+        assert isinstance(nonce_p, Nonce) and self.dh is not None
+        if len(sa_p.proposals) != 1:
+            raise _Close("responder returned more than one proposal", NotifyType.INVALID_SYNTAX)
+        sel = _check_single(sa_p.proposals[0], peer.ike_proposals, ProtocolId.IKE, True)
+        if sel.dh != self.dh.group or ke_p.group != sel.dh:
+            raise _Close("responder KE group differs from ours", NotifyType.INVALID_SYNTAX)
+        self.suite = sel
+        self.spi_r = msg.spi_r
+        self.nonce_r = nonce_p.data
+        self.init_response = self.engine._last_raw
+        self._read_common_init(msg)
+        self._check_nat(msg, self.spi_r)
+        g_ir = self.dh.exchange(ke_p.data)
+        self._derive(g_ir)
+        if self.nat_local or self.nat_remote:
+            # RFC 7296, 2.23: continue on port 4500.
+            self.local = (self.local[0], 4500)
+            self.remote = (self.remote[0], 4500)
+        self._send_auth_request(now)
+        return S.I_AUTH_SENT
+
+    def _send_auth_request(self, now: float) -> None:
+        peer = self.peer
+        assert peer is not None
+        idi = IDi(peer.local_id.id_type, peer.local_id.data)
+        self.local_id = peer.local_id
+        self.id_i_body = idi.id_body()
+        payloads: list[Payload] = [idi]
+        if peer.remote_auth is AuthClass.PUBKEY and peer.send_certreq:
+            payloads.append(
+                CertificateRequest(
+                    CertEncoding.X509_SIGNATURE, ikeauth.certreq_data(peer.trust_anchors)
+                )
+            )
+        if peer.remote_id is not None:
+            payloads.append(IDr(peer.remote_id.id_type, peer.remote_id.data))
+        if peer.local_auth is not AuthClass.EAP:
+            payloads += self._local_auth_payloads(peer, self.id_i_body)
+        if peer.request_vips:
+            attrs = []
+            for v in peer.request_vips:
+                code = (
+                    CfgAttribute.INTERNAL_IP4_ADDRESS
+                    if v.version == 4
+                    else CfgAttribute.INTERNAL_IP6_ADDRESS
+                )
+                attrs.append(ConfigAttribute(code, b"" if int(v) == 0 else v.packed))
+                attrs.append(
+                    ConfigAttribute(
+                        CfgAttribute.INTERNAL_IP4_DNS
+                        if v.version == 4
+                        else CfgAttribute.INTERNAL_IP6_DNS
+                    )
+                )
+            payloads.append(ConfigPayload(CfgType.CFG_REQUEST, tuple(attrs)))
+        if peer.children:
+            cfg = peer.children[0]
+            child = _ChildState(cfg.name, self._new_spi(), b"", cfg)
+            local_ts = cfg.local_ts or (
+                (TrafficSelector.from_network("0.0.0.0/0"),)
+                if peer.request_vips
+                else (_host_ts(self.local[0]),)
+            )
+            remote_ts = cfg.remote_ts or (_host_ts(self.remote[0]),)
+            self.child_offer = (child, local_ts, remote_ts)
+            payloads += [
+                SecurityAssociation(
+                    tuple(
+                        p.to_proposal(i + 1, child.spi_in) for i, p in enumerate(cfg.esp_proposals)
+                    )
+                ),
+                TSi(local_ts),
+                TSr(remote_ts),
+            ]
+        self.send_request(_AUTH, payloads, now)
+
+    def _i_auth_response(self, msg: Message, now: float) -> SaState:
+        peer = self.peer
+        assert peer is not None
+        err = self._error_notify(msg)
+        if err is not None and err.notify_type in (
+            NotifyType.AUTHENTICATION_FAILED,
+            NotifyType.INVALID_SYNTAX,
+            NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD,
+        ):
+            raise _Close(f"IKE_AUTH failed: {_notify_name(err.notify_type)}", err.notify_type)
+        idr = self._one(msg, IDr)
+        assert isinstance(idr, IDr)
+        ident = Identity(idr.id_type, idr.data)
+        if peer.remote_id is not None and ident != peer.remote_id:
+            self._fail_auth_initiator(now, f"responder identity {ident} is not {peer.remote_id}")
+        self.remote_id = ident
+        self.id_r_body = idr.id_body()
+        try:
+            if peer.remote_auth is AuthClass.EAP:
+                raise AuthenticationFailed("responders cannot authenticate with EAP")
+            self._verify_peer_auth(peer, msg, ident, self.id_r_body)
+        except AuthenticationFailed as exc:
+            self._fail_auth_initiator(now, str(exc))
+        if peer.local_auth is AuthClass.EAP:
+            eap_p = self._one(msg, EapPayload)
+            assert isinstance(eap_p, EapPayload) and peer.eap_peer is not None
+            self.eap_peer = peer.eap_peer()
+            self._i_eap_step(eap_p, now)
+            return S.I_EAP
+        self._i_child_result(msg)
+        self._established()
+        return S.ESTABLISHED
+
+    def _fail_auth_initiator(self, now: float, reason: str) -> None:
+        """RFC 7296, 2.21.2: tell the responder in an INFORMATIONAL, then give up."""
+        self.send_request(_INFO, [Notify(NotifyType.AUTHENTICATION_FAILED)], now)
+        raise _Close(reason, NotifyType.AUTHENTICATION_FAILED)
+
+    def _i_eap_step(self, eap_p: EapPayload, now: float) -> None:
+        assert self.eap_peer is not None
+        answer = self.eap_peer.receive(eap_p.message)
+        if answer is None:
+            raise _Close("EAP peer discarded the request", NotifyType.AUTHENTICATION_FAILED)
+        self.send_request(_AUTH, [EapPayload(answer)], now)
+
+    def _i_eap_response(self, msg: Message, now: float) -> SaState:
+        eap_p = self._one(msg, EapPayload, required=False)
+        if not isinstance(eap_p, EapPayload):
+            err = self._error_notify(msg)
+            raise _Close("IKE_AUTH (EAP) failed", err.notify_type if err else None)
+        assert self.eap_peer is not None
+        code = eap_p.message[0]
+        if code == EAP_FAILURE:
+            raise _Close("EAP-Failure received", NotifyType.AUTHENTICATION_FAILED)
+        if code == EAP_SUCCESS:
+            self.eap_peer.receive(eap_p.message)
+            self.msk = self.eap_peer.msk
+            self.send_request(
+                _AUTH, [Authentication(AuthMethod.PSK, self._msk_auth(True, self.id_i_body))], now
+            )
+            return S.I_EAP_AUTH_SENT
+        self._i_eap_step(eap_p, now)
+        return S.I_EAP
+
+    def _i_eap_auth_response(self, msg: Message, now: float) -> SaState:
+        err = self._error_notify(msg)
+        if err is not None and err.notify_type == NotifyType.AUTHENTICATION_FAILED:
+            raise _Close("IKE_AUTH (MSK) failed", err.notify_type)
+        auth_p = self._one(msg, Authentication)
+        assert isinstance(auth_p, Authentication)
+        want = self._msk_auth(False, self.id_r_body)
+        if auth_p.method != AuthMethod.PSK or not hmac.compare_digest(want, auth_p.data):
+            self._fail_auth_initiator(now, "responder AUTH from the MSK does not verify")
+        self._i_child_result(msg)
+        self._established()
+        return S.ESTABLISHED
+
+    def _i_child_result(self, msg: Message) -> None:
+        peer = self.peer
+        assert peer is not None
+        cp = self._one(msg, ConfigPayload, required=False)
+        if isinstance(cp, ConfigPayload) and cp.cfg_type == CfgType.CFG_REPLY:
+            for a in cp.attributes:
+                if a.attr_type == CfgAttribute.INTERNAL_IP4_ADDRESS and len(a.value) == 4:
+                    self.vips.append(ipaddress.IPv4Address(a.value))
+                elif a.attr_type == CfgAttribute.INTERNAL_IP6_ADDRESS and len(a.value) == 17:
+                    self.vips.append(ipaddress.IPv6Address(a.value[:16]))
+        if self.child_offer is None:
+            return
+        child, local_ts, remote_ts = self.child_offer
+        self.child_offer = None
+        err = self._error_notify(msg)
+        if err is not None:
+            self.engine._events.append(ChildSaFailed(self.local_spi, child.name, err.notify_type))
+            return
+        try:
+            if peer.request_vips and not self.vips:
+                raise FailedCpRequired("no virtual IP assigned")
+            sa_p = self._one(msg, SecurityAssociation)
+            tsi = self._one(msg, TSi)
+            tsr = self._one(msg, TSr)
+            assert isinstance(sa_p, SecurityAssociation) and isinstance(tsi, TSi)
+            assert isinstance(tsr, TSr) and child.config is not None
+            if len(sa_p.proposals) != 1:
+                raise NoProposalChosen("responder returned more than one ESP proposal")
+            sel = _check_single(
+                sa_p.proposals[0], child.config.esp_proposals, ProtocolId.ESP, False
+            )
+            if len(sel.spi) != 4:
+                raise InvalidSyntax("ESP SPI must be 4 octets")
+            if not _subset(tsi.selectors, local_ts) or not _subset(tsr.selectors, remote_ts):
+                raise TsUnacceptable("responder widened the traffic selectors")
+        except RemoteProtocolError as exc:
+            self.engine._events.append(ChildSaFailed(self.local_spi, child.name, exc.notify_type))
+            return
+        child.spi_out = sel.spi
+        self.children.append(child)
+        self.engine._events.append(self._child_keys_event(child, sel, tsi.selectors, tsr.selectors))
+
+    # ======================================================================================
+    # Both roles, established
+
+    def _info_request(self, msg: Message, now: float) -> SaState:
+        reply: list[Payload] = []
+        deletes = [p for p in msg.payloads if isinstance(p, Delete)]
+        for d in deletes:
+            if d.protocol == ProtocolId.IKE:
+                self.send_response(_INFO, msg.message_id, [])
+                raise _Close("deleted by peer")
+        spis_back: list[bytes] = []
+        for d in deletes:
+            if d.protocol != ProtocolId.ESP:
+                continue
+            for spi in d.spis:
+                for child in list(self.children):
+                    if child.spi_out == spi:
+                        self.children.remove(child)
+                        spis_back.append(child.spi_in)
+                        self.engine._events.append(
+                            ChildSaDeleted(
+                                self.local_spi,
+                                int.from_bytes(child.spi_in, "big"),
+                                int.from_bytes(child.spi_out, "big"),
+                            )
+                        )
+        if spis_back:
+            reply.append(Delete(ProtocolId.ESP, tuple(spis_back)))
+        err = self._error_notify(msg)
+        self.send_response(_INFO, msg.message_id, reply)
+        if err is not None and err.notify_type == NotifyType.AUTHENTICATION_FAILED:
+            raise _Close("peer reports AUTHENTICATION_FAILED", err.notify_type)
+        return self.state
+
+    def _info_response(self, msg: Message, now: float) -> SaState:
+        return S.ESTABLISHED
+
+    def _delete_response(self, msg: Message, now: float) -> SaState:
+        raise _Close("deleted")
+
+    def _create_child_request(self, msg: Message, now: float) -> SaState:
+        # Rekeying and extra CHILD_SAs are not implemented yet: refuse in the RFC's way.
+        raise NoAdditionalSas("CREATE_CHILD_SA is not supported")
+
+    def start_delete(self, now: float) -> None:
+        self.send_request(_INFO, [Delete(ProtocolId.IKE)], now)
+        self._set_state(S.DELETING)
+
+    def close_cleanup(self) -> None:
+        for child in self.children:
+            self.engine._events.append(
+                ChildSaDeleted(
+                    self.local_spi,
+                    int.from_bytes(child.spi_in, "big"),
+                    int.from_bytes(child.spi_out, "big"),
+                )
+            )
+        self.children.clear()
+        self._release_vips()
+        self._set_state(S.CLOSED)
+
+
+def _notify_name(value: int) -> str:
+    try:
+        return NotifyType(value).name
+    except ValueError:
+        return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+
+
+class IkeEngine:
+    """All IKE_SAs of one gateway (or one client).  See the module docstring for the API."""
+
+    def __init__(
+        self, config: EngineConfig, *, random: Callable[[int], bytes] = os.urandom
+    ) -> None:
+        self.config = config
+        self.random = random
+        self._sas: dict[bytes, IkeSa] = {}
+        self._half_open: dict[tuple[bytes, Address], bytes] = {}
+        self._out: list[Datagram] = []
+        self._events: list[Event] = []
+        self._cookie_secret = random(32)
+        self._last_raw = b""
+
+    # -- public API -------------------------------------------------------------------------
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float, *, local: Address) -> None:
+        """Feed one IKE message (without the non-ESP marker) received from ``addr`` on
+        ``local``."""
+        try:
+            raw = decode_message(data)
+        except RemoteProtocolError as exc:
+            self._answer_undecodable(data, addr, local, exc)
+            return
+        self._last_raw = bytes(data)
+        h = raw.header
+        if h.exchange_type == _INIT and not raw.is_response and raw.is_initiator:
+            if h.spi_r != bytes(8) or h.message_id != 0:
+                return
+            key = (h.spi_i, addr)
+            existing = self._half_open.get(key)
+            if existing is not None and existing in self._sas:
+                half = self._sas[existing]
+                if half.cached_response is not None and half.init_request == data:
+                    self._emit_datagrams(half.cached_response[1], half)
+                return
+            self._responder_init(raw, addr, local, now)
+            return
+        ours = h.spi_r if raw.is_initiator else h.spi_i
+        sa = self._sas.get(ours)
+        if sa is None or sa.state is S.CLOSED:
+            log.debug("no IKE_SA for SPI %s", ours.hex())
+            return
+        if sa.initiator == raw.is_initiator:
+            return  # the I flag says the message comes from our own role
+        if sa.initiator and h.exchange_type != _INIT and h.spi_r != sa.spi_r:
+            return
+        self._run(sa, lambda: sa.receive(raw, addr, local, now))
+
+    def datagrams_to_send(self, now: float) -> list[Datagram]:
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> float | None:
+        times = [t for sa in self._sas.values() if (t := sa.timer()) is not None]
+        return min(times) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        for sa in list(self._sas.values()):
+            t = sa.timer()
+            if t is not None and now >= t:
+                self._run(sa, functools.partial(sa.on_timer, now))
+
+    def next_event(self) -> Event | None:
+        return self._events.pop(0) if self._events else None
+
+    def initiate(self, peer_name: str, now: float, *, local: Address, remote: Address) -> bytes:
+        """Start an IKE_SA with the named connection; returns our SPI (the SA's handle)."""
+        peer = next((p for p in self.config.peers if p.name == peer_name), None)
+        if peer is None:
+            raise LocalProtocolError(f"no connection named {peer_name!r}")
+        spi = self._new_ike_spi()
+        sa = IkeSa(self, True, spi, bytes(8), local, remote, S.I_INIT_SENT, peer=peer)
+        sa.nonce_i = self.random(NONCE_LEN)
+        sa.expires = now + self.config.half_open_timeout * 4
+        self._sas[spi] = sa
+        self._run(sa, lambda: sa.start_initiator(now))
+        return spi
+
+    def delete_ike_sa(self, ike_sa: bytes, now: float) -> None:
+        """Send an INFORMATIONAL Delete for the IKE_SA (and all its CHILD_SAs)."""
+        sa = self._sas.get(ike_sa)
+        if sa is None:
+            raise LocalProtocolError("no such IKE_SA")
+        if sa.state is S.ESTABLISHED:
+            self._run(sa, lambda: sa.start_delete(now))
+        else:
+            self._close(sa, "deleted locally")
+
+    def ike_sa_state(self, ike_sa: bytes) -> SaState | None:
+        sa = self._sas.get(ike_sa)
+        return sa.state if sa is not None else None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(list(self._sas))
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _run(self, sa: IkeSa, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except _Close as close:
+            self._close(sa, close.reason, close.error)
+        except IkeError as exc:
+            log.info("IKE_SA %s: %s", sa.local_spi.hex(), exc)
+            err = exc.notify_type if isinstance(exc, RemoteProtocolError) else None
+            self._close(sa, str(exc), err)
+
+    def _close(self, sa: IkeSa, reason: str, error: int | None = None) -> None:
+        if sa.state is S.CLOSED:
+            return
+        log.info("IKE_SA %s closed: %s", sa.local_spi.hex(), reason)
+        sa.close_cleanup()
+        self._sas.pop(sa.local_spi, None)
+        for k, v in list(self._half_open.items()):
+            if v == sa.local_spi:
+                del self._half_open[k]
+        self._events.append(IkeSaClosed(sa.local_spi, reason, error))
+
+    def _emit_datagrams(self, datagrams: list[bytes], sa: IkeSa) -> None:
+        for d in datagrams:
+            self._out.append(Datagram(d, sa.remote, sa.local))
+
+    def _new_ike_spi(self) -> bytes:
+        while True:
+            spi = self.random(8)
+            if spi != bytes(8) and spi not in self._sas:
+                return spi
+
+    def _half_open_count(self) -> int:
+        return sum(1 for sa in self._sas.values() if sa.state is S.R_INIT_DONE)
+
+    def _cookie(self, nonce_i: bytes, addr: Address, spi_i: bytes) -> bytes:
+        """RFC 7296, 2.6: Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>)."""
+        ip = ipaddress.ip_address(addr[0]).packed
+        return b"\x01" + hmac.digest(self._cookie_secret, nonce_i + ip + spi_i, "sha256")
+
+    def _answer_undecodable(
+        self, data: bytes, addr: Address, local: Address, exc: RemoteProtocolError
+    ) -> None:
+        """Unprotected error answers to an IKE_SA_INIT request we cannot parse (RFC 7296,
+        2.5 and 2.21.1); anything else that does not parse is dropped."""
+        if len(data) < IKE_HEADER_LEN:
+            return
+        spi_i, spi_r = data[:8], data[8:16]
+        exch, flags, mid = data[18], data[19], int.from_bytes(data[20:24], "big")
+        if exch != _INIT or flags & HeaderFlag.RESPONSE or spi_r != bytes(8) or mid != 0:
+            return
+        msg = Message(
+            spi_i, bytes(8), _INIT, 0, True, False, (Notify(exc.notify_type, exc.notify_data),)
+        )
+        self._out.extend(Datagram(d, addr, local) for d in encode_message(msg))
+
+    def _init_error(self, raw: RawMessage, addr: Address, local: Address, notify: Notify) -> None:
+        msg = Message(raw.header.spi_i, bytes(8), _INIT, 0, True, False, (notify,))
+        self._out.extend(Datagram(d, addr, local) for d in encode_message(msg))
+
+    def _responder_init(self, raw: RawMessage, addr: Address, local: Address, now: float) -> None:
+        msg = raw.plain()
+        h = raw.header
+        try:
+            sa_p = IkeSa._one(msg, SecurityAssociation)
+            ke_p = IkeSa._one(msg, KeyExchange)
+            nonce_p = IkeSa._one(msg, Nonce)
+        except RemoteProtocolError as exc:
+            self._init_error(raw, addr, local, Notify(exc.notify_type, exc.notify_data))
+            return
+        assert isinstance(sa_p, SecurityAssociation) and isinstance(ke_p, KeyExchange)
+        assert isinstance(nonce_p, Nonce)
+        if self._half_open_count() >= self.config.cookie_threshold:
+            want = self._cookie(nonce_p.data, addr, h.spi_i)
+            first = msg.payloads[0] if msg.payloads else None
+            got = (
+                first.data
+                if isinstance(first, Notify) and (first.notify_type == NotifyType.COOKIE)
+                else None
+            )
+            if got is None or not hmac.compare_digest(got, want):
+                self._init_error(raw, addr, local, Notify(NotifyType.COOKIE, want))
+                return
+        ours = tuple(p for peer in self.config.peers for p in peer.ike_proposals)
+        try:
+            sel = select_proposal(ours, sa_p.proposals, ProtocolId.IKE, ke_p.group)
+            if sel.dh != ke_p.group:
+                raise InvalidKePayload(f"want DH group {sel.dh}", sel.dh)
+        except RemoteProtocolError as exc:
+            log.info("IKE_SA_INIT from %s: %s", addr, exc)
+            self._init_error(raw, addr, local, Notify(exc.notify_type, exc.notify_data))
+            return
+        spi = self._new_ike_spi()
+        sa = IkeSa(
+            self, False, h.spi_i, spi, local, addr, S.R_INIT_DONE, candidates=self.config.peers
+        )
+        sa.suite = sel
+        sa.nonce_i = nonce_p.data
+        sa.nonce_r = self.random(NONCE_LEN)
+        sa.init_request = raw.data
+        sa.next_in = 1
+        sa.expires = now + self.config.half_open_timeout
+        try:
+            sa._read_common_init(msg)
+            sa.dh = DH_GROUPS[sel.dh].generate()
+            g_ir = sa.dh.exchange(ke_p.data)
+        except RemoteProtocolError as exc:
+            self._init_error(raw, addr, local, Notify(exc.notify_type, exc.notify_data))
+            return
+        sa._check_nat(msg, bytes(8))
+        sa._derive(g_ir)
+        self._sas[spi] = sa
+        self._half_open[(h.spi_i, addr)] = spi
+        payloads: list[Payload] = [
+            SecurityAssociation((sel.to_proposal(ProtocolId.IKE, b""),)),
+            KeyExchange(sel.dh, sa.dh.public),
+            Nonce(sa.nonce_r),
+            *sa._nat_notifies(spi),
+        ]
+        if any(p.remote_auth is AuthClass.PUBKEY for p in self.config.peers):
+            anchors = tuple(a for p in self.config.peers for a in p.trust_anchors)
+            payloads.append(
+                CertificateRequest(CertEncoding.X509_SIGNATURE, ikeauth.certreq_data(anchors))
+            )
+        if sa.peer_fragmentation and any(p.fragmentation for p in self.config.peers):
+            payloads.append(Notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED))
+        else:
+            sa.peer_fragmentation = False
+        if sa.peer_hashes is not None:
+            payloads.append(
+                Notify(
+                    NotifyType.SIGNATURE_HASH_ALGORITHMS,
+                    b"".join(x.to_bytes(2, "big") for x in ikeauth.SUPPORTED_HASHES),
+                )
+            )
+        datagrams = sa.send_response(_INIT, 0, payloads, protect=False)
+        sa.init_response = datagrams[0]
