@@ -75,6 +75,7 @@ class FakeValidator:
     rounds: int = 1
     provide: bool = True
     reply_size: int = 16
+    burst: int = 1
     received: list[PbPa] = field(default_factory=list)
     states: list[ConnectionState] = field(default_factory=list)
     solicited: int = 0
@@ -93,8 +94,10 @@ class FakeValidator:
         if self._round >= self.rounds:
             return []
         self._round += 1
-        body = pa_message((0, 1, bytes([self._round]) * self.reply_size), msg_id=self._round)
-        return [OutboundPa(0, 1, body)]
+        return [
+            OutboundPa(0, 1, pa_message((0, 1, bytes([i]) * self.reply_size), msg_id=i))
+            for i in range(self.burst)
+        ]
 
     def provided_recommendation(self, conn_id: int) -> ValidatorRecommendation | None:
         if self.provide and self._round >= self.rounds:
@@ -117,9 +120,13 @@ class CommandValidator:
     states: list[ConnectionState] = field(default_factory=list)
     _pending_rounds: int = 0
     _rounds_done: int = 0
+    _ready: bool = False
 
     def notify_connection_change(self, conn_id: int, state: ConnectionState) -> None:
         self.states.append(state)
+        if state == ConnectionState.HANDSHAKE:  # a new measurement cycle
+            self.command, self._ready = None, False
+            self._pending_rounds = self._rounds_done = 0
 
     def receive_message(self, conn_id: int, message: PbPa) -> Sequence[OutboundPa]:
         for vendor, atype, value in pa_attributes(message.body):
@@ -130,15 +137,15 @@ class CommandValidator:
 
     def batch_ending(self, conn_id: int) -> Sequence[OutboundPa]:
         if self._rounds_done >= self._pending_rounds:
+            # the client has answered our last message: we can decide
+            self._ready = self.command is not None
             return []
         self._rounds_done += 1
         # an (empty) Attribute Request back to collector 1, EXCL as strongSwan's IMV does
         return [OutboundPa(PEN_ITA, 1, pa_message(), peer_id=1, exclusive=True)]
 
     def provided_recommendation(self, conn_id: int) -> ValidatorRecommendation | None:
-        if self.command is None or self._rounds_done < self._pending_rounds:
-            return None
-        return self._decide()
+        return self._decide() if self._ready else None
 
     def solicit_recommendation(self, conn_id: int) -> ValidatorRecommendation:
         return self._decide()
