@@ -46,6 +46,9 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
 
 class _DriverBase:
     method_name: str = "TLS"
+    success_is_final: bool = True
+    """Peer: SUCCESS ends the method.  TTLS peers say SUCCESS once their inner
+    authentication is done but must keep answering (the server may chain PT-EAP)."""
 
     def __init__(self, framing: Framing) -> None:
         self.framing = framing
@@ -100,7 +103,7 @@ class _DriverBase:
             decision = Decision.CONTINUE
             if not self.framing.sending and self._pending_decision is not None:
                 decision, self._pending_decision = self._pending_decision, None
-                if decision is Decision.SUCCESS:
+                if decision is Decision.SUCCESS and self.success_is_final:
                     self._set_state(Phase.DONE)
             return Step(incoming.type_data, decision)
         return incoming
@@ -282,11 +285,11 @@ class TlsPeerDriver(_DriverBase):
         if decision is Decision.SUCCESS and not self.framing.sending:
             self.tls.remember_session()
         if not out:
-            if decision is Decision.SUCCESS:
+            if decision is Decision.SUCCESS and self.success_is_final:
                 self._set_state(Phase.DONE)
             return Step(self.framing.ack(), decision)
         step = self._frame(out, decision)
-        if step.decision is Decision.SUCCESS:
+        if step.decision is Decision.SUCCESS and self.success_is_final:
             self._set_state(Phase.DONE)
         return step
 

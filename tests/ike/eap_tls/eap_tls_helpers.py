@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ike.eap.method import Decision, EapPeerMethod, EapServerMethod
+from ike.eap.method import Decision, EapPeerMethod, EapServerMethod, Step
 from tests.harness.certs import CertFactory, Issued
 
 
@@ -62,3 +62,57 @@ def make_pki(factory: CertFactory, key_type: str = "ecdsa") -> Pki:
     client = factory.issue(ca, "alice@example.com", name="alice", san_email=["alice@example.com"],
                            eku=("clientAuth",), key_type=key_type)
     return Pki(ca, server, client, factory)
+
+
+class FakePostureServer:
+    """A stand-in for PT-EAP (type 54): one round trip, succeeds when the peer says b"ok"."""
+
+    eap_type = 54
+
+    def __init__(self, identity: bytes, verdict: bytes = b"ok") -> None:
+        self.identity = identity
+        self.verdict = verdict
+        self.rounds = 0
+        self._reason: str | None = None
+
+    def start(self) -> bytes:
+        return b"\x81posture?"
+
+    def receive(self, type_data: bytes) -> Step:
+        self.rounds += 1
+        if type_data == self.verdict:
+            return Step(None, Decision.SUCCESS)
+        self._reason = f"posture not compliant: {type_data!r}"
+        return Step(None, Decision.FAILURE)
+
+    def msk(self) -> bytes | None:
+        return None
+
+    def emsk(self) -> bytes | None:
+        return None
+
+    @property
+    def failure_reason(self) -> str | None:
+        return self._reason
+
+
+class FakePosturePeer:
+    eap_type = 54
+
+    def __init__(self, answer: bytes = b"ok") -> None:
+        self.answer = answer
+        self.seen: list[bytes] = []
+
+    def receive(self, type_data: bytes) -> Step:
+        self.seen.append(type_data)
+        return Step(self.answer, Decision.SUCCESS)
+
+    def msk(self) -> bytes | None:
+        return None
+
+    def emsk(self) -> bytes | None:
+        return None
+
+    @property
+    def failure_reason(self) -> str | None:
+        return None
