@@ -159,8 +159,8 @@ class Attribute:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "vendor_id": self.vendor_id,
-            "type": self.attr_type,
+            "vendor_id": int(self.vendor_id),
+            "type": int(self.attr_type),
             "name": self.name,
             "flags": self.flags,
             "noskip": self.noskip,

@@ -116,9 +116,6 @@ class PaMessage:
     def __iter__(self) -> Iterator[Attribute]:
         return iter(self.attributes)
 
-    def __len__(self) -> int:
-        return len(self.attributes)
-
     def find(self, cls: type[_A]) -> list[_A]:
         """All attributes of class ``cls``, in order."""
         return [a for a in self.attributes if isinstance(a, cls)]

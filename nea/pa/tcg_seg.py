@@ -44,7 +44,10 @@ __all__ = [
     "AttributeSegmenter",
     "MaxAttributeSizeRequest",
     "MaxAttributeSizeResponse",
+    "NeedNextSegment",
     "NextSegment",
+    "Reassembled",
+    "ReassemblyEvent",
     "SegmentReassembler",
     "TcgSegmentationType",
     "needs_segmentation",
@@ -252,6 +255,24 @@ def segment_attribute(
     return out
 
 
+@dataclass(frozen=True)
+class NeedNextSegment:
+    """Reassembly event: more segments are expected; send ``request`` to the peer."""
+
+    request: NextSegment
+
+
+@dataclass(frozen=True)
+class Reassembled:
+    """Reassembly event: the base attribute is complete (possibly an UnknownAttribute:
+    check its NOSKIP flag as for any received attribute)."""
+
+    attribute: Attribute
+
+
+ReassemblyEvent = NeedNextSegment | Reassembled
+
+
 @dataclass
 class _Pending:
     header: AttributeHeader
@@ -297,9 +318,9 @@ class SegmentReassembler:
         self._pending.pop(base_attr_id, None)
         return NextSegment.cancel_request(base_attr_id)
 
-    def receive(self, envelope: AttributeEnvelope) -> NextSegment | Attribute:
-        """Feed one envelope. Returns the Next Segment request to send, or the complete
-        base attribute (possibly an UnknownAttribute: check its NOSKIP flag)."""
+    def receive(self, envelope: AttributeEnvelope) -> ReassemblyEvent:
+        """Feed one envelope: :class:`NeedNextSegment` (with the request to send) or
+        :class:`Reassembled` (with the complete base attribute)."""
         bid = envelope.base_attr_id
         try:
             return self._receive(envelope)
@@ -307,7 +328,7 @@ class SegmentReassembler:
             self._pending.pop(bid, None)
             raise
 
-    def _receive(self, envelope: AttributeEnvelope) -> NextSegment | Attribute:
+    def _receive(self, envelope: AttributeEnvelope) -> ReassemblyEvent:
         bid = envelope.base_attr_id
         seg = envelope.segment
         if self.max_segment_size != NO_LIMIT and len(seg) > self.max_segment_size:
@@ -346,13 +367,13 @@ class SegmentReassembler:
                 raise self._error(bid, "more segments announced after the last octet",
                                   len(pending.data))
             self._pending[bid] = pending
-            return NextSegment(bid)
+            return NeedNextSegment(NextSegment(bid))
         self._pending.pop(bid, None)
         if not complete:
             short = pending.header.length - len(pending.data)
             raise self._error(
                 bid, f"last segment leaves the attribute {short} octets short", len(pending.data))
         try:
-            return parse_attribute(Reader(bytes(pending.data)), ATTRIBUTE_REGISTRY)
+            return Reassembled(parse_attribute(Reader(bytes(pending.data)), ATTRIBUTE_REGISTRY))
         except InvalidParameter as exc:
             raise self._error(bid, str(exc), exc.offset) from None

@@ -154,7 +154,7 @@ def test_unknown_with_noskip_yields_unsupported_mandatory_attribute() -> None:
     data = HDR + ItaCommand("allow").serialize() + unknown + _attr(0x80, 0x1234, 8, b"")
     result = process_message(data)
     assert result.message is None  # RFC 5792: the message must not be processed
-    assert result.decoded is not None and len(result.decoded) == 3
+    assert result.decoded is not None and len(result.decoded.attributes) == 3
     assert [e.error_code for e in result.errors] == [3, 3]
     first = result.errors[0]
     assert first.serialize() == bytes.fromhex(

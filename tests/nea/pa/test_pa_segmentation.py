@@ -11,9 +11,11 @@ from nea.pa import (
     AttributeSegmenter,
     ItaCommand,
     LocalPaTncError,
+    NeedNextSegment,
     NextSegment,
     PaErrorCode,
     PaMessage,
+    Reassembled,
     SegmentationError,
     SegmentReassembler,
     SwInventory,
@@ -53,14 +55,14 @@ def test_roundtrip_100kb_attribute() -> None:
         assert isinstance(env, AttributeEnvelope)
         out = receiver.receive(env)
         rounds += 1
-        if not isinstance(out, NextSegment):
+        if isinstance(out, Reassembled):
             break
-        request = _over_the_wire(out)
+        request = _over_the_wire(out.request)
         assert isinstance(request, NextSegment) and not request.cancel
         nxt = sender.handle_next_segment(request)
         assert nxt is not None
         env = _over_the_wire(nxt)
-    assert out == big
+    assert out.attribute == big
     assert rounds == -(-len(big.serialize()) // max_seg) == 4
     assert sender.done and receiver.pending == 0
     assert not env.more and not env.start
@@ -96,7 +98,7 @@ def test_segment_larger_than_negotiated_is_refused() -> None:
 def test_peer_sending_more_than_announced_is_refused() -> None:
     envs = segment_attribute(ItaCommand("x" * 100), 3, 50)
     receiver = SegmentReassembler(max_attribute_size=1000, max_segment_size=100)
-    assert isinstance(receiver.receive(envs[0]), NextSegment)
+    assert isinstance(receiver.receive(envs[0]), NeedNextSegment)
     bogus = AttributeEnvelope(3, envs[1].segment + b"extra" * 20, 0)
     with pytest.raises(SegmentationError):
         receiver.receive(bogus)
@@ -134,7 +136,7 @@ def test_invalid_base_attribute_reported_with_segment_context() -> None:
     bad_attr = bytes.fromhex("00000000" "00000003" "0000001b") + b"\x00" * 15
     envs = [AttributeEnvelope(4, bad_attr[:20], 0xC0), AttributeEnvelope(4, bad_attr[20:], 0)]
     receiver = SegmentReassembler(max_attribute_size=1000)
-    assert isinstance(receiver.receive(envs[0]), NextSegment)
+    assert isinstance(receiver.receive(envs[0]), NeedNextSegment)
     with pytest.raises(SegmentationError) as info:
         receiver.receive(envs[1])
     assert info.value.header == b"\xff\xff\xff\xff\x00\x00\x00\x04"
@@ -145,7 +147,17 @@ def test_unknown_noskip_base_attribute_is_handed_on() -> None:
     envs = segment_attribute(raw, 2, 30)
     receiver = SegmentReassembler(max_attribute_size=1000)
     results = [receiver.receive(e) for e in envs]
-    assert results[-1] == raw and results[-1].noskip
+    assert all(isinstance(r, NeedNextSegment) for r in results[:-1])
+    assert results[-1] == Reassembled(raw) and raw.noskip
+
+
+def test_a_segmented_next_segment_attribute_is_not_mistaken_for_a_request() -> None:
+    inner = NextSegment(77)
+    envs = [AttributeEnvelope(1, inner.serialize()[:12], 0xC0),
+            AttributeEnvelope(1, inner.serialize()[12:], 0)]
+    receiver = SegmentReassembler(max_attribute_size=100)
+    assert receiver.receive(envs[0]) == NeedNextSegment(NextSegment(1))
+    assert receiver.receive(envs[1]) == Reassembled(inner)
 
 
 def test_cancel_both_ways() -> None:
