@@ -16,6 +16,7 @@ pytestmark = pytest.mark.netns
 @pytest.fixture(autouse=True)
 def _tools() -> None:
     require("ip")
+    require("ping")
 
 
 def _namespaces() -> set[str]:

@@ -14,6 +14,7 @@ import pytest
 from tests.harness.certs import CertFactory
 from tests.harness.charon import Charon
 from tests.harness.netns import NetnsFactory
+from tests.harness.tools import require
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -79,6 +80,7 @@ def test_charon_eap_tls_vip_and_ping(
     charon_factory: Callable[..., Charon],
     cert_factory: CertFactory,
 ) -> None:
+    require("ping")
     ns_gw, ns_cl = netns.namespace("gw"), netns.namespace("cl")
     netns.veth(ns_gw, ns_cl, "192.0.2.1/24", "192.0.2.2/24")
     ns_gw.run("ip", "addr", "add", "10.1.0.1/32", "dev", "lo")  # the protected network
