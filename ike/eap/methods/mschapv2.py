@@ -88,6 +88,10 @@ class MsChapV2ServerMethod:
     :param identity: the EAP identity; the password is looked up for it and the Response's
         Name must name the same user (a ``DOMAIN\\`` prefix ignored on both).
     :param lookup: clear-text password lookup; or give ``nt_hash_lookup`` for stored NT hashes.
+    :param challenge: the 16-byte authenticator challenge (random when None; EAP-FAST and
+        TTLS derive it from the tunnel keys).
+    :param peer_challenge: when set, used instead of the Response's Peer-Challenge (EAP-FAST
+        anonymous provisioning, where it comes from the tunnel keys too).
     """
 
     def __init__(
@@ -100,9 +104,13 @@ class MsChapV2ServerMethod:
         challenge: bytes | None = None,
         ms_chap_id: int | None = None,
         success_message: bytes = b"Authentication succeeded",
+        peer_challenge: bytes | None = None,
     ) -> None:
         if lookup is None and nt_hash_lookup is None:
             raise ValueError("MsChapV2ServerMethod needs lookup or nt_hash_lookup")
+        if peer_challenge is not None and len(peer_challenge) != 16:
+            raise ValueError("the peer challenge is 16 bytes")
+        self._fixed_peer_challenge = peer_challenge
         self._identity = identity
         self._lookup = lookup
         self._nt_hash_lookup = nt_hash_lookup
@@ -150,6 +158,10 @@ class MsChapV2ServerMethod:
         value = data[1 : 1 + _RESPONSE_VALUE_SIZE]
         name = data[1 + _RESPONSE_VALUE_SIZE :]
         peer_challenge, nt_response = value[0:16], value[24:48]
+        if self._fixed_peer_challenge is not None:
+            # EAP-FAST anonymous provisioning (RFC 5422 3.2.3): both challenges come from
+            # the TLS key material and the Response's Peer-Challenge field is not used.
+            peer_challenge = self._fixed_peer_challenge
         user = ms.strip_domain(name)
         if user != ms.strip_domain(self._identity):
             return self._fail(

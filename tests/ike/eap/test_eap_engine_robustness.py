@@ -241,3 +241,16 @@ def test_mschapv2_server_with_stored_nt_hashes() -> None:
     assert final == Step(b"\x03", Decision.SUCCESS)
     assert server.receive(b"\x03") == Step(None, Decision.SUCCESS)
     assert server.master_keys == peer.master_keys and server.msk() == peer.msk()
+
+
+def test_mschapv2_fixed_peer_challenge_as_in_eap_fast_provisioning() -> None:
+    fixed = bytes(range(16, 32))
+    for peer_side, ok in ((fixed, True), (bytes(16), False)):
+        server = MsChapV2ServerMethod(
+            b"alice", USERS, challenge=bytes(range(16)), peer_challenge=fixed
+        )
+        peer = MsChapV2PeerMethod(b"alice", "pw-alice", peer_challenge=peer_side)
+        step = peer.receive(server.start())
+        assert step.reply is not None
+        answer = server.receive(step.reply)
+        assert (answer.decision is Decision.CONTINUE) is ok
