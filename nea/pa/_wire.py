@@ -139,7 +139,8 @@ _RFC3339_20 = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2
 
 
 def check_rfc3339_20(raw: bytes, what: str, at: int) -> str:
-    """A 20-octet RFC 3339 UTC time "YYYY-MM-DDTHH:MM:SSZ" (RFC 5792, 4.2.6; RFC 8412)."""
+    """A 20-octet RFC 3339 UTC time "YYYY-MM-DDTHH:MM:SSZ" (RFC 5792, 4.2.5 Last Use;
+    RFC 8412 event timestamps)."""
     if len(raw) != 20 or _RFC3339_20.fullmatch(raw) is None:
         raise InvalidParameter(f"{what} is not an RFC 3339 time of 20 octets", offset=at)
     return raw.decode("ascii")

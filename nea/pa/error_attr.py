@@ -1,4 +1,4 @@
-"""The PA-TNC Error attribute (IETF type 8): RFC 5792, 4.2.8 and RFC 8412, 5.16.
+"""The PA-TNC Error attribute (IETF type 8): RFC 5792, 4.2.8; RFC 8412 SWIMA error codes.
 
 Value: Reserved (8), Error Code Vendor ID (24), Error Code (32), Error Information.
 The information depends on the code:
@@ -10,7 +10,9 @@ The information depends on the code:
   ID / Subscription ID (32), Description (UTF-8, rest of the value).
 * IETF 6 (SWIMA response too large): Request ID (32), Maximum Allowed Size (32), Description.
 * IETF 7 (SWIMA subscription fulfillment error): Subscription ID (32), then a nested error:
-  Reserved (8), Error Code Vendor ID (24), Error Code (32), Error Information.
+  Reserved (8), Sub Error Code Vendor ID (24), Sub Error Code (32), Sub Error Information.
+  (Layout recalled from RFC 8412; strongSwan does not implement this code, and it could
+  not be re-checked against the RFC text from here.)
 * Any other vendor or code: kept as raw octets.
 """
 
@@ -105,7 +107,8 @@ class UnsupportedAttributeInfo:
 
 @dataclass(frozen=True)
 class SwimaErrorInfo:
-    """RFC 8412, 5.16: SWIMA_ERROR, SUBSCRIPTION_DENIED_ERROR, SUBSCRIPTION_ID_REUSE_ERROR."""
+    """RFC 8412 (SWIMA errors): SWIMA_ERROR, SUBSCRIPTION_DENIED_ERROR and
+    SUBSCRIPTION_ID_REUSE_ERROR."""
 
     request_id: int
     description: str
@@ -116,7 +119,7 @@ class SwimaErrorInfo:
 
 @dataclass(frozen=True)
 class SwimaResponseTooLargeInfo:
-    """RFC 8412, 5.16: SWIMA_RESPONSE_TOO_LARGE_ERROR."""
+    """RFC 8412 (SWIMA errors): SWIMA_RESPONSE_TOO_LARGE_ERROR."""
 
     request_id: int
     max_allowed_size: int
@@ -132,7 +135,7 @@ class SwimaResponseTooLargeInfo:
 
 @dataclass(frozen=True)
 class SwimaFulfillmentErrorInfo:
-    """RFC 8412, 5.16: SWIMA_SUBSCRIPTION_FULFILLMENT_ERROR with the nested error."""
+    """RFC 8412 (SWIMA errors): SWIMA_SUBSCRIPTION_FULFILLMENT_ERROR with the nested error."""
 
     subscription_id: int
     error_vendor: int

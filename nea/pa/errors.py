@@ -34,8 +34,8 @@ MESSAGE_HEADER_LEN = 8
 
 
 class PaErrorCode(IntEnum):
-    """PA-TNC error codes in the IETF namespace: RFC 5792, 4.2.8 (0-3) and RFC 8412,
-    5.16 (SWIMA, 4-8)."""
+    """PA-TNC error codes in the IETF namespace: RFC 5792, 4.2.8 (0-3) and RFC 8412
+    (SWIMA, 4-8)."""
 
     RESERVED = 0
     INVALID_PARAMETER = 1

@@ -1,7 +1,8 @@
 """SWIMA attributes: RFC 8412 section 5 (IETF types 13-17).
 
-Common record layout (5.8-5.11): Record Identifier (32), Data Model Type PEN (24), Data
-Model Type (8), Source Identifier Number (8), Reserved (8; the Action in event records),
+Common record layout (Software [Identifier] Inventory and Events): Record Identifier (32),
+Data Model Type PEN (24), Data Model Type (8), Source Identifier Number (8), Reserved (8;
+the Action in event records),
 Software Identifier Length (16), Software Identifier, Software Locator Length (16),
 Software Locator, and for the full SW Inventory / SW Events also Record Length (32), Record.
 Counts (24 bits) must match the records exactly and the value must be consumed exactly.
@@ -31,14 +32,14 @@ __all__ = [
     "SwRequest",
 ]
 
-#: RFC 8412, 5.7: SW Request flags.
+#: RFC 8412 SWIMA Request flags (C, S, R).
 SW_REQUEST_CLEAR = 0x80
 SW_REQUEST_SUBSCRIBE = 0x40
 SW_REQUEST_RESULT_IDS = 0x20
 
 
 class SwEventAction(enum.IntEnum):
-    """RFC 8412, 5.9: Action of a software event."""
+    """RFC 8412 (Software [Identifier] Events): Action of an event."""
 
     CREATION = 1
     DELETION = 2
@@ -103,7 +104,8 @@ class SwRecord:
 @register
 @dataclass(frozen=True)
 class SwRequest(Attribute):
-    """RFC 8412, 5.7: Flags C/S/R (8), Software Identifier Count (24), Request ID (32),
+    """RFC 8412 SWIMA Request: Flags C/S/R (8), Software Identifier Count (24), Request ID
+    (32),
     Earliest EID (32), then length-prefixed (16) target software identifiers."""
 
     VENDOR = Vendor.IETF
@@ -150,8 +152,8 @@ class SwRequest(Attribute):
 
 @dataclass(frozen=True)
 class _Inventory(Attribute):
-    """RFC 8412, 5.8 / 5.10: Flags (8), Count (24), Request ID Copy / Subscription ID (32),
-    EID Epoch (32), Last EID (32), records."""
+    """RFC 8412 Software [Identifier] Inventory: Flags (8), Count (24), Request ID Copy /
+    Subscription ID (32), EID Epoch (32), Last EID (32), records."""
 
     WITH_RECORD: ClassVar[bool] = False
 
@@ -191,7 +193,7 @@ class _Inventory(Attribute):
 @register
 @dataclass(frozen=True)
 class SwIdentifierInventory(_Inventory):
-    """RFC 8412, 5.8: SW Identifier Inventory (records without the record data)."""
+    """RFC 8412 Software Identifier Inventory (records without the record data)."""
 
     VENDOR = Vendor.IETF
     TYPE = 14
@@ -202,7 +204,7 @@ class SwIdentifierInventory(_Inventory):
 @register
 @dataclass(frozen=True)
 class SwInventory(_Inventory):
-    """RFC 8412, 5.10: SW Inventory (records with their record data)."""
+    """RFC 8412 Software Inventory (records with their record data)."""
 
     VENDOR = Vendor.IETF
     TYPE = 16
@@ -212,7 +214,7 @@ class SwInventory(_Inventory):
 
 @dataclass(frozen=True)
 class SwEvent:
-    """RFC 8412, 5.9 / 5.11: EID (32), Timestamp (20-octet RFC 3339), then a record whose
+    """RFC 8412 event sub-block: EID (32), Timestamp (20-octet RFC 3339), then a record whose
     Reserved octet is the Action."""
 
     eid: int
@@ -223,8 +225,8 @@ class SwEvent:
 
 @dataclass(frozen=True)
 class _Events(Attribute):
-    """RFC 8412, 5.9 / 5.11: Flags (8), Count (24), Request ID Copy / Subscription ID (32),
-    EID Epoch (32), Last EID (32), Last Consulted EID (32), events."""
+    """RFC 8412 Software [Identifier] Events: Flags (8), Count (24), Request ID Copy /
+    Subscription ID (32), EID Epoch (32), Last EID (32), Last Consulted EID (32), events."""
 
     WITH_RECORD: ClassVar[bool] = False
 
@@ -281,7 +283,7 @@ class _Events(Attribute):
 @register
 @dataclass(frozen=True)
 class SwIdentifierEvents(_Events):
-    """RFC 8412, 5.9: SW Identifier Events."""
+    """RFC 8412 Software Identifier Events."""
 
     VENDOR = Vendor.IETF
     TYPE = 15
@@ -292,7 +294,7 @@ class SwIdentifierEvents(_Events):
 @register
 @dataclass(frozen=True)
 class SwEvents(_Events):
-    """RFC 8412, 5.11: SW Events."""
+    """RFC 8412, 5.10: Software Events."""
 
     VENDOR = Vendor.IETF
     TYPE = 17
