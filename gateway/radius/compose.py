@@ -1,0 +1,162 @@
+"""Composition root of the RADIUS front-end: EAP methods + EAP server + RADIUS engine + UDP.
+
+The engines never import each other sideways; this module wires them: it builds one
+``ike.eap.server.EapServer`` per conversation with the methods the configuration lists
+(each method's server factory from ``ike.eap.methods`` / ``ike.eap_tls`` / ...), and hands
+that factory to :class:`radius.RadiusServer`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gateway.radius.adapter import RadiusDatagramProtocol, RadiusService
+from gateway.radius.config import RadiusConfig
+from radius import Event, RadiusServer, RequestContext
+
+__all__ = ["available_methods", "build_eap_factory", "build_server", "listen"]
+
+log = logging.getLogger(__name__)
+
+_MODULES = {
+    "md5": "ike.eap.methods.md5",
+    "mschapv2": "ike.eap.methods.mschapv2",
+    "gtc": "ike.eap.methods.gtc",
+    "tls": "ike.eap_tls.method",
+    "ttls": "ike.eap_ttls.method",
+    "peap": "ike.eap_peap.method",
+}
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+_WIRED = frozenset({"md5", "mschapv2", "gtc", "tls", "ttls"})
+"""Methods this composition root knows how to build (PEAP: not yet in the tree)."""
+
+
+def available_methods() -> tuple[str, ...]:
+    """The configuration names of the EAP methods this installation has and can offer."""
+    return tuple(
+        name for name, module in _MODULES.items() if name in _WIRED and _importable(module)
+    )
+
+
+def _tls_server_config(config: RadiusConfig, *, client_cert: bool) -> Any:
+    from ike.eap_tls.tls import TlsServerConfig, TlsVersion
+
+    tls = config.tls
+    if tls is None:
+        raise ValueError("a TLS-based method needs [tls]")
+    versions = {"1.2": TlsVersion.TLS1_2, "1.3": TlsVersion.TLS1_3}
+    return TlsServerConfig(
+        cert_chain_pem=tls.cert.read_bytes(),
+        key_pem=tls.key.read_bytes(),
+        ca_pems=tuple(p.read_bytes() for p in tls.ca),
+        min_version=versions[tls.min_version],
+        max_version=versions[tls.max_version],
+        fragment_size=tls.fragment_size,
+        require_client_cert=client_cert,
+        bind_identity=tls.bind_identity,
+    )
+
+
+def _method_factories(config: RadiusConfig) -> list[tuple[int, Callable[[bytes], Any]]]:
+    from ike.eap.methods.credentials import StaticPasswords, password_check
+    from ike.eap.packet import EapType
+
+    passwords = StaticPasswords(dict(config.users.items()))
+    out: list[tuple[int, Callable[[bytes], Any]]] = []
+    missing = [m for m in (*config.methods, *config.inner_methods) if m not in available_methods()]
+    if missing:
+        raise ValueError(f"EAP methods not available in this installation: {missing}")
+    for name in config.methods:
+        if name == "md5":
+            from ike.eap.methods.md5 import md5_server_factory
+
+            out.append((EapType.MD5_CHALLENGE, md5_server_factory(passwords)))
+        elif name == "mschapv2":
+            from ike.eap.methods.mschapv2 import mschapv2_server_factory
+
+            out.append((EapType.MSCHAPV2, mschapv2_server_factory(passwords)))
+        elif name == "gtc":
+            from ike.eap.methods.gtc import gtc_server_factory
+
+            out.append((EapType.GTC, gtc_server_factory(password_check(passwords))))
+        elif name == "tls":
+            from ike.eap_tls.method import EapTlsServer
+
+            tls_config = _tls_server_config(config, client_cert=True)
+
+            def tls_factory(identity: bytes, _c: Any = tls_config) -> Any:
+                return EapTlsServer(_c, identity)
+
+            out.append((EapType.TLS, tls_factory))
+        elif name == "ttls":
+            from ike.eap_ttls.method import TtlsServerConfig, ttls_server_factory
+
+            inner = _inner_methods(config)
+            ttls_config = TtlsServerConfig(
+                tls=_tls_server_config(config, client_cert=False),
+                eap_methods=tuple(inner),
+                password_lookup=passwords,
+            )
+            out.append((EapType.TTLS, ttls_server_factory(ttls_config)))
+        else:
+            raise ValueError(f"EAP method {name!r} is not wired into the RADIUS front-end yet")
+    return out
+
+
+def _inner_methods(config: RadiusConfig) -> list[tuple[int, Callable[[bytes], Any]]]:
+    """Inner EAP methods of the tunnel methods: the simple methods in ``inner_methods``."""
+    inner = RadiusConfig(clients=config.clients, methods=config.inner_methods, users=config.users)
+    return _method_factories(inner)
+
+
+def build_eap_factory(config: RadiusConfig) -> Callable[[RequestContext], Any]:
+    """``factory(context) -> EapServer`` with the configured methods, in the configured order."""
+    from ike.eap.server import EapServer
+
+    methods = _method_factories(config)
+
+    def factory(context: RequestContext) -> Any:
+        return EapServer(methods)
+
+    return factory
+
+
+def build_server(config: RadiusConfig) -> RadiusServer:
+    return RadiusServer(
+        config.clients,
+        build_eap_factory(config),
+        policy=config.policy,
+        conversation_timeout=config.conversation_timeout,
+    )
+
+
+def _log_event(event: Event) -> None:
+    log.info("RADIUS event: %s", type(event).__name__)
+
+
+def listen(
+    config: RadiusConfig,
+    reactor: Any,
+    *,
+    on_event: Callable[[Event], None] | None = _log_event,
+    server: RadiusServer | None = None,
+) -> tuple[RadiusService, Sequence[Any]]:
+    """Listen on the auth and accounting ports; return the service and the two ports."""
+    engine = server if server is not None else build_server(config)
+    service = RadiusService(engine, reactor, on_event)
+    ports = [
+        reactor.listenUDP(port, RadiusDatagramProtocol(service), interface=config.listen)
+        for port in (config.auth_port, config.acct_port)
+    ]
+    return service, ports
