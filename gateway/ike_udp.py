@@ -1,0 +1,306 @@
+"""Twisted adapter for the IKEv2 engine: UDP 500 and 4500 (RFC 7296, 2.23; RFC 3948).
+
+:class:`IkeUdpService` owns one :class:`ike.sa.IkeEngine` and two :class:`IkePort` datagram
+protocols.  On 4500 an IKE message is preceded by the four-octet non-ESP marker; anything
+else there is UDP-encapsulated ESP (handed to ``esp_handler``, the dataplane) or a one-octet
+NAT keepalive (dropped).  The service feeds the engine, writes what it returns, keeps a single
+``callLater`` for the engine's next timer and passes events to ``on_event``.
+
+``python -m gateway.ike_udp --config FILE.json`` runs a standalone responder/initiator from a
+small JSON file (used by the interop tests; the daemon builds its engine from its own config):
+
+    {"listen": "192.0.2.1",
+     "events": "/path/events.jsonl",
+     "connections": [{"name": "gw", "local_id": "gw.test", "remote_id": null,
+                      "local_auth": "psk", "remote_auth": "psk", "psk": "secret",
+                      "cert": "gw.crt", "key": "gw.key", "cacerts": ["ca.crt"],
+                      "pool": "10.3.0.0/24", "dns": ["10.1.0.53"],
+                      "proposals": ["aes128-sha256-x25519"],
+                      "children": [{"name": "net", "local_ts": ["10.1.0.0/16"],
+                                    "esp_proposals": ["aes128gcm16"]}]}]}
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from twisted.internet import protocol
+
+from ike.config import (
+    AuthClass,
+    ChildConfig,
+    EngineConfig,
+    Identity,
+    IkeProposal,
+    PeerConfig,
+)
+from ike.constants import NON_ESP_MARKER
+from ike.payloads import IpAddress
+from ike.sa import Address, ChildSaInstalled, Event, IkeEngine, IkeSaClosed, IkeSaEstablished
+
+__all__ = ["IkePort", "IkeUdpService", "main"]
+
+log = logging.getLogger("gateway.ike_udp")
+
+NATT_PORT = 4500
+
+
+class DelayedCall(Protocol):
+    def active(self) -> bool: ...
+
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """The part of Twisted's IReactorTime the service uses (the reactor or a test Clock)."""
+
+    def seconds(self) -> float: ...
+
+    def callLater(self, delay: float, f: Callable[[], None]) -> DelayedCall: ...
+
+
+class IkePort(protocol.DatagramProtocol):
+    """One UDP socket (500 or 4500) of an :class:`IkeUdpService`."""
+
+    def __init__(self, service: IkeUdpService, host: str, port: int) -> None:
+        self.service = service
+        self.host = host
+        self.port = port
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        remote = (str(addr[0]), int(addr[1]))
+        if self.port == NATT_PORT:
+            if len(data) == 1 and data == b"\xff":
+                return  # RFC 3948, 2.3: NAT keepalive
+            if data[:4] != NON_ESP_MARKER:
+                self.service.esp_received(data, remote, (self.host, self.port))
+                return
+            data = data[4:]
+        self.service.ike_received(data, remote, (self.host, self.port))
+
+    def send(self, data: bytes, remote: Address) -> None:
+        if self.transport is None:
+            return
+        if self.port == NATT_PORT:
+            data = NON_ESP_MARKER + data
+        transport: Any = self.transport
+        transport.write(data, remote)
+
+
+class IkeUdpService:
+    """Connects an engine to its two ports, the reactor's clock and the event consumer."""
+
+    def __init__(
+        self,
+        engine: IkeEngine,
+        clock: Clock,
+        host: str,
+        on_event: Callable[[Event], None] = lambda event: None,
+        esp_handler: Callable[[bytes, Address, Address], None] | None = None,
+        ports: tuple[int, int] = (500, NATT_PORT),
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.host = host
+        self.on_event = on_event
+        self.esp_handler = esp_handler
+        self.ports = {p: IkePort(self, host, p) for p in ports}
+        self._timer: DelayedCall | None = None
+        self._timer_at: float | None = None
+
+    def now(self) -> float:
+        return float(self.clock.seconds())
+
+    def ike_received(self, data: bytes, remote: Address, local: Address) -> None:
+        self.engine.receive_datagram(data, remote, self.now(), local=local)
+        self.flush()
+
+    def esp_received(self, data: bytes, remote: Address, local: Address) -> None:
+        if self.esp_handler is not None:
+            self.esp_handler(data, remote, local)
+
+    def initiate(self, name: str, remote: Address) -> bytes:
+        spi = self.engine.initiate(name, self.now(), local=(self.host, 500), remote=remote)
+        self.flush()
+        return spi
+
+    def delete(self, ike_sa: bytes) -> None:
+        self.engine.delete_ike_sa(ike_sa, self.now())
+        self.flush()
+
+    def flush(self) -> None:
+        """Send queued datagrams, deliver events and re-arm the timer."""
+        for d in self.engine.datagrams_to_send(self.now()):
+            port = self.ports.get(d.local[1]) or self.ports[min(self.ports)]
+            port.send(d.data, d.remote)
+        while (event := self.engine.next_event()) is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("event consumer failed on %r", type(event).__name__)
+        self._arm()
+
+    def _arm(self) -> None:
+        when = self.engine.get_timer()
+        if when == self._timer_at and self._timer is not None and self._timer.active():
+            return
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer, self._timer_at = None, when
+        if when is not None:
+            self._timer = self.clock.callLater(max(0.0, when - self.now()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer, self._timer_at = None, None
+        self.engine.handle_timer(self.now())
+        self.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# Standalone runner (interop tests, experiments)
+
+
+class _SimplePool:
+    """In-memory address pool for the standalone runner."""
+
+    def __init__(self, network: str) -> None:
+        self._free: list[IpAddress] = list(ipaddress.ip_network(network).hosts())
+        self._leases: dict[Identity, IpAddress] = {}
+
+    def acquire(
+        self, identity: Identity, requested: IpAddress | None, version: int
+    ) -> IpAddress | None:
+        if identity in self._leases:
+            return self._leases[identity]
+        for addr in self._free:
+            if addr.version == version:
+                self._free.remove(addr)
+                self._leases[identity] = addr
+                return addr
+        return None
+
+    def release(self, identity: Identity, address: IpAddress) -> None:
+        if self._leases.get(identity) == address:
+            del self._leases[identity]
+            self._free.append(address)
+
+
+def _load_peer(spec: dict[str, Any], base: Path) -> PeerConfig:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    def path(p: str) -> Path:
+        return (base / p) if not Path(p).is_absolute() else Path(p)
+
+    cert = (
+        x509.load_pem_x509_certificate(path(spec["cert"]).read_bytes())
+        if spec.get("cert")
+        else None
+    )
+    key = load_pem_private_key(path(spec["key"]).read_bytes(), None) if spec.get("key") else None
+    cas = tuple(
+        x509.load_pem_x509_certificate(path(c).read_bytes()) for c in spec.get("cacerts", ())
+    )
+    children = tuple(
+        ChildConfig.make(
+            c["name"], c.get("local_ts", ()), c.get("remote_ts", ()), c.get("esp_proposals", ())
+        )
+        for c in spec.get("children", ())
+    )
+    kwargs: dict[str, Any] = {}
+    if spec.get("proposals"):
+        kwargs["ike_proposals"] = tuple(IkeProposal.parse(p) for p in spec["proposals"])
+    return PeerConfig(
+        name=spec["name"],
+        local_id=Identity.parse(spec["local_id"]),
+        remote_id=Identity.parse(spec["remote_id"]) if spec.get("remote_id") else None,
+        local_auth=AuthClass(spec.get("local_auth", "psk")),
+        remote_auth=AuthClass(spec.get("remote_auth", "psk")),
+        psk=spec["psk"].encode() if spec.get("psk") else None,
+        certificate=cert,
+        private_key=key,  # type: ignore[arg-type]
+        trust_anchors=cas,
+        children=children,
+        pool=_SimplePool(spec["pool"]) if spec.get("pool") else None,
+        dns=tuple(ipaddress.ip_address(d) for d in spec.get("dns", ())),
+        **kwargs,
+    )
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    out: dict[str, Any] = {"event": type(event).__name__, "ike_sa": event.ike_sa.hex()}
+    if isinstance(event, IkeSaEstablished):
+        out.update(
+            peer=event.peer_config,
+            remote_id=str(event.remote_id),
+            local_id=str(event.local_id),
+            encr=event.encr,
+            integ=event.integ,
+            prf=event.prf,
+            dh=event.dh,
+            vips=[str(v) for v in event.virtual_ips],
+            remote=list(event.remote),
+            nat=event.nat_detected,
+        )
+    elif isinstance(event, ChildSaInstalled):
+        out.update(
+            name=event.name,
+            spi_in=f"{event.spi_in:08x}",
+            spi_out=f"{event.spi_out:08x}",
+            encr=event.encr_id,
+            encr_bits=event.encr_key_bits,
+            integ=event.integ_id,
+            local_ts=[str(t) for t in event.local_ts],
+            remote_ts=[str(t) for t in event.remote_ts],
+            udp_encap=event.udp_encap,
+        )
+    elif isinstance(event, IkeSaClosed):
+        out.update(reason=event.reason, error=event.error)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from twisted.internet import reactor as _reactor
+
+    reactor: Any = _reactor
+
+    parser = argparse.ArgumentParser(prog="python -m gateway.ike_udp")
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    spec = json.loads(args.config.read_text())
+    base = args.config.parent
+    peers = tuple(_load_peer(p, base) for p in spec["connections"])
+    engine = IkeEngine(EngineConfig(peers=peers))
+    events_path = Path(spec["events"]) if spec.get("events") else None
+
+    def on_event(event: Event) -> None:
+        line = json.dumps(_event_json(event))
+        log.info("event %s", line)
+        if events_path is not None:
+            with events_path.open("a") as fh:
+                fh.write(line + "\n")
+
+    host = spec.get("listen", "0.0.0.0")  # noqa: S104 - a gateway listens where it is told
+    service = IkeUdpService(engine, reactor, host, on_event)
+    for port, proto in service.ports.items():
+        reactor.listenUDP(port, proto, interface=host)
+    log.info("IKE listening on %s ports %s", host, sorted(service.ports))
+    reactor.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
