@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +29,7 @@ def _check(data: bytes) -> None:
     else:
         assert msg.serialize() == data  # anything accepted re-encodes identically
         msg.describe()
-        msg.to_dict()
+        json.dumps(msg.to_dict())
     result = process_message(data)  # never raises
     for err in result.errors:
         err.serialize()
