@@ -24,6 +24,9 @@ from ike.eap.peer import EapPeer
 from tests.harness.freeradius import FreeRadius
 from tests.harness.tools import require
 
+# Real Debian peers (the marker groups every test that needs them; see pyproject).
+pytestmark = pytest.mark.netns
+
 ACCESS_REQUEST, ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_CHALLENGE = 1, 2, 3, 11
 USER_NAME, STATE, VENDOR_SPECIFIC, NAS_IDENTIFIER = 1, 24, 26, 32
 EAP_MESSAGE, MESSAGE_AUTHENTICATOR = 79, 80

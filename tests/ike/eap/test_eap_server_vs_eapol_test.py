@@ -35,6 +35,9 @@ from tests.harness.tools import require
 ACCESS_REQUEST, ACCESS_ACCEPT, ACCESS_REJECT, ACCESS_CHALLENGE = 1, 2, 3, 11
 STATE, VENDOR_SPECIFIC, EAP_MESSAGE, MESSAGE_AUTHENTICATOR = 24, 26, 79, 80
 MICROSOFT, MS_MPPE_SEND_KEY, MS_MPPE_RECV_KEY = 311, 16, 17
+# Real Debian peers (the marker groups every test that needs them; see pyproject).
+pytestmark = pytest.mark.netns
+
 USERS = StaticPasswords({"alice": "s3cret-Pass"})
 
 
