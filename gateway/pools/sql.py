@@ -178,7 +178,7 @@ class LeaseFilter:
         values: dict[str, Any] = {}
         # a distinguished name contains ", ": only a comma without a blank separates items
         for item in re.split(r",(?! )", text):
-            key, eq, value = item.partition("=")
+            key, _, value = item.partition("=")
             key = key.strip()
             if key == "pool" and value:
                 values["pool"] = value
@@ -204,7 +204,6 @@ class LeaseFilter:
                 raise InvalidArgument(
                     f"invalid --filter item '{item}': use pool=, id=, addr=, tstamp=, status="
                 )
-            del eq
         return cls(**values)
 
 
