@@ -208,6 +208,9 @@ def _load_peer(spec: dict[str, Any], base: Path) -> PeerConfig:
     cas = tuple(
         x509.load_pem_x509_certificate(path(c).read_bytes()) for c in spec.get("cacerts", ())
     )
+    inter = tuple(
+        x509.load_pem_x509_certificate(path(c).read_bytes()) for c in spec.get("intermediates", ())
+    )
     children = tuple(
         ChildConfig.make(
             c["name"], c.get("local_ts", ()), c.get("remote_ts", ()), c.get("esp_proposals", ())
@@ -226,6 +229,7 @@ def _load_peer(spec: dict[str, Any], base: Path) -> PeerConfig:
         psk=spec["psk"].encode() if spec.get("psk") else None,
         certificate=cert,
         private_key=key,  # type: ignore[arg-type]
+        intermediates=inter,
         trust_anchors=cas,
         children=children,
         pool=_SimplePool(spec["pool"]) if spec.get("pool") else None,
