@@ -64,12 +64,17 @@ def _encode(opcode: int, ms_id: int, data: bytes) -> bytes:
     return _HDR.pack(opcode, ms_id, 4 + len(data)) + data
 
 
-def _decode(type_data: bytes) -> tuple[int, int, bytes]:
-    """(opcode, MS-CHAPv2-ID, data) of a four-byte-header message, lengths checked exactly."""
+def _decode(type_data: bytes, *, strict: bool = True) -> tuple[int, int, bytes]:
+    """(opcode, MS-CHAPv2-ID, data) of a four-byte-header message.
+
+    MS-Length must equal the Type-Data length; with ``strict=False`` a wrong MS-Length is
+    ignored (wpa_supplicant's default workaround: "some authentication servers use invalid
+    ms_len").  The EAP Length has been checked exactly already either way.
+    """
     if len(type_data) < 4:
         raise MalformedPacket(f"MS-CHAPv2 header needs 4 bytes, got {len(type_data)}", 5)
     opcode, ms_id, ms_length = _HDR.unpack_from(type_data)
-    if ms_length != len(type_data):
+    if strict and ms_length != len(type_data):
         raise MalformedPacket(
             f"MS-Length {ms_length} does not match the {len(type_data)} bytes of Type-Data", 7
         )
@@ -255,12 +260,22 @@ class MsChapV2PeerMethod:
     """Peer side: answers the Challenge and checks the authenticator response (mutual auth).
 
     :param username: the Name sent in the Response (usually the EAP identity).
+    :param peer_challenge: fixed 16-byte Peer-Challenge (random when None; EAP-FAST
+        provisioning derives it from the tunnel keys).
+    :param strict_ms_length: reject a Request whose MS-Length is wrong (default: tolerate it,
+        as wpa_supplicant does for broken servers).
     """
 
     def __init__(
-        self, username: bytes, password: str, *, peer_challenge: bytes | None = None
+        self,
+        username: bytes,
+        password: str,
+        *,
+        peer_challenge: bytes | None = None,
+        strict_ms_length: bool = False,
     ) -> None:
         self._username = username
+        self._strict = strict_ms_length
         self._password_hash = ms.nt_password_hash(password)
         self._peer_challenge = (
             peer_challenge if peer_challenge is not None else secrets.token_bytes(16)
@@ -287,7 +302,7 @@ class MsChapV2PeerMethod:
 
     def receive(self, type_data: bytes) -> Step:
         try:
-            opcode, ms_id, data = _decode(type_data)
+            opcode, ms_id, data = _decode(type_data, strict=self._strict)
         except MalformedPacket as exc:
             return self._fail(f"malformed MS-CHAPv2 Request: {exc}")
         if opcode == MsChapV2OpCode.CHALLENGE and self._nt_response is None:

@@ -254,3 +254,16 @@ def test_mschapv2_fixed_peer_challenge_as_in_eap_fast_provisioning() -> None:
         assert step.reply is not None
         answer = server.receive(step.reply)
         assert (answer.decision is Decision.CONTINUE) is ok
+
+
+def test_mschapv2_peer_tolerates_a_wrong_ms_length_unless_strict() -> None:
+    server = MsChapV2ServerMethod(b"alice", USERS)
+    challenge = bytearray(server.start())
+    challenge[2:4] = (len(challenge) + 3).to_bytes(2, "big")  # a server with a broken MS-Length
+    lenient = MsChapV2PeerMethod(b"alice", "pw-alice").receive(bytes(challenge))
+    assert lenient.decision is Decision.CONTINUE and lenient.reply is not None
+    assert server.receive(lenient.reply).decision is Decision.CONTINUE  # Success Request
+    strict = MsChapV2PeerMethod(b"alice", "pw-alice", strict_ms_length=True)
+    step = strict.receive(bytes(challenge))
+    assert step == Step(None, Decision.FAILURE)
+    assert strict.failure_reason is not None and "MS-Length" in strict.failure_reason
