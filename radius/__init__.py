@@ -72,6 +72,7 @@ from radius.server import (
     RadiusServer,
     RequestContext,
     VlanAssignment,
+    vlan_attributes,
 )
 
 __all__ = [
@@ -132,4 +133,5 @@ __all__ = [
     "unhide_password",
     "verify_request",
     "verify_response",
+    "vlan_attributes",
 ]

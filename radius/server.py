@@ -76,6 +76,7 @@ __all__ = [
     "RadiusServer",
     "RequestContext",
     "VlanAssignment",
+    "vlan_attributes",
 ]
 
 log = logging.getLogger(__name__)
