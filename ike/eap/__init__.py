@@ -11,3 +11,5 @@ Import from the modules, not from this package (it re-exports nothing, so that
 * ``ike.eap.methods`` - EAP-MD5, EAP-MS-CHAPv2, EAP-GTC and the credentials callbacks
 * ``ike.eap.mschapv2`` / ``ike.eap.md4`` - MS-CHAPv2 and MPPE primitives, MD4
 """
+
+__all__: list[str] = []

@@ -277,9 +277,11 @@ def test_peer_naks_the_alternative_too() -> None:
     md5_req = server.receive(ident)
     assert md5_req is not None
     nak1 = peer.receive(md5_req)
-    assert nak1 is not None and parse(nak1).eap_type == EapType.NAK
+    assert nak1 is not None
+    assert parse(nak1) == EapResponse(parse(md5_req).identifier, EapType.NAK, b"\x06")
     gtc_req = server.receive(nak1)
-    assert gtc_req is not None and parse(gtc_req).eap_type == EapType.GTC
+    assert gtc_req is not None
+    assert parse(gtc_req) == EapRequest(parse(nak1).identifier + 1, EapType.GTC, b"Password: ")
     # A second Nak, to an alternative the peer itself proposed: nothing is left.
     second = EapResponse(parse(gtc_req).identifier, EapType.NAK, b"\x04").to_bytes()
     out = server.receive(second)
