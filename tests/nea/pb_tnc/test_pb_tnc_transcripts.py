@@ -137,3 +137,34 @@ def test_tncc_reports_reason_string_of_isolate() -> None:
         tncc.receive_batch(data)
     assert tncc.result is not None
     assert [r.language for r in tncc.result.reasons] == ["en"]
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_pb_pa_bodies_are_pa_tnc_messages(folder: str) -> None:
+    """Cross-check with ``nea.pa`` (tests only: ``nea.pb_tnc`` itself never imports it): every
+    PB-PA body of the transcript is a PA-TNC message, and the Test IMC's ITA Command is the
+    one our test validator found."""
+    from nea.pa import PaMessage
+    from nea.pa.ita import ItaCommand
+
+    commands = []
+    for _, data in _batches(folder, "c2s") + _batches(folder, "s2c"):
+        for message in decode_batch(data).messages:
+            if isinstance(message, PbPa):
+                pa = PaMessage.parse(message.body)
+                assert pa.serialize() == message.body
+                commands += [a.command for a in pa.find(ItaCommand)]
+    assert commands == ["allow" if folder == "forwarding" else folder]
+
+
+def test_pb_tnc_does_not_import_pa() -> None:
+    import ast
+
+    package = Path(__file__).resolve().parents[3] / "nea" / "pb_tnc"
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith(("nea.pa", "twisted", "socket")), source
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith(("nea.pa", "twisted", "socket")), source
