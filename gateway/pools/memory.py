@@ -163,9 +163,15 @@ class MemoryPool:
         with self._lock:
             s = self._s
             out = []
+            now = int(self._clock())
             for offset, identity in s.owner.items():
                 released = s.offline.get(offset, 0)
-                state = LeaseState.ONLINE if offset in s.online else LeaseState.VALID
+                if offset in s.online:
+                    state = LeaseState.ONLINE
+                elif self.reassign_after and now - released >= self.reassign_after:
+                    state = LeaseState.EXPIRED  # may go to another identity
+                else:
+                    state = LeaseState.VALID  # kept for its identity
                 out.append(
                     Lease(
                         self.name,

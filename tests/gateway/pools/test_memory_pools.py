@@ -7,7 +7,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
 
-from gateway.pools import MemoryPool, MemoryPools, PoolProvider
+from gateway.pools import LeaseState, MemoryPool, MemoryPools, PoolProvider
 from gateway.pools.attributes import ConfigAttributeType as T
 from gateway.pools.errors import InvalidArgument, PoolExists, PoolOverlap
 
@@ -95,7 +95,9 @@ def test_exhausted_pool_reassigns_the_oldest_offline_lease() -> None:
     clock.now += 10
     assert pool.release(b, "bob")
     assert pool.acquire("carol") is None  # offline leases are still reserved
+    assert {x.state for x in pool.leases()} == {LeaseState.VALID}
     clock.now += 600
+    assert {x.state for x in pool.leases()} == {LeaseState.EXPIRED}
     assert pool.acquire("carol") == a  # alice's is the oldest
     assert pool.acquire("alice") == b  # alice lost hers; bob's is next
     assert pool.acquire("bob") is None

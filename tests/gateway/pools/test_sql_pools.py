@@ -3,9 +3,7 @@ attributes, administration, and concurrent allocators in several processes."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from collections.abc import Iterator
 from ipaddress import IPv6Address, ip_address
 from pathlib import Path
@@ -24,14 +22,7 @@ from gateway.pools.errors import (
 )
 from gateway.pools.schema import VERSION_TABLE, addresses, leases
 from gateway.pools.sql import LeaseFilter
-
-_spec = importlib.util.spec_from_file_location(
-    "pool_workers", Path(__file__).with_name("pool_workers.py")
-)
-assert _spec and _spec.loader
-pool_workers = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("pool_workers", pool_workers)
-_spec.loader.exec_module(pool_workers)
+from tests.gateway.pools import pool_workers
 
 ip = ip_address
 HOUR = 3600

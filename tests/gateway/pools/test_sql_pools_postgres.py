@@ -4,12 +4,9 @@ out one address twice."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import uuid
 from collections.abc import Iterator
 from ipaddress import ip_address as ip
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,15 +15,8 @@ from sqlalchemy.engine import make_url
 from gateway.pools import LeaseState, SqlPools
 from gateway.pools.attributes import ConfigAttributeType as T
 from gateway.pools.errors import PoolOverlap
+from tests.gateway.pools import pool_workers
 from tests.harness.postgres import postgres_url
-
-_spec = importlib.util.spec_from_file_location(
-    "pool_workers", Path(__file__).with_name("pool_workers.py")
-)
-assert _spec and _spec.loader
-pool_workers = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("pool_workers", pool_workers)
-_spec.loader.exec_module(pool_workers)
 
 __all__ = ["postgres_url"]  # the fixture, re-exported for pytest
 
