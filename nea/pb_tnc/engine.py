@@ -425,6 +425,9 @@ class Tncs(_Endpoint):
         self._validators = list(validators)
         self._language: PbLanguagePreference | None = None
         self._decisions: dict[int, ValidatorRecommendation] = {}
+        self.decision: AssessmentDecided | None = None
+        """The verdict of the last RESULT batch sent (None before the first, and again while
+        a retried handshake runs)."""
         for v in self._validators:
             v.notify_connection_change(connection_id, ConnectionState.CREATE)
 
@@ -481,6 +484,7 @@ class Tncs(_Endpoint):
     def _begin_handshake(self, *, retry: bool) -> None:
         self._queue.clear()
         self._decisions.clear()
+        self.decision = None
         self._retry_requested = False
         self._events.append(HandshakeStarted(retry=retry))
         for v in self._validators:
@@ -591,19 +595,18 @@ class Tncs(_Endpoint):
         action, _ = combine_recommendations(pairs, self.config.recommendation_policy)
         _, conn_state = to_access_recommendation(action)
         data = self._send(BatchType.RESULT, messages)
-        self._events.append(
-            AssessmentDecided(
-                access.recommendation,
-                evaluation.result,
-                action,
-                tuple(m for m in messages if isinstance(m, PbReasonString)),
-                tuple(
-                    (v.validator_id, self._decisions[v.validator_id])
-                    for v in self._validators
-                    if v.validator_id in self._decisions
-                ),
-            )
+        self.decision = AssessmentDecided(
+            access.recommendation,
+            evaluation.result,
+            action,
+            tuple(m for m in messages if isinstance(m, PbReasonString)),
+            tuple(
+                (v.validator_id, self._decisions[v.validator_id])
+                for v in self._validators
+                if v.validator_id in self._decisions
+            ),
         )
+        self._events.append(self.decision)
         for v in self._validators:
             v.notify_connection_change(self.connection_id, conn_state)
         return data

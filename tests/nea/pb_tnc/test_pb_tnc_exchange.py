@@ -93,6 +93,7 @@ def test_full_assessment(
     assert wire.tncc.state is S.END and wire.tncs.state is S.END
     (decided,) = _decided(wire.tncs)
     assert (decided.recommendation, decided.evaluation) == (recommendation, evaluation)
+    assert wire.tncs.decision == decided
     result = wire.tncc.result
     assert result is not None
     assert (result.recommendation, result.evaluation) == (recommendation, evaluation)
@@ -497,3 +498,20 @@ def test_server_may_speak_first() -> None:
     batch = decode_batch(cdata)
     assert batch.batch_type is BatchType.CDATA and len(batch.messages) == 2
     assert tncc.state is S.SERVER_WORKING
+
+
+def test_result_batch_drops_reasons_that_do_not_fit() -> None:
+    config = PbTncConfig(max_batch_size=200, max_message_size=100)
+    decision = ValidatorRecommendation(
+        ActionRecommendation.ISOLATE, AssessmentResult.NONCOMPLIANT_MINOR, {"en": "x" * 300}
+    )
+    wire = Wire(
+        Tncc([FakeCollector(1)], config=config),
+        Tncs([FakeValidator(1, decision=decision)], config=config),
+    )
+    wire.run()
+    assert wire.tncc.result is not None
+    assert wire.tncc.result.recommendation is AccessRecommendation.QUARANTINED
+    assert wire.tncc.result.reasons == ()
+    dropped = [e for e in wire.tncs.events() if isinstance(e, MessageDropped)]
+    assert len(dropped) == 1 and "RESULT" in dropped[0].reason
