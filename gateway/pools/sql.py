@@ -48,7 +48,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from gateway.pools.addresses import AddressRange, IPAddress, parse_address
@@ -110,9 +110,15 @@ def create_pool_engine(url: str) -> Engine:
     lock with a 30 s busy timeout instead of failing on a read-to-write upgrade), WAL journal,
     foreign keys on; the file's directory is created. PostgreSQL: psycopg 3, READ COMMITTED."""
     url = normalize_url(url)
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            return create_engine(parsed, pool_pre_ping=True)
+    except ArgumentError as exc:  # includes an unknown dialect or driver
+        raise InvalidArgument(
+            f"invalid database URL ({exc.__class__.__name__}: {_redacted(url)}): use e.g. "
+            "sqlite:///var/nea-pool.db or postgresql://user:password@host/dbname"
+        ) from None
     memory = parsed.database in (None, "", ":memory:")
     if not memory:
         Path(str(parsed.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +142,14 @@ def create_pool_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password (never print secrets)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1] if "@" in url else url.split(":")[0] + ":..."
 
 
 def _ip(data: bytes) -> IPAddress:

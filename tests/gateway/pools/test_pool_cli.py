@@ -341,3 +341,20 @@ def test_default_database_under_var(
     assert main(["--status"]) == 0
     assert "no pools found." in capsys.readouterr().out
     assert (tmp_path / "env.db").is_file()
+
+
+def test_bad_database_url_is_a_usage_error_without_the_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["--status", "--db", "nonsense://admin:hunter2@db.example/pools"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid database URL" in err and "postgresql://" in err
+    assert "hunter2" not in err
+
+
+def test_unreachable_database_is_an_operational_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    url = f"postgresql://nobody@/pools?host={tmp_path}&port=1"
+    assert main(["--status", "--db", url]) == 1
+    assert "nea-pool: database error:" in capsys.readouterr().err
