@@ -122,6 +122,10 @@ class EapServer:
         for eap_type, _ in (*methods, *chain):
             if not EapType.MD5_CHALLENGE <= eap_type <= 253:
                 raise ValueError(f"cannot offer EAP type {eap_type} as a method")
+        for table, what in ((methods, "methods"), (chain, "chain")):
+            types = [t for t, _ in table]
+            if len(set(types)) != len(types):
+                raise ValueError(f"an EAP type appears twice in {what}: {types}")
         if initial_identifier is not None and not 0 <= initial_identifier <= 255:
             raise ValueError("initial_identifier must be 0..255")
         self._methods = list(methods)

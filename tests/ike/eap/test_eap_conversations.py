@@ -391,6 +391,10 @@ def test_constructor_checks() -> None:
         EapServer([(EapType.NAK, MD5[1])])
     with pytest.raises(ValueError):
         EapServer([MD5], initial_identifier=256)
+    with pytest.raises(ValueError, match="appears twice in methods"):
+        EapServer([MD5, GTC, MD5])
+    # The same method may run again as a chained method.
+    EapServer([MD5], chain=[MD5])
 
 
 def test_events_name_dropped_packets() -> None:
