@@ -296,8 +296,12 @@ class SecurityAssociation(Payload):
             last_flag, _, plen = struct.unpack_from("!BBH", body, pos)
             _need(plen >= 8 and pos + plen <= len(body), "proposal overruns SA payload")
             prop = Proposal.decode(body[pos : pos + plen])
-            expected = 1 if not proposals else proposals[-1].number + 1
-            _need(prop.number == expected, "proposal numbers must start at 1 and count up")
+            # RFC 7296, 3.3.1: numbers count up by one from 1; an accepted proposal (alone in
+            # a response) keeps the number it was offered with.
+            if proposals:
+                _need(prop.number == proposals[-1].number + 1, "proposal numbers must count up")
+            else:
+                _need(prop.number >= 1, "proposal number 0")
             proposals.append(prop)
             pos += plen
             if last_flag == 0:

@@ -1519,7 +1519,6 @@ class IkeEngine:
         spi = self._new_ike_spi()
         sa = IkeSa(self, True, spi, bytes(8), local, remote, S.I_INIT_SENT, peer=peer)
         sa.nonce_i = self.random(NONCE_LEN)
-        sa.expires = now + self.config.half_open_timeout * 4
         self._sas[spi] = sa
         self._run(sa, lambda: sa.start_initiator(now))
         return spi

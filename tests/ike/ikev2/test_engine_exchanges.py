@@ -1,0 +1,444 @@
+"""Every exchange and error notify of the engine, initiator and responder back to back with a
+fake clock (no sockets, no sleeping)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from ike.config import ChildConfig, IkeProposal
+from ike.constants import ExchangeType, NotifyType, PayloadType
+from ike.message import Message, decode_message, encode_message
+from ike.payloads import Delete, EncryptedFragment, Nonce, Notify, UnknownPayload
+from ike.sa import (
+    ChildSaDeleted,
+    ChildSaFailed,
+    ChildSaInstalled,
+    Datagram,
+    IkeSaClosed,
+    IkeSaEstablished,
+    SaState,
+)
+from tests.ike.ikev2.ike_pair import CL, GW, MemoryPool, cl_peer, gw_peer, make_pair
+
+
+def _exchanges(pair, direction: str | None = None) -> list[tuple[str, int, bool]]:  # type: ignore[no-untyped-def]
+    out = []
+    for name, d in pair.wire:
+        if direction and name != direction:
+            continue
+        raw = decode_message(d.data)
+        out.append((name, raw.header.exchange_type, raw.is_response))
+    return out
+
+
+@pytest.mark.parametrize(
+    "proposal",
+    [
+        "aes128-sha256-x25519",
+        "aes192-sha384-ecp384",
+        "aes256-sha512-ecp521",
+        "aes128-sha1-modp2048",
+        "aes256-sha256-modp3072",
+        "aes128-sha256-modp4096",
+        "aes128gcm16-prfsha256-curve448",
+        "aes256gcm16-prfsha512-ecp256",
+        "chacha20poly1305-prfsha384-x25519",
+    ],
+)
+def test_every_suite_establishes(proposal: str) -> None:
+    prop = (IkeProposal.parse(proposal),)
+    pair = make_pair((cl_peer(ike_proposals=prop),), (gw_peer(ike_proposals=prop),))
+    pair.initiate()
+    pair.pump()
+    (est,) = pair.events("client", IkeSaEstablished)
+    assert est.dh == IkeProposal.parse(proposal).dh[0].name
+    assert len(pair.events("server", ChildSaInstalled)) == 1
+
+
+def test_responder_prefers_its_configured_order() -> None:
+    client = cl_peer(
+        ike_proposals=(
+            IkeProposal.parse("aes128-sha256-x25519"),
+            IkeProposal.parse("aes256gcm16-prfsha384-x25519"),
+        )
+    )
+    server = gw_peer(
+        ike_proposals=(
+            IkeProposal.parse("aes256gcm16-prfsha384-x25519"),
+            IkeProposal.parse("aes128-sha256-x25519"),
+        )
+    )
+    pair = make_pair((client,), (server,))
+    pair.initiate()
+    pair.pump()
+    (est,) = pair.events("server", IkeSaEstablished)
+    assert est.encr == "ENCR_AES_GCM_16_256" and est.prf == "PRF_HMAC_SHA2_384"
+
+
+def test_no_proposal_chosen() -> None:
+    pair = make_pair(
+        (cl_peer(ike_proposals=(IkeProposal.parse("aes256-sha512-ecp521"),)),),
+        (gw_peer(ike_proposals=(IkeProposal.parse("aes128-sha256-x25519"),)),),
+    )
+    pair.initiate()
+    pair.pump()
+    (closed,) = pair.events("client", IkeSaClosed)
+    assert closed.error == NotifyType.NO_PROPOSAL_CHOSEN
+    assert not pair.events("server", IkeSaEstablished)
+
+
+def test_invalid_ke_payload_then_retry_with_the_wanted_group() -> None:
+    client = cl_peer(ike_proposals=(IkeProposal.parse("aes128-sha256-x25519-ecp256"),))
+    server = gw_peer(ike_proposals=(IkeProposal.parse("aes128-sha256-ecp256"),))
+    pair = make_pair((client,), (server,))
+    pair.initiate()
+    pair.pump()
+    first_reply = decode_message(pair.wire[1][1].data).plain()
+    assert first_reply.payloads == (Notify(NotifyType.INVALID_KE_PAYLOAD, b"\x00\x13"),)
+    (est,) = pair.events("client", IkeSaEstablished)
+    assert est.dh == "ECP_256"
+    assert [e[1] for e in _exchanges(pair)].count(ExchangeType.IKE_SA_INIT) == 4
+
+
+def test_invalid_ke_for_a_group_we_did_not_offer_ends_the_attempt() -> None:
+    client = cl_peer(ike_proposals=(IkeProposal.parse("aes128-sha256-x25519"),))
+    pair = make_pair((client,))
+    pair.initiate()
+    # forge the responder's answer
+    (d,) = pair.client.datagrams_to_send(0)
+    raw = decode_message(d.data)
+    reply = Message(
+        raw.header.spi_i,
+        bytes(8),
+        ExchangeType.IKE_SA_INIT,
+        0,
+        True,
+        False,
+        (Notify(NotifyType.INVALID_KE_PAYLOAD, b"\x00\x0e"),),
+    )
+    pair.client.receive_datagram(encode_message(reply)[0], GW, 0, local=CL)
+    pair.collect()
+    (closed,) = pair.events("client", IkeSaClosed)
+    assert closed.error == NotifyType.INVALID_KE_PAYLOAD
+
+
+def test_cookie_above_the_half_open_threshold() -> None:
+    pair = make_pair(cookie_threshold=0)
+    pair.initiate()
+    pair.pump()
+    cookie_reply = decode_message(pair.wire[1][1].data).plain()
+    assert [type(p) for p in cookie_reply.payloads] == [Notify]
+    assert cookie_reply.payloads[0].notify_type == NotifyType.COOKIE  # type: ignore[attr-defined]
+    retry = decode_message(pair.wire[2][1].data).plain()
+    assert retry.payloads[0] == cookie_reply.payloads[0]  # COOKIE first (RFC 7296, 2.6)
+    assert len(pair.events("client", IkeSaEstablished)) == 1
+
+
+def test_forged_cookie_is_answered_with_a_fresh_one() -> None:
+    pair = make_pair(cookie_threshold=0)
+    pair.initiate()
+    (d,) = pair.client.datagrams_to_send(0)
+    msg = decode_message(d.data).plain()
+    forged = Message(
+        msg.spi_i,
+        msg.spi_r,
+        msg.exchange_type,
+        0,
+        False,
+        True,
+        (Notify(NotifyType.COOKIE, b"\x01" + bytes(32)), *msg.payloads),
+    )
+    pair.server.receive_datagram(encode_message(forged)[0], CL, 0, local=GW)
+    (reply,) = pair.server.datagrams_to_send(0)
+    payloads = decode_message(reply.data).plain().payloads
+    assert payloads[0].notify_type == NotifyType.COOKIE  # type: ignore[attr-defined]
+    assert payloads[0].data != b"\x01" + bytes(32)  # type: ignore[attr-defined]
+    assert pair.server.get_timer() is None  # still stateless
+
+
+def test_wrong_psk_authentication_failed() -> None:
+    pair = make_pair((cl_peer(psk=b"not the secret"),))
+    pair.initiate()
+    pair.pump()
+    assert pair.events("client", IkeSaClosed)[0].error == NotifyType.AUTHENTICATION_FAILED
+    assert pair.events("server", IkeSaClosed)[0].error == NotifyType.AUTHENTICATION_FAILED
+    assert not pair.events("server", IkeSaEstablished)
+
+
+def test_unknown_identity_authentication_failed() -> None:
+    server = gw_peer(remote_id=cl_peer().local_id.parse("someone.else"))
+    pair = make_pair(server_peers=(server,))
+    pair.initiate()
+    pair.pump()
+    assert pair.events("client", IkeSaClosed)[0].error == NotifyType.AUTHENTICATION_FAILED
+
+
+def test_ts_unacceptable_keeps_the_ike_sa() -> None:
+    pair = make_pair((cl_peer(children=(ChildConfig.make("home", remote_ts=["10.9.0.0/16"]),)),))
+    pair.initiate()
+    pair.pump()
+    assert len(pair.events("client", IkeSaEstablished)) == 1
+    assert pair.events("client", ChildSaFailed)[0].error == NotifyType.TS_UNACCEPTABLE
+    assert pair.events("server", ChildSaFailed)[0].error == NotifyType.TS_UNACCEPTABLE
+    assert not pair.events("server", ChildSaInstalled)
+
+
+def test_child_no_proposal_chosen() -> None:
+    client = cl_peer(
+        children=(
+            ChildConfig.make("home", remote_ts=["10.1.0.0/16"], esp_proposals=["aes256-sha512"]),
+        )
+    )
+    server = gw_peer(
+        children=(ChildConfig.make("net", local_ts=["10.1.0.0/16"], esp_proposals=["aes128gcm16"]),)
+    )
+    pair = make_pair((client,), (server,))
+    pair.initiate()
+    pair.pump()
+    assert pair.events("client", ChildSaFailed)[0].error == NotifyType.NO_PROPOSAL_CHOSEN
+
+
+def test_narrowing_to_a_subnet_and_a_port() -> None:
+    client = cl_peer(children=(ChildConfig.make("home", remote_ts=["10.0.0.0/8"]),))
+    server = gw_peer(children=(ChildConfig.make("net", local_ts=["10.1.2.0/24"]),))
+    pair = make_pair((client,), (server,))
+    pair.initiate()
+    pair.pump()
+    (child,) = pair.events("client", ChildSaInstalled)
+    assert [str(t) for t in child.remote_ts] == ["10.1.2.0-10.1.2.255"]
+
+
+def test_virtual_ip_and_dns_from_the_pool_then_release_on_delete() -> None:
+    pool = MemoryPool()
+    dns = (ipaddress.ip_address("10.1.0.53"),)
+    client = cl_peer(request_vips=(ipaddress.ip_address("0.0.0.0"),))
+    pair = make_pair((client,), (gw_peer(pool=pool, dns=dns),))
+    spi = pair.initiate()
+    pair.pump()
+    (est,) = pair.events("client", IkeSaEstablished)
+    assert [str(v) for v in est.virtual_ips] == ["10.3.0.1"]
+    (child,) = pair.events("server", ChildSaInstalled)
+    assert [str(t) for t in child.remote_ts] == ["10.3.0.1-10.3.0.1"]
+    (cchild,) = pair.events("client", ChildSaInstalled)
+    assert [str(t) for t in cchild.local_ts] == ["10.3.0.1-10.3.0.1"]
+    pair.client.delete_ike_sa(spi, pair.now)
+    pair.pump()
+    assert pair.events("client", IkeSaClosed) and pair.events("server", IkeSaClosed)
+    assert len(pair.events("client", ChildSaDeleted)) == 1
+    assert len(pair.events("server", ChildSaDeleted)) == 1
+    assert [str(a) for a in pool.released] == ["10.3.0.1"]
+
+
+def test_internal_address_failure_when_the_pool_is_empty() -> None:
+    pool = MemoryPool("10.3.0.0/32")
+    pool.free.clear()
+    client = cl_peer(request_vips=(ipaddress.ip_address("0.0.0.0"),))
+    pair = make_pair((client,), (gw_peer(pool=pool),))
+    pair.initiate()
+    pair.pump()
+    assert len(pair.events("client", IkeSaEstablished)) == 1
+    assert pair.events("client", ChildSaFailed)[0].error == NotifyType.INTERNAL_ADDRESS_FAILURE
+
+
+def test_lost_response_is_retransmitted_from_the_cache() -> None:
+    lost: list[int] = []
+
+    def drop(name: str, d: Datagram) -> bool:
+        raw = decode_message(d.data)
+        if name == "s>c" and raw.header.exchange_type == ExchangeType.IKE_AUTH and not lost:
+            lost.append(1)
+            return True
+        return False
+
+    pair = make_pair()
+    pair.drop = drop
+    pair.initiate()
+    pair.pump()
+    assert not pair.events("client", IkeSaEstablished)
+    assert pair.client.get_timer() == pytest.approx(4.0)
+    pair.advance(4.0)
+    pair.pump()
+    assert len(pair.events("client", IkeSaEstablished)) == 1
+    assert len(pair.events("server", IkeSaEstablished)) == 1  # processed once
+    auth_responses = [
+        d
+        for n, d in pair.wire
+        if n == "s>c" and decode_message(d.data).header.exchange_type == ExchangeType.IKE_AUTH
+    ]
+    assert auth_responses[0].data == auth_responses[1].data  # the cached bytes
+
+
+def test_retransmits_back_off_then_give_up() -> None:
+    pair = make_pair()
+    pair.drop = lambda name, d: name == "s>c"
+    pair.initiate()
+    pair.pump()
+    times = []
+    while pair.client.get_timer() is not None and len(times) < 20:
+        t = pair.client.get_timer()
+        assert t is not None
+        times.append(t)
+        pair.advance(t - pair.now)
+        pair.pump()
+    gaps = [round(b - a, 3) for a, b in zip([0.0, *times], times, strict=False)]
+    assert gaps == [4.0, 7.2, 12.96, 23.328, 41.99, 75.583]
+    (closed,) = pair.events("client", IkeSaClosed)
+    assert "retransmits exhausted" in closed.reason
+    assert len([n for n, _ in pair.wire if n == "c>s"]) == 6
+
+
+def test_half_open_sa_expires_on_the_responder() -> None:
+    pair = make_pair()
+    pair.drop = lambda name, d: (
+        name == "c>s" and (decode_message(d.data).header.exchange_type != ExchangeType.IKE_SA_INIT)
+    )
+    pair.initiate()
+    pair.pump()
+    assert pair.server.get_timer() == pytest.approx(30.0)
+    pair.advance(30.0)
+    assert pair.events("server", IkeSaClosed)
+
+
+def test_replayed_and_out_of_window_requests() -> None:
+    pair = make_pair()
+    pair.initiate()
+    pair.pump()
+    auth_req = next(
+        d
+        for n, d in pair.wire
+        if n == "c>s" and decode_message(d.data).header.exchange_type == ExchangeType.IKE_AUTH
+    )
+    pair.server.receive_datagram(auth_req.data, CL, 1, local=GW)
+    (again,) = pair.server.datagrams_to_send(1)
+    assert again.data == pair.wire[3][1].data
+    pair.collect()
+    assert len(pair.events("server", IkeSaEstablished)) == 1
+    raw = bytearray(auth_req.data)
+    raw[20:24] = (7).to_bytes(4, "big")  # message ID far ahead: dropped
+    pair.server.receive_datagram(bytes(raw), CL, 1, local=GW)
+    assert pair.server.datagrams_to_send(1) == []
+
+
+def test_tampered_request_is_dropped() -> None:
+    pair = make_pair()
+    pair.mangle = lambda name, d: (
+        d.data[:-1] + bytes([d.data[-1] ^ 1])
+        if name == "c>s"
+        and decode_message(d.data).header.exchange_type == ExchangeType.IKE_AUTH
+        and not pair.server_events
+        else d.data
+    )
+    pair.initiate()
+    pair.pump()
+    assert not pair.events("server", IkeSaEstablished)
+    assert not [n for n, _ in pair.wire[2:] if n == "s>c"]
+
+
+def test_unsupported_critical_payload_in_ike_sa_init() -> None:
+    pair = make_pair()
+    msg = Message(
+        b"\x05" * 8,
+        bytes(8),
+        ExchangeType.IKE_SA_INIT,
+        0,
+        False,
+        True,
+        (Nonce(b"n" * 16), UnknownPayload(99, b"?", True)),
+    )
+    pair.server.receive_datagram(encode_message(msg)[0], CL, 0, local=GW)
+    (reply,) = pair.server.datagrams_to_send(0)
+    payloads = decode_message(reply.data).plain().payloads
+    assert payloads == (Notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, b"\x63"),)
+
+
+def test_missing_ke_is_invalid_syntax() -> None:
+    pair = make_pair()
+    msg = Message(
+        b"\x05" * 8, bytes(8), ExchangeType.IKE_SA_INIT, 0, False, True, (Nonce(b"n" * 16),)
+    )
+    pair.server.receive_datagram(encode_message(msg)[0], CL, 0, local=GW)
+    (reply,) = pair.server.datagrams_to_send(0)
+    payloads = decode_message(reply.data).plain().payloads
+    assert payloads[0].notify_type == NotifyType.INVALID_SYNTAX  # type: ignore[attr-defined]
+
+
+def _established():  # type: ignore[no-untyped-def]
+    pair = make_pair()
+    spi = pair.initiate()
+    pair.pump()
+    return pair, pair.client._sas[spi]
+
+
+def test_protected_unknown_critical_payload_gets_an_answer() -> None:
+    pair, sa = _established()
+    sa.send_request(ExchangeType.INFORMATIONAL, [UnknownPayload(99, b"?", True)], pair.now)
+    pair.pump()
+    raw = decode_message(pair.wire[-1][1].data)
+    reply = sa.cipher.open(raw)
+    assert raw.is_response and bytes([PayloadType.NOTIFY]) == bytes([raw.payloads[0].first_inner])
+    assert b"\x63" in reply and sa.state is SaState.ESTABLISHED
+
+
+def test_liveness_check_and_child_delete_from_the_peer() -> None:
+    pair, sa = _established()
+    sa.send_request(ExchangeType.INFORMATIONAL, [], pair.now)
+    pair.pump()
+    assert sa.state is SaState.ESTABLISHED and sa.outstanding is None
+    (child,) = pair.events("client", ChildSaInstalled)
+    sa.send_request(
+        ExchangeType.INFORMATIONAL, [Delete(3, (child.spi_in.to_bytes(4, "big"),))], pair.now
+    )
+    pair.pump()
+    (deleted,) = pair.events("server", ChildSaDeleted)
+    assert deleted.spi_out == child.spi_in
+    raw = decode_message(pair.wire[-1][1].data)
+    from ike.payloads import decode_chain
+
+    inner = decode_chain(raw.payloads[0].first_inner, sa.cipher.open(raw))  # type: ignore[attr-defined]
+    assert inner == (Delete(3, (child.spi_out.to_bytes(4, "big"),)),)
+
+
+def test_create_child_sa_is_refused_with_no_additional_sas() -> None:
+    pair, sa = _established()
+    sa.send_request(ExchangeType.CREATE_CHILD_SA, [Nonce(b"n" * 16)], pair.now)
+    pair.pump()
+    raw = decode_message(pair.wire[-1][1].data)
+    assert raw.is_response
+    plain = sa.cipher.open(raw)
+    assert plain[4:8] == bytes([0, 0, 0, NotifyType.NO_ADDITIONAL_SAS])
+    assert pair.server.ike_sa_state(pair.events("server", IkeSaEstablished)[0].ike_sa) is (
+        SaState.ESTABLISHED
+    )
+
+
+def test_fragmented_ike_auth(cert_factory) -> None:  # type: ignore[no-untyped-def]
+    from ike.config import AuthClass, EngineConfig, Identity
+    from ike.sa import IkeEngine
+    from tests.ike.ikev2.ike_pair import Pair
+
+    root = cert_factory.ca("root", key_type="rsa", rsa_bits=3072)
+    gw = cert_factory.issue(root, "gw.test", san_dns=("gw.test",), key_type="rsa", rsa_bits=3072)
+    cl = cert_factory.issue(root, "cl.test", san_dns=("cl.test",), key_type="rsa", rsa_bits=3072)
+    common = dict(
+        local_auth=AuthClass.PUBKEY,
+        remote_auth=AuthClass.PUBKEY,
+        psk=None,
+        trust_anchors=(root.cert,),
+    )
+    server = gw_peer(certificate=gw.cert, private_key=gw.key, **common)
+    client = cl_peer(
+        certificate=cl.cert, private_key=cl.key, remote_id=Identity.parse("gw.test"), **common
+    )
+    pair = Pair(
+        IkeEngine(EngineConfig(peers=(client,), fragment_size=576)),
+        IkeEngine(EngineConfig(peers=(server,), fragment_size=576)),
+    )
+    pair.initiate()
+    pair.pump()
+    assert len(pair.events("client", IkeSaEstablished)) == 1
+    frags = [
+        d for _, d in pair.wire if isinstance(decode_message(d.data).encrypted, EncryptedFragment)
+    ]
+    assert len(frags) >= 6 and all(len(d.data) <= 576 for d in frags)
