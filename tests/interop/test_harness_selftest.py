@@ -1,5 +1,6 @@
 """The CI machine really has its peers: charon-to-charon IKEv2 with EAP-TLS, a virtual IP from
-the responder's pool, and a ping through strongSwan's userspace ESP (kernel-libipsec).
+the responder's pool, and a ping through strongSwan's userspace ESP (kernel-libipsec), seen on
+the wire by tshark as IKEv2 and UDP-encapsulated ESP only.
 
 If this fails, every other interop test's result is suspect: fix the machine or the harness
 first.
@@ -8,6 +9,7 @@ first.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ from tests.harness.certs import CertFactory
 from tests.harness.charon import Charon
 from tests.harness.netns import NetnsFactory
 from tests.harness.tools import require
+from tests.harness.tshark import Capture, problems, read_fields
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -79,10 +82,12 @@ def test_charon_eap_tls_vip_and_ping(
     netns: NetnsFactory,
     charon_factory: Callable[..., Charon],
     cert_factory: CertFactory,
+    tmp_path: Path,
 ) -> None:
     require("ping")
+    require("tshark")
     ns_gw, ns_cl = netns.namespace("gw"), netns.namespace("cl")
-    netns.veth(ns_gw, ns_cl, "192.0.2.1/24", "192.0.2.2/24")
+    if_gw, _ = netns.veth(ns_gw, ns_cl, "192.0.2.1/24", "192.0.2.2/24")
     ns_gw.run("ip", "addr", "add", "10.1.0.1/32", "dev", "lo")  # the protected network
 
     ca = cert_factory.ca("ca")
@@ -100,8 +105,38 @@ def test_charon_eap_tls_vip_and_ping(
     # Before: no route to the protected network, so the ping must not work without the tunnel.
     assert ns_cl.run("ping", "-c1", "-W1", "10.1.0.1", check=False).returncode != 0
 
-    cl.initiate("home")
+    capture = Capture(ns_gw, if_gw, tmp_path / "wire.pcapng")
+    with capture:
+        cl.initiate("home")
+        _check_sas(cl, gw)
+        ping = ns_cl.run("ping", "-c2", "-i0.2", "-W2", "10.1.0.1", check=False)
+        assert ping.returncode == 0, ping.stdout + ping.stderr + cl.log_tail()
+        assert " 0% packet loss" in ping.stdout, ping.stdout
 
+    # The packets went through the CHILD_SA, not around it.
+    (after,) = cl.list_sas()
+    counters = after.child("home").raw
+    assert int(counters.get("packets-out", "0")) >= 1, counters
+    assert int(counters.get("packets-in", "0")) >= 1, counters
+
+    # On the wire: IKEv2 (IKE_SA_INIT, IKE_AUTH), then only UDP-encapsulated ESP; no ICMP in
+    # the clear, and nothing tshark calls malformed.
+    exchanges = {
+        row[0]
+        for row in read_fields(capture.path, ["isakmp.exchangetype"], display_filter="isakmp")
+    }
+    assert {"34", "35"} <= exchanges, exchanges  # RFC 7296 3.1: IKE_SA_INIT, IKE_AUTH
+    esp = read_fields(capture.path, ["esp.spi"], display_filter="esp && udp.port == 4500")
+    assert len(esp) >= 4, esp  # two echo requests out, two replies back
+    assert read_fields(capture.path, ["frame.number"], display_filter="icmp") == []
+    assert problems(capture.path) == []
+
+    cl.terminate(ike="home")
+    gw.wait_for(lambda sas: not sas, timeout=5)
+    assert cl.list_sas() == []
+
+
+def _check_sas(cl: Charon, gw: Charon) -> None:
     (cl_sa,) = cl.list_sas()
     assert cl_sa.state == "ESTABLISHED", cl.list_sas_text()
     assert cl_sa.version == "2"
@@ -123,17 +158,3 @@ def test_charon_eap_tls_vip_and_ping(
     # charon reports remote-eap-id only when it differs from the IKE identity.
     assert gw_sa.remote_eap_id in (None, "cl.test")
     assert gw_sa.child("net").state == "INSTALLED"
-
-    ping = ns_cl.run("ping", "-c2", "-i0.2", "-W2", "10.1.0.1", check=False)
-    assert ping.returncode == 0, ping.stdout + ping.stderr + cl.log_tail()
-    assert " 0% packet loss" in ping.stdout or "1 received" in ping.stdout
-
-    # The packets went through the CHILD_SA, not around it.
-    (after,) = cl.list_sas()
-    counters = after.child("home").raw
-    assert int(counters.get("packets-out", "0")) >= 1, counters
-    assert int(counters.get("packets-in", "0")) >= 1, counters
-
-    cl.terminate(ike="home")
-    gw.wait_for(lambda sas: not sas, timeout=5)
-    assert cl.list_sas() == []
