@@ -1,10 +1,15 @@
-"""Helpers shared by the SQL pool tests (not a test module): concurrent allocators."""
+"""Helpers shared by the SQL pool tests (not a test module): concurrent allocators and a
+schema drift check."""
 
 from __future__ import annotations
 
 import multiprocessing
 from ipaddress import ip_address
 
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from gateway.pools.schema import VERSION_TABLE, metadata
 from gateway.pools.sql import SqlPools
 
 
@@ -40,7 +45,14 @@ def run_concurrent_allocators(url: str, pool: str, workers: int, count: int) -> 
         p.join(timeout=30)
     errors = [err for _, _, err in results if err]
     assert not errors, errors
-    held = [a for _, got, _ in results for a in got if a is not None and ":" not in a]
+    held = [a for _, got, _ in results for a in got if a and not a.startswith("released:")]
     for a in held:
         ip_address(a)
     return held
+
+
+def schema_drift(store: SqlPools) -> list[object]:
+    """Differences between the migrated database and the tables the code uses."""
+    with store.engine.connect() as c:
+        ctx = MigrationContext.configure(c, opts={"compare_type": True})
+        return [d for d in compare_metadata(ctx, metadata) if VERSION_TABLE not in repr(d)]

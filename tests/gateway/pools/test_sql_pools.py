@@ -23,6 +23,7 @@ from gateway.pools.errors import (
 from gateway.pools.schema import VERSION_TABLE, addresses, leases
 from gateway.pools.sql import LeaseFilter
 from tests.gateway.pools import pool_workers
+from tests.gateway.pools.pool_workers import schema_drift
 
 ip = ip_address
 HOUR = 3600
@@ -299,3 +300,7 @@ def test_concurrent_processes_never_share_an_address(url: str, store: SqlPools) 
     assert st.leased == 40
     assert st.online == len(held)
     check.close()
+
+
+def test_migrations_match_the_tables_in_code(store: SqlPools) -> None:
+    assert schema_drift(store) == []

@@ -16,6 +16,7 @@ from gateway.pools import LeaseState, SqlPools
 from gateway.pools.attributes import ConfigAttributeType as T
 from gateway.pools.errors import PoolOverlap
 from tests.gateway.pools import pool_workers
+from tests.gateway.pools.pool_workers import schema_drift
 from tests.harness.postgres import postgres_url
 
 __all__ = ["postgres_url"]  # the fixture, re-exported for pytest
@@ -65,6 +66,7 @@ def test_semantics_on_postgresql(pg_url: str) -> None:
     store.close()
     restarted = SqlPools(pg_url, clock=clock)  # crash recovery on PostgreSQL
     assert restarted.status()[0].online == 0
+    assert schema_drift(restarted) == []
     restarted.close()
 
 
