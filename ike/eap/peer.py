@@ -3,6 +3,9 @@
 Sans-I/O: ``receive(packet)`` gives the Response to send (or None).  The peer never
 retransmits on its own (RFC 3748 4.3: the authenticator does); a retransmitted Request (same
 Identifier, same bytes) is answered with the cached Response without involving the method.
+A Request with the last Identifier but other content is treated as new (wpa_supplicant does
+the same for authenticators that reuse Identifiers), and a late copy of an older Request
+(a retransmission overtaken by the conversation) is discarded.
 ``next_timeout()`` / ``handle_timeout(now)`` implement the idle timeout (RFC 4137
 ``ClientTimeout``) when ``now`` is passed to ``receive``.
 
@@ -16,6 +19,7 @@ an authenticator cannot skip the method.
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 from collections.abc import Callable, Sequence
@@ -74,6 +78,8 @@ class _Input(enum.Enum):
 
 
 _FINAL = (PeerState.SUCCESS, PeerState.FAILURE)
+_HISTORY = 16
+"""Answered Requests remembered to recognise late copies of them."""
 _Handler = Callable[["EapPeer", "EapRequest | EapSuccess | EapFailure"], "bytes | None"]
 
 
@@ -112,6 +118,7 @@ class EapPeer:
         self._last_response: bytes | None = None
         self._deadline: float | None = None
         self._duplicates = 0
+        self._answered: collections.deque[bytes] = collections.deque(maxlen=_HISTORY)
 
     # -- results ------------------------------------------------------------------------------
 
@@ -183,6 +190,13 @@ class EapPeer:
                 self._events.append(Retransmitted(pkt.identifier, self._duplicates))
                 self._arm(now)
                 return self._last_response
+            if packet in self._answered:
+                # A late copy of an older Request (the authenticator retransmitted it and has
+                # moved on since): answering it again would restart a finished method.
+                return self._drop(
+                    f"late copy of an earlier {type_name(pkt.eap_type)} Request "
+                    f"(identifier {pkt.identifier})"
+                )
         elif self._last_id is not None and pkt.identifier not in (
             self._last_id,
             (self._last_id + 1) % 256,
@@ -190,8 +204,7 @@ class EapPeer:
             # RFC 3748 4.2: Success/Failure carry the Identifier of the Response they answer
             # (some authenticators increment it; accept that too).
             return self._drop(
-                f"{type(pkt).__name__} identifier {pkt.identifier} does not follow "
-                f"{self._last_id}"
+                f"{type(pkt).__name__} identifier {pkt.identifier} does not follow {self._last_id}"
             )
         handler = self._TRANSITIONS.get((self._state, self._classify(pkt)))
         if handler is None:
@@ -205,6 +218,7 @@ class EapPeer:
         if isinstance(pkt, EapRequest) and out is not None:
             self._last_id = pkt.identifier
             self._last_request = packet
+            self._answered.append(packet)
             self._last_response = out
             self._duplicates = 0
             self._arm(now)
@@ -272,8 +286,9 @@ class EapPeer:
         self._set_state(PeerState.SUCCESS)
         self._deadline = None
         self._events.append(AuthenticationSucceeded())
-        log.info("EAP authentication succeeded (%s)",
-                 ", ".join(type_name(t) for t in self._completed))
+        log.info(
+            "EAP authentication succeeded (%s)", ", ".join(type_name(t) for t in self._completed)
+        )
         return None
 
     def _on_early_success(self, pkt: EapRequest | EapSuccess | EapFailure) -> bytes | None:
@@ -334,8 +349,11 @@ class EapPeer:
     def _nak(self, pkt: EapRequest) -> bytes:
         desired = [t for t, _ in self._methods if t != pkt.eap_type]
         self._events.append(MethodNaked(pkt.eap_type, tuple(desired)))
-        log.info("refusing %s, proposing %s", type_name(pkt.eap_type),
-                 ", ".join(type_name(t) for t in desired) or "nothing")
+        log.info(
+            "refusing %s, proposing %s",
+            type_name(pkt.eap_type),
+            ", ".join(type_name(t) for t in desired) or "nothing",
+        )
         if pkt.eap_type == EapType.EXPANDED:
             # RFC 3748 5.3.2: an Expanded Request is refused with an Expanded Nak.
             data = encode_expanded_nak([ExpandedType(0, t) for t in desired])

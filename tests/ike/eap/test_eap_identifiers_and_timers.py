@@ -200,3 +200,23 @@ def test_start_twice_is_a_local_error() -> None:
     server.start()
     with pytest.raises(EapStateError):
         server.start()
+
+
+def test_peer_drops_a_late_copy_of_an_earlier_request() -> None:
+    # Found by the lossy-network test: a retransmitted Challenge overtaken by the Success
+    # Request must not restart MS-CHAPv2 on the peer.
+    server = EapServer([MSCHAPV2], initial_identifier=0)
+    peer = _mschap_peer()
+    challenge = server.receive(peer.receive(server.start()) or b"")
+    assert challenge is not None
+    success_req = server.receive(peer.receive(challenge) or b"")
+    assert success_req is not None
+    ack = peer.receive(success_req)
+    assert ack is not None
+    assert peer.receive(challenge) is None
+    assert _last_dropped(peer.events) == (
+        "late copy of an earlier EAP-MSCHAPv2 Request (identifier 2)"
+    )
+    final = server.receive(ack)
+    assert final is not None and peer.receive(final) is None
+    assert server.succeeded and peer.succeeded and peer.msk == server.msk
