@@ -38,8 +38,8 @@ def _importable(module: str) -> bool:
         return False
 
 
-_WIRED = frozenset({"md5", "mschapv2", "gtc", "tls", "ttls"})
-"""Methods this composition root knows how to build (PEAP: not yet in the tree)."""
+_WIRED = frozenset({"md5", "mschapv2", "gtc", "tls", "ttls", "peap"})
+"""Methods this composition root knows how to build."""
 
 
 def available_methods() -> tuple[str, ...]:
@@ -109,6 +109,15 @@ def _method_factories(config: RadiusConfig) -> list[tuple[int, Callable[[bytes],
                 password_lookup=passwords,
             )
             out.append((EapType.TTLS, ttls_server_factory(ttls_config)))
+        elif name == "peap":
+            from ike.eap_peap.method import PeapServerConfig, peap_server_factory
+
+            peap_config = PeapServerConfig(
+                tls=_tls_server_config(config, client_cert=False),
+                eap_methods=tuple(_inner_methods(config)),
+                require_cryptobinding=config.peap_require_cryptobinding,
+            )
+            out.append((EapType.PEAP, peap_server_factory(peap_config)))
         else:
             raise ValueError(f"EAP method {name!r} is not wired into the RADIUS front-end yet")
     return out

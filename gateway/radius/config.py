@@ -18,6 +18,7 @@
     [eap]
     methods = ["tls", "peap", "ttls", "mschapv2", "md5", "gtc"]   # proposed in this order
     inner_methods = ["mschapv2", "md5", "gtc"]  # inner EAP of TTLS / PEAP (the default)
+    peap_require_cryptobinding = true           # refuse PEAP peers without Crypto-Binding
 
     [users]                      # identity = password (MD5, MS-CHAPv2, GTC, inner methods)
     bob = "hello"
@@ -79,6 +80,7 @@ class RadiusConfig:
     clients: tuple[RadiusClient, ...]
     methods: tuple[str, ...]
     inner_methods: tuple[str, ...] = INNER_METHODS
+    peap_require_cryptobinding: bool = True
     users: dict[str, str] = field(default_factory=dict, repr=False)
     tls: TlsSettings | None = None
     policy: AuthorizationPolicy = field(default_factory=AuthorizationPolicy)
@@ -195,6 +197,7 @@ def parse_config(data: dict[str, Any], base: Path) -> RadiusConfig:
         clients=tuple(clients),
         methods=tuple(methods),
         inner_methods=tuple(inner_methods),
+        peap_require_cryptobinding=bool(eap.get("peap_require_cryptobinding", True)),
         users=dict(users),
         tls=tls,
         policy=AuthorizationPolicy(session_timeout, allow, isolate),
