@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 from ipaddress import ip_address
+from ipaddress import ip_address as ip
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -56,3 +57,17 @@ def schema_drift(store: SqlPools) -> list[object]:
     with store.engine.connect() as c:
         ctx = MigrationContext.configure(c, opts={"compare_type": True})
         return [d for d in compare_metadata(ctx, metadata) if VERSION_TABLE not in repr(d)]
+
+
+def prepare_pool(url: str, size: int, timeout: int, expired: bool) -> None:
+    """Pool "p" of ``size`` addresses from 10.3.0.1; with ``expired`` every address was leased
+    and released long ago, so allocators race for old rows instead of fresh ones."""
+    store = SqlPools(url)
+    store.add_pool("p", ip("10.3.0.1"), ip(int(ip("10.3.0.1")) + size - 1), timeout=timeout)
+    if expired:
+        past = SqlPools(url, crash_recovery=False, clock=lambda: 1_000_000.0)
+        for i in range(size):
+            address = past.acquire("p", f"old{i}")
+            assert address is not None and past.release("p", address, f"old{i}")
+        past.close()
+    store.close()

@@ -23,7 +23,7 @@ from gateway.pools.errors import (
 from gateway.pools.schema import VERSION_TABLE, addresses, leases
 from gateway.pools.sql import LeaseFilter
 from tests.gateway.pools import pool_workers
-from tests.gateway.pools.pool_workers import schema_drift
+from tests.gateway.pools.pool_workers import prepare_pool, schema_drift
 
 ip = ip_address
 HOUR = 3600
@@ -289,16 +289,21 @@ def test_schema_is_versioned_by_alembic(url: str, store: SqlPools) -> None:
     SqlPools(url).close()  # opening again is a no-op upgrade
 
 
-def test_concurrent_processes_never_share_an_address(url: str, store: SqlPools) -> None:
-    store.add_pool("p", ip("10.3.0.1"), ip("10.3.0.40"), timeout=0)
-    store.close()
+@pytest.mark.parametrize(
+    ("timeout", "expired"),
+    [(0, False), (3600, False), (60, True)],
+    ids=["static-fresh", "dynamic-fresh", "expired-reuse"],
+)
+def test_concurrent_processes_never_share_an_address(url: str, timeout: int, expired: bool) -> None:
+    prepare_pool(url, 40, timeout, expired)
     held = pool_workers.run_concurrent_allocators(url, "p", workers=4, count=15)
-    assert len(held) == len(set(held))
-    # static pool: released addresses stay with their identity, so 40 are handed out in all
+    assert len(held) == len(set(held)), sorted(held)
     check = SqlPools(url, crash_recovery=False)
     st = check.status()[0]
-    assert st.leased == 40
     assert st.online == len(held)
+    if timeout == 0:
+        # static: released addresses stay with their identity, so all 40 were handed out once
+        assert st.leased == 40
     check.close()
 
 

@@ -16,7 +16,7 @@ from gateway.pools import LeaseState, SqlPools
 from gateway.pools.attributes import ConfigAttributeType as T
 from gateway.pools.errors import PoolOverlap
 from tests.gateway.pools import pool_workers
-from tests.gateway.pools.pool_workers import schema_drift
+from tests.gateway.pools.pool_workers import prepare_pool, schema_drift
 from tests.harness.postgres import postgres_url
 
 __all__ = ["postgres_url"]  # the fixture, re-exported for pytest
@@ -70,25 +70,13 @@ def test_semantics_on_postgresql(pg_url: str) -> None:
     restarted.close()
 
 
-def _prepare(url: str, size: int, timeout: int, expired: bool) -> None:
-    store = SqlPools(url)
-    store.add_pool("p", ip("10.3.0.1"), ip(int(ip("10.3.0.1")) + size - 1), timeout=timeout)
-    if expired:  # every address leased and released long ago: allocators race for old rows
-        past = SqlPools(url, crash_recovery=False, clock=lambda: 1_000_000.0)
-        for i in range(size):
-            address = past.acquire("p", f"old{i}")
-            assert address is not None and past.release("p", address, f"old{i}")
-        past.close()
-    store.close()
-
-
 @pytest.mark.parametrize(
     ("timeout", "expired"),
     [(0, False), (3600, False), (60, True)],
     ids=["static-fresh", "dynamic-fresh", "expired-reuse"],
 )
 def test_concurrent_allocators_on_postgresql(pg_url: str, timeout: int, expired: bool) -> None:
-    _prepare(pg_url, 40, timeout, expired)
+    prepare_pool(pg_url, 40, timeout, expired)
     held = pool_workers.run_concurrent_allocators(pg_url, "p", workers=5, count=12)
     assert len(held) == len(set(held)), sorted(held)
     check = SqlPools(pg_url, crash_recovery=False)
