@@ -57,7 +57,7 @@ from ike.eap_peap.tlv import (
 from ike.eap_tls.driver import TlsPeerDriver, TlsServerDriver
 from ike.eap_tls.framing import Message
 from ike.eap_tls.keys import EAP_TYPE_PEAP, key_material
-from ike.eap_tls.tls import TlsPeerConfig, TlsServerConfig
+from ike.eap_tls.tls import TlsPeerConfig, TlsServerConfig, TlsVersion
 
 __all__ = [
     "EapPeapPeer",
@@ -146,6 +146,7 @@ class PeapServerConfig:
 
 
 class _ServerPhase2(enum.Enum):
+    WAIT_ACK = "wait-ack"
     INNER = "inner"
     RESULT_SENT = "result-sent"
     V1_SUCCESS_SENT = "v1-success-sent"
@@ -158,9 +159,7 @@ class EapPeapServer(TlsServerDriver):
 
     def __init__(self, config: PeapServerConfig, identity: bytes) -> None:
         if config.tls.session_resumption:
-            raise ValueError(
-                "PEAP server: session resumption (fast reconnect) is not supported"
-            )
+            raise ValueError("PEAP server: session resumption (fast reconnect) is not supported")
         if config.max_version not in (0, 1):
             raise ValueError("PEAP max_version must be 0 or 1")
         if not config.eap_methods:
@@ -209,6 +208,16 @@ class EapPeapServer(TlsServerDriver):
     def _handshake_done(self, app: bytes) -> Step:
         if app:
             return self._fail("PEAP: peer sent data before phase 2 started")
+        if self.tls.version < TlsVersion.TLS1_3:
+            out = self.tls.data_to_send()
+            if out:
+                # TLS 1.2 full handshake: our Finished goes out alone and phase 2 starts
+                # after the peer's ACK (wpa_supplicant cannot take phase 2 data in the
+                # Finished flight; hostapd waits the same way).
+                self._phase2 = _ServerPhase2.WAIT_ACK
+                return self._frame(out)
+        # TLS 1.3, or a resumed TLS 1.2 session: the peer sent the last Finished, so phase 2
+        # starts right away.
         return self._send_inner(self._inner.start())
 
     def _send_inner(self, packet: bytes) -> Step:
@@ -250,6 +259,11 @@ class EapPeapServer(TlsServerDriver):
         return msk[:32] if msk is not None else None
 
     def _tunnel(self, app: bytes, *, empty: bool) -> Step:
+        if self._phase2 is _ServerPhase2.WAIT_ACK:
+            if app:
+                return self._fail("PEAP: data instead of the acknowledgement of Finished")
+            self._phase2 = _ServerPhase2.INNER
+            return self._send_inner(self._inner.start())
         if self._phase2 is _ServerPhase2.V1_SUCCESS_SENT:
             if app:
                 return self._fail("PEAPv1: data instead of the acknowledgement of Success")
@@ -302,8 +316,10 @@ class EapPeapServer(TlsServerDriver):
         keys = compound_keys(_tunnel_key(self), self._isk())
         expected = compound_mac(keys.cmk, binding.mac_input(EAP_TYPE_PEAP))
         if not hmac.compare_digest(expected, binding.compound_mac):
-            return self._fail("PEAP: cryptobinding compound MAC mismatch (tunnel not bound to "
-                              "the inner authentication)")
+            return self._fail(
+                "PEAP: cryptobinding compound MAC mismatch (tunnel not bound to "
+                "the inner authentication)"
+            )
         self._keys = session_keys(keys.ipmk)
         return self._succeed()
 
@@ -390,8 +406,9 @@ class EapPeapPeer(TlsPeerDriver):
                 material = key_material(self.tls, EAP_TYPE_PEAP)
                 self._keys = (material[:64], material[64:])
                 return self._send(decision=Decision.SUCCESS)
-            return self._fail(f"PEAP inner EAP failed: {self._inner.failure_reason}",
-                              self.framing.ack())
+            return self._fail(
+                f"PEAP inner EAP failed: {self._inner.failure_reason}", self.framing.ack()
+            )
         if out is None:
             reason = self._inner.failure_reason or "inner EAP request discarded"
             return self._fail(f"PEAP: {reason}", self.framing.ack())
@@ -410,16 +427,21 @@ class EapPeapPeer(TlsPeerDriver):
         except (EapError, TlvError) as exc:
             return self._fail(f"PEAP: malformed EAP-TLV request: {exc}", self.framing.ack())
         if result is not ResultStatus.SUCCESS:
-            reply = _tlv_packet(EapCode.RESPONSE, pkt.identifier,
-                                [Tlv.result(ResultStatus.FAILURE)])
+            reply = _tlv_packet(
+                EapCode.RESPONSE, pkt.identifier, [Tlv.result(ResultStatus.FAILURE)]
+            )
             self.tls.write_application_data(reply)
-            return self._fail("PEAP: server reported failure in the Result TLV",
-                              self.framing.send(self.tls.data_to_send()))
+            return self._fail(
+                "PEAP: server reported failure in the Result TLV",
+                self.framing.send(self.tls.data_to_send()),
+            )
         # The Result TLV stands for the inner EAP-Success.
         self._inner.receive(EapSuccess(self._inner_id).to_bytes())
         if self._inner.state is not PeerState.SUCCESS:
-            return self._refuse(pkt.identifier, "PEAP: server reported success before the "
-                                "inner method completed on this side")
+            return self._refuse(
+                pkt.identifier,
+                "PEAP: server reported success before the inner method completed on this side",
+            )
         isk = self._inner.msk
         tk = _tunnel_key(self)
         if binding is None:
@@ -427,22 +449,25 @@ class EapPeapPeer(TlsPeerDriver):
                 return self._refuse(pkt.identifier, "PEAP: server sent no Crypto-Binding TLV")
             material = key_material(self.tls, EAP_TYPE_PEAP)
             self._keys = (material[:64], material[64:])
-            reply = _tlv_packet(EapCode.RESPONSE, pkt.identifier,
-                                [Tlv.result(ResultStatus.SUCCESS)])
+            reply = _tlv_packet(
+                EapCode.RESPONSE, pkt.identifier, [Tlv.result(ResultStatus.SUCCESS)]
+            )
             return self._send(reply, Decision.SUCCESS)
         keys = compound_keys(tk, isk[:32] if isk is not None else None)
         if binding.subtype != 0 or binding.version != 0:
             return self._refuse(pkt.identifier, "PEAP: Crypto-Binding TLV is not a Request")
         expected = compound_mac(keys.cmk, binding.mac_input(EAP_TYPE_PEAP))
         if not hmac.compare_digest(expected, binding.compound_mac):
-            return self._refuse(pkt.identifier, "PEAP: server's cryptobinding compound MAC "
-                                "mismatch")
+            return self._refuse(
+                pkt.identifier, "PEAP: server's cryptobinding compound MAC mismatch"
+            )
         answer = CryptoBinding(0, self.version, 1, binding.nonce, b"\x00" * 20)
         mac = compound_mac(keys.cmk, answer.mac_input(EAP_TYPE_PEAP))
         answer = CryptoBinding(0, self.version, 1, binding.nonce, mac)
         self._keys = session_keys(keys.ipmk)
-        reply = _tlv_packet(EapCode.RESPONSE, pkt.identifier,
-                            [Tlv.result(ResultStatus.SUCCESS), answer.to_tlv()])
+        reply = _tlv_packet(
+            EapCode.RESPONSE, pkt.identifier, [Tlv.result(ResultStatus.SUCCESS), answer.to_tlv()]
+        )
         return self._send(reply, Decision.SUCCESS)
 
     def _refuse(self, identifier: int, reason: str) -> Step:

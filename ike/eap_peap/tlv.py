@@ -125,9 +125,7 @@ class CryptoBinding:
 
     def mac_input(self, eap_type: int) -> bytes:
         """The TLV with a zeroed MAC, followed by the outer EAP type ([MS-PEAP] 3.1.5.5)."""
-        return Tlv(TlvType.CRYPTO_BINDING, self.value(zero_mac=True)).to_bytes() + bytes(
-            [eap_type]
-        )
+        return Tlv(TlvType.CRYPTO_BINDING, self.value(zero_mac=True)).to_bytes() + bytes([eap_type])
 
     @classmethod
     def parse(cls, value: bytes) -> CryptoBinding:
