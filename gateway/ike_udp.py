@@ -218,6 +218,8 @@ def _load_peer(spec: dict[str, Any], base: Path) -> PeerConfig:
         for c in spec.get("children", ())
     )
     kwargs: dict[str, Any] = {}
+    if spec.get("eap"):
+        kwargs["eap_server"] = _eap_server_factory(spec["eap"])
     if spec.get("proposals"):
         kwargs["ike_proposals"] = tuple(IkeProposal.parse(p) for p in spec["proposals"])
     return PeerConfig(
@@ -238,6 +240,29 @@ def _load_peer(spec: dict[str, Any], base: Path) -> PeerConfig:
     )
 
 
+def _eap_server_factory(spec: dict[str, Any]) -> Callable[[Identity], Any]:
+    """``{"methods": ["mschapv2", "md5", "gtc"], "users": {"bob": "hello"}}``."""
+    from ike.eap.methods.credentials import StaticPasswords, password_check
+    from ike.eap.methods.gtc import GtcServerMethod
+    from ike.eap.methods.md5 import Md5ServerMethod
+    from ike.eap.methods.mschapv2 import MsChapV2ServerMethod
+    from ike.eap.packet import EapType
+    from ike.eap.server import EapServer
+
+    users = StaticPasswords(spec.get("users", {}))
+    known: dict[str, tuple[int, Any]] = {
+        "md5": (EapType.MD5_CHALLENGE, lambda i: Md5ServerMethod(i, users)),
+        "mschapv2": (EapType.MSCHAPV2, lambda i: MsChapV2ServerMethod(i, users)),
+        "gtc": (EapType.GTC, lambda i: GtcServerMethod(i, password_check(users))),
+    }
+    methods = [known[m] for m in spec.get("methods", ["mschapv2"])]
+
+    def make(identity: Identity) -> EapServer:
+        return EapServer(methods)
+
+    return make
+
+
 def _event_json(event: Event) -> dict[str, Any]:
     out: dict[str, Any] = {"event": type(event).__name__, "ike_sa": event.ike_sa.hex()}
     if isinstance(event, IkeSaEstablished):
@@ -249,6 +274,7 @@ def _event_json(event: Event) -> dict[str, Any]:
             integ=event.integ,
             prf=event.prf,
             dh=event.dh,
+            eap_identity=event.eap_identity.decode() if event.eap_identity else None,
             vips=[str(v) for v in event.virtual_ips],
             remote=list(event.remote),
             nat=event.nat_detected,
