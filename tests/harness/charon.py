@@ -52,6 +52,7 @@ __all__ = [
     "ChildSa",
     "IkeSa",
     "parse_list_sas",
+    "render_conf",
 ]
 
 DEFAULT_PLUGINS: tuple[str, ...] = tuple(
@@ -157,6 +158,31 @@ def parse_list_sas(events: Sequence[Message]) -> list[IkeSa]:
     return result
 
 
+def render_conf(sections: Mapping[str, Any], indent: int = 0) -> str:
+    """strongswan.conf / swanctl.conf text from nested mappings, one key per line.
+
+    Values: a mapping is a section; a list/tuple is joined with ``,`` (swanctl lists);
+    ``bool`` becomes ``yes``/``no``; anything else ``str()``. Values cannot span lines, and
+    strongSwan reads a value to the end of its line, so a newline in a value is an error.
+    """
+    pad = "  " * indent
+    out = []
+    for key, value in sections.items():
+        if isinstance(value, Mapping):
+            out.append(f"{pad}{key} {{\n{render_conf(value, indent + 1)}{pad}}}\n")
+            continue
+        if isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, list | tuple):
+            text = ",".join(str(v) for v in value)
+        else:
+            text = str(value)
+        if "\n" in text:
+            raise ValueError(f"newline in value of {key!r}")
+        out.append(f"{pad}{key} = {text}\n")
+    return "".join(out)
+
+
 class Charon:
     """One charon in ``netns`` with its configuration under ``workdir``."""
 
@@ -169,7 +195,8 @@ class Charon:
         charon_options: str = "",
         log_levels: Mapping[str, int] | None = None,
     ) -> None:
-        """``charon_options`` is raw strongswan.conf text put inside ``charon { }``."""
+        """``charon_options`` is raw strongswan.conf text put inside ``charon { }`` (a
+        ``plugins { ... }`` section there is merged with the harness's own)."""
         self.netns = netns
         self.workdir = Path(workdir)
         self.plugins = tuple(plugins)
@@ -241,8 +268,9 @@ class Charon:
             key.chmod(0o600)
         return path
 
-    def write_swanctl_conf(self, text: str) -> None:
-        self.swanctl_conf.write_text(text)
+    def write_swanctl_conf(self, conf: str | Mapping[str, Any]) -> None:
+        """swanctl.conf as text, or as nested mappings for :func:`render_conf`."""
+        self.swanctl_conf.write_text(conf if isinstance(conf, str) else render_conf(conf))
 
     # -- process -------------------------------------------------------------------------
 
@@ -433,6 +461,17 @@ class Charon:
         """Any other VICI command (``stats``, ``get-pools``, ``list-conns``...)."""
         with ViciClient(self.vici_socket) as vici:
             return vici.request(command, message)
+
+    def wait_for_log(self, text: str, timeout: float = 10) -> str:
+        """Wait until ``text`` appears in the charon log; returns the first line with it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log().splitlines():
+                if text in line:
+                    return line
+            if time.monotonic() >= deadline:
+                raise CharonError(f"{text!r} not in charon log after {timeout}s\n{self.log_tail()}")
+            time.sleep(0.05)
 
     def wait_for(self, predicate: Any, timeout: float = 10, interval: float = 0.1) -> list[IkeSa]:
         """Poll :meth:`list_sas` until ``predicate(sas)`` is true; returns those SAs."""

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from tests.harness.charon import parse_list_sas
+from tests.harness.charon import parse_list_sas, render_conf
 from tests.harness.vici import (
     KEY_VALUE,
     LIST_END,
@@ -94,3 +94,33 @@ def test_parse_list_sas() -> None:
     with pytest.raises(KeyError):
         sa.child("other")
     assert parse_list_sas([]) == []
+
+
+def test_render_conf_one_key_per_line() -> None:
+    text = render_conf(
+        {
+            "connections": {
+                "home": {
+                    "remote_addrs": "192.0.2.1",
+                    "vips": ["0.0.0.0", "::"],
+                    "mobike": False,
+                    "local": {"auth": "eap-tls", "certs": "cl.pem"},
+                }
+            }
+        }
+    )
+    assert text == (
+        "connections {\n"
+        "  home {\n"
+        "    remote_addrs = 192.0.2.1\n"
+        "    vips = 0.0.0.0,::\n"
+        "    mobike = no\n"
+        "    local {\n"
+        "      auth = eap-tls\n"
+        "      certs = cl.pem\n"
+        "    }\n"
+        "  }\n"
+        "}\n"
+    )
+    with pytest.raises(ValueError, match="newline"):
+        render_conf({"a": "x\ny"})
