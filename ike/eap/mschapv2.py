@@ -91,9 +91,7 @@ def hash_nt_password_hash(password_hash: bytes) -> bytes:
     return md4(password_hash)
 
 
-def challenge_hash(
-    peer_challenge: bytes, authenticator_challenge: bytes, username: bytes
-) -> bytes:
+def challenge_hash(peer_challenge: bytes, authenticator_challenge: bytes, username: bytes) -> bytes:
     """RFC 2759 8.2 ChallengeHash: first 8 bytes of SHA1(peer || authenticator || user)."""
     _check_len("peer_challenge", peer_challenge, 16)
     _check_len("authenticator_challenge", authenticator_challenge, 16)
@@ -126,8 +124,10 @@ def challenge_response(challenge: bytes, password_hash: bytes) -> bytes:
     _check_len("challenge", challenge, 8)
     _check_len("password_hash", password_hash, 16)
     z = password_hash + b"\x00" * 5
-    return des_encrypt(challenge, z[0:7]) + des_encrypt(challenge, z[7:14]) + des_encrypt(
-        challenge, z[14:21]
+    return (
+        des_encrypt(challenge, z[0:7])
+        + des_encrypt(challenge, z[7:14])
+        + des_encrypt(challenge, z[14:21])
     )
 
 

@@ -259,9 +259,11 @@ class ExpandedType:
             raise ValueError("expanded type out of range")
 
     def to_bytes(self) -> bytes:
-        return bytes((EapType.EXPANDED,)) + struct.pack(
-            "!I", self.vendor_id
-        )[1:] + struct.pack("!I", self.vendor_type)
+        return (
+            bytes((EapType.EXPANDED,))
+            + struct.pack("!I", self.vendor_id)[1:]
+            + struct.pack("!I", self.vendor_type)
+        )
 
 
 _EXPANDED_NAK = ExpandedType(0, EapType.NAK)

@@ -138,9 +138,7 @@ class EapServer:
         self._identity_prompt = identity_prompt
 
         self._state = ServerState.IDLE
-        self._id = (
-            secrets.randbelow(256) if initial_identifier is None else initial_identifier
-        )
+        self._id = secrets.randbelow(256) if initial_identifier is None else initial_identifier
         self._events: list[EapEvent] = []
         self._failure_reason: str | None = None
 
@@ -243,9 +241,7 @@ class EapServer:
             self._id = pkt.identifier
         elif pkt.identifier != self._id:
             why = "duplicate" if pkt.identifier == (self._id - 1) % 256 else "unexpected"
-            return self._drop(
-                f"{why} Response identifier {pkt.identifier} (expected {self._id})"
-            )
+            return self._drop(f"{why} Response identifier {pkt.identifier} (expected {self._id})")
         handler = self._TRANSITIONS.get((self._state, self._classify(pkt)))
         if handler is None:
             return self._drop(
@@ -431,8 +427,11 @@ class EapServer:
             return self._start_method(eap_type, None)
         self._set_state(ServerState.SUCCESS)
         self._events.append(AuthenticationSucceeded())
-        log.info("EAP authentication of %r succeeded (%s)", self._identity,
-                 ", ".join(type_name(t) for t in self._completed))
+        log.info(
+            "EAP authentication of %r succeeded (%s)",
+            self._identity,
+            ", ".join(type_name(t) for t in self._completed),
+        )
         self._deadline = None
         out = EapSuccess(self._id).to_bytes()
         self._last_sent = out
