@@ -331,8 +331,9 @@ class Charon:
         if missing:
             self.stop()
             raise CharonError(
-                f"charon plugins failed to load: {missing} (is libcharon-extra-plugins / "
-                f"libstrongswan-extra-plugins installed?)\n{self.log_tail()}"
+                f"charon plugins failed to load: {missing} (are libcharon-extra-plugins and "
+                f"libstrongswan-extra-plugins installed? kernel-libipsec also needs "
+                f"/dev/net/tun)\n{self.log_tail()}"
             )
 
     def stop(self, timeout: float = 5) -> None:

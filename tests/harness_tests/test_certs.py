@@ -176,3 +176,11 @@ def test_crl_revokes_what_it_was_given(cert_factory: CertFactory) -> None:
     assert x509.load_der_x509_crl(issued.der_path.read_bytes()) == crl
     other = cert_factory.ca("other")
     assert not crl.is_signature_valid(other.key.public_key())
+
+
+def test_rsa_4096_leaf_under_ecdsa_ca(cert_factory: CertFactory) -> None:
+    ca = cert_factory.ca("ca")
+    leaf = cert_factory.issue(ca, "big.test", key_type="rsa", rsa_bits=4096)
+    assert isinstance(leaf.key, rsa.RSAPrivateKey) and leaf.key.key_size == 4096
+    assert leaf.swanctl_key_dir == "rsa"
+    leaf.cert.verify_directly_issued_by(ca.cert)
