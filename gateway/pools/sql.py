@@ -42,7 +42,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
@@ -281,6 +280,8 @@ class SqlPools:
         return row
 
     def _identity_id(self, conn: Connection, identity: str, create: bool) -> int | None:
+        if len(identity) > 1024:
+            raise InvalidArgument("identity longer than 1024 characters")
         found = conn.execute(select(identities.c.id).where(identities.c.data == identity)).first()
         if found is not None:
             return int(found[0])
@@ -289,26 +290,31 @@ class SqlPools:
         # a concurrent insert of the same identity raises IntegrityError: the caller retries
         return _new_id(conn.execute(insert(identities).values(data=identity)))
 
-    def _history(self, conn: Connection, where: Any, now: int) -> None:
-        if self.lease_history:
-            conn.execute(
-                insert(leases).from_select(
-                    ["address", "identity", "acquired", "released"],
-                    select(
-                        addresses.c.id, addresses.c.identity, addresses.c.acquired, literal(now)
-                    ).where(where),
-                )
-            )
+    def _close_leases(self, conn: Connection, where: Any, now: int) -> int:
+        """Mark the matching online rows released at ``now`` and record them in the lease
+        history. The UPDATE decides which rows this transaction closed (RETURNING), so two
+        gateways closing the same lease at once record it once."""
+        closed = conn.execute(
+            update(addresses)
+            .where(where, addresses.c.released == 0)
+            .values(released=now)
+            .returning(addresses.c.id, addresses.c.identity, addresses.c.acquired)
+        ).all()
+        history = [
+            {"address": r.id, "identity": r.identity, "acquired": r.acquired, "released": now}
+            for r in closed
+            if r.identity is not None
+        ]
+        if self.lease_history and history:
+            conn.execute(insert(leases), history)
+        return len(closed)
 
     # start-up -------------------------------------------------------------------------------
     def recover(self) -> int:
         """Close leases left online by a crash (history records them). Returns how many."""
 
         def run(conn: Connection) -> int:
-            now = self._now()
-            online = addresses.c.released == 0
-            self._history(conn, online, now)
-            return conn.execute(update(addresses).where(online).values(released=now)).rowcount
+            return self._close_leases(conn, addresses.c.released == 0, self._now())
 
         return self._retrying(run)
 
@@ -402,12 +408,8 @@ class SqlPools:
             if row is None or ident is None:
                 return False
             a = addresses.c
-            where = and_(
-                a.pool == row.id, a.address == address.packed, a.identity == ident, a.released == 0
-            )
-            now = self._now()
-            self._history(conn, where, now)
-            return conn.execute(update(addresses).where(where).values(released=now)).rowcount > 0
+            where = and_(a.pool == row.id, a.address == address.packed, a.identity == ident)
+            return self._close_leases(conn, where, self._now()) > 0
 
         return self._retrying(run)
 
