@@ -309,3 +309,16 @@ def test_concurrent_processes_never_share_an_address(url: str, timeout: int, exp
 
 def test_migrations_match_the_tables_in_code(store: SqlPools) -> None:
     assert schema_drift(store) == []
+
+
+def test_lease_history_can_be_turned_off(url: str, clock: Clock) -> None:
+    store = SqlPools(url, lease_history=False, clock=clock)
+    store.add_pool("p", ip("10.3.0.1"), ip("10.3.0.9"), timeout=HOUR)
+    a = store.acquire("p", "alice")
+    assert a is not None and store.release("p", a, "alice")
+    assert rows(store, leases) == 0
+    assert [x.state for x in store.leases()] == []  # only history and online leases are listed
+    assert store.acquire("p", "alice") == a  # reuse does not depend on the history
+    with pytest.raises(InvalidArgument, match="longer than 1024"):
+        store.acquire("p", "x" * 1025)
+    store.close()
