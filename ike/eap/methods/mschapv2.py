@@ -7,8 +7,10 @@ Responses are the single OpCode byte.
 
 Flow: Challenge (Value-Size 16, challenge, server name) -> Response (Value-Size 49:
 peer challenge 16, reserved 8, NT-Response 24, flags 1; user name) -> Success Request
-``S=<authenticator response> M=<message>`` -> Success Response -> EAP-Success; or Failure
-Request ``E=691 R=0 C=<new challenge> V=3 M=<message>`` -> Failure Response -> EAP-Failure.
+``S=<authenticator response> M=<message>`` -> Success Response -> EAP-Success.  Wrong
+credentials end in EAP-Failure, or with ``send_error`` first in a Failure Request
+``E=691 R=0 C=<new challenge> V=3 M=<message>`` and the peer's Failure Response.  Retry
+(R=1) and Change-Password are not offered.
 
 MSK (64 bytes) = MasterReceiveKey || MasterSendKey || 32 zeros, both ends computing the
 authenticator's view ([MS-CHAP] 3.1.5.1); ``master_keys`` gives the two keys for PEAP and
@@ -97,6 +99,11 @@ class MsChapV2ServerMethod:
         TTLS derive it from the tunnel keys).
     :param peer_challenge: when set, used instead of the Response's Peer-Challenge (EAP-FAST
         anonymous provisioning, where it comes from the tunnel keys too).
+    :param send_error: on wrong credentials send the MS-CHAPv2 Failure Request
+        (``E=691 R=0 C=... V=3 M=...``) and end with EAP-Failure after the peer's Failure
+        Response.  Off by default, as FreeRADIUS's ``send_error`` and strongSwan: Windows 7
+        and strongSwan peers never send the Failure Response, so the conversation would
+        hang until a timeout; without it the server answers with EAP-Failure at once.
     """
 
     def __init__(
@@ -110,12 +117,14 @@ class MsChapV2ServerMethod:
         ms_chap_id: int | None = None,
         success_message: bytes = b"Authentication succeeded",
         peer_challenge: bytes | None = None,
+        send_error: bool = False,
     ) -> None:
         if lookup is None and nt_hash_lookup is None:
             raise ValueError("MsChapV2ServerMethod needs lookup or nt_hash_lookup")
         if peer_challenge is not None and len(peer_challenge) != 16:
             raise ValueError("the peer challenge is 16 bytes")
         self._fixed_peer_challenge = peer_challenge
+        self._send_error = send_error
         self._identity = identity
         self._lookup = lookup
         self._nt_hash_lookup = nt_hash_lookup
@@ -207,9 +216,11 @@ class MsChapV2ServerMethod:
         return None if password is None else ms.nt_password_hash(password)
 
     def _reject(self, reason: str) -> Step:
-        """Failure Request, E=691 R=0 (no retry), with a fresh challenge (draft 2.4)."""
+        """Wrong credentials: EAP-Failure, or first a Failure Request E=691 R=0 (draft 2.4)."""
         self._failure_reason = reason
         self._phase = _ServerPhase.DONE
+        if not self._send_error:
+            return Step(None, Decision.FAILURE)
         message = (
             f"E={ERROR_AUTHENTICATION_FAILURE} R=0 C={secrets.token_bytes(16).hex().upper()} "
             "V=3 M=Authentication failed"
@@ -239,14 +250,19 @@ def mschapv2_server_factory(
     *,
     nt_hash_lookup: NtHashLookup | None = None,
     server_name: bytes = b"nea-gateway",
+    send_error: bool = False,
 ) -> ServerMethodFactory:
-    """A :data:`ServerMethodFactory` for EAP-MS-CHAPv2."""
+    """A :data:`ServerMethodFactory` for EAP-MS-CHAPv2 (``send_error``: see the method)."""
     if lookup is None and nt_hash_lookup is None:
         raise ValueError("mschapv2_server_factory needs lookup or nt_hash_lookup")
 
     def factory(identity: bytes) -> MsChapV2ServerMethod:
         return MsChapV2ServerMethod(
-            identity, lookup, nt_hash_lookup=nt_hash_lookup, server_name=server_name
+            identity,
+            lookup,
+            nt_hash_lookup=nt_hash_lookup,
+            server_name=server_name,
+            send_error=send_error,
         )
 
     return factory

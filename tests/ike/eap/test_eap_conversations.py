@@ -161,8 +161,21 @@ def test_wrong_password_fails_with_a_log_line(
     assert peer.msk is None and server.msk is None
 
 
-def test_mschapv2_failure_request_reaches_the_peer() -> None:
+MSCHAPV2_SEND_ERROR = (EapType.MSCHAPV2, mschapv2_server_factory(USERS, send_error=True))
+
+
+def test_mschapv2_wrong_password_ends_in_eap_failure_by_default() -> None:
     server = EapServer([MSCHAPV2])
+    peer = _peer(peer_mschapv2(b"alice", "wrong"))
+    transcript = converse(server, peer)
+    # Identity, Challenge, Response, then EAP-Failure at once (no MS-CHAPv2 Failure Request).
+    assert len(transcript) == 5
+    assert isinstance(parse(transcript[-1]), EapFailure)
+    assert peer.failure_reason == "EAP-Failure received in EAP-MSCHAPv2"
+
+
+def test_mschapv2_failure_request_reaches_the_peer() -> None:
+    server = EapServer([MSCHAPV2_SEND_ERROR])
     peer = _peer(peer_mschapv2(b"alice", "wrong"))
     transcript = converse(server, peer)
     # Challenge, Response, Failure Request (E=691 R=0), Failure Response, EAP-Failure.
@@ -170,12 +183,14 @@ def test_mschapv2_failure_request_reaches_the_peer() -> None:
     assert isinstance(failure_req, EapRequest) and failure_req.type_data[0] == 4
     assert b"E=691 R=0 C=" in failure_req.type_data and b"V=3" in failure_req.type_data
     assert parse(transcript[-2]) == EapResponse(failure_req.identifier, 26, b"\x04")
+    assert parse(transcript[-1]) == EapFailure(failure_req.identifier)
     assert peer.failure_reason is not None
     assert "E=691 ERROR_AUTHENTICATION_FAILURE" in peer.failure_reason
+    assert server.failure_reason == "MS-CHAPv2 NT-Response wrong for b'alice'"
 
 
 def test_mschapv2_unknown_user_looks_like_a_wrong_password() -> None:
-    server = EapServer([MSCHAPV2])
+    server = EapServer([MSCHAPV2_SEND_ERROR])
     peer = _peer(peer_mschapv2(b"mallory", "x"), identity=b"mallory")
     converse(server, peer)
     assert server.failed and server.failure_reason == "unknown user b'mallory'"

@@ -207,10 +207,13 @@ def test_mschapv2_server_with_wpa_supplicant_keys_match(eapol: Any) -> None:
     assert server.completed_methods == (EapType.MSCHAPV2,)
 
 
-def test_mschapv2_server_wrong_password_with_wpa_supplicant(eapol: Any) -> None:
-    result, responder = eapol([MSCHAPV2], 'eap=MSCHAPV2\nidentity="alice"\npassword="nope"')
+@pytest.mark.parametrize("send_error", [False, True])
+def test_mschapv2_server_wrong_password_with_wpa_supplicant(eapol: Any, send_error: bool) -> None:
+    method = (EapType.MSCHAPV2, mschapv2_server_factory(USERS, send_error=send_error))
+    result, responder = eapol([method], 'eap=MSCHAPV2\nidentity="alice"\npassword="nope"')
     assert not result.success
-    assert "E=691" in result.output  # wpa_supplicant parsed our Failure Request
+    # With send_error wpa_supplicant parses our Failure Request (and logs its E= code).
+    assert ("E=691" in result.output) is send_error
     server = responder.finished[-1]
     assert server.failed and server.failure_reason == "MS-CHAPv2 NT-Response wrong for b'alice'"
 
