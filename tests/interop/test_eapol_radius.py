@@ -104,6 +104,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 listen = "127.0.0.1"
 auth_port = 0
 acct_port = 0
+session_timeout = 3600
 
 [[radius.clients]]
 address = "127.0.0.1/32"
@@ -120,6 +121,10 @@ methods = {methods!r}
 cert = "{server_cert.chain_path}"
 key = "{server_cert.key_path}"
 ca = ["{ca.cert_path}"]
+
+[vlans]
+allow = "10"
+allow_filter_id = "staff"
 """
     proc, port, acct_port, log = _start(workdir, config)
     try:
@@ -294,3 +299,30 @@ def test_peap_wrong_password_fails(server: Server) -> None:
     )
     assert not result.success
     assert "CTRL-EVENT-EAP-FAILURE" in result.output
+
+
+def _accept_attributes(output: str) -> list[tuple[int, str]]:
+    """(type, value) of the attributes of the last Access-Accept eapol_test printed."""
+    block = output.rsplit("(Access-Accept)", 1)[1].split("STA ", 1)[0]
+    out: list[tuple[int, str]] = []
+    for line in block.splitlines():
+        line = line.strip()
+        if line.startswith("Attribute "):
+            out.append((int(line.split()[1]), ""))
+        elif line.startswith("Value: ") and out:
+            out[-1] = (out[-1][0], line[len("Value: ") :])
+    return out
+
+
+def test_access_accept_attributes_seen_by_the_nas(server: Server) -> None:
+    _needs("mschapv2")
+    result = server.eapol('eap=MSCHAPV2\nidentity="carol"\npassword="s3cret pass"')
+    _ok(result, keys=True)
+    attributes = _accept_attributes(result.output)
+    assert attributes[0][0] == 80  # Message-Authenticator first (Blast-RADIUS)
+    values = dict(attributes)
+    assert values[27] == "3600"  # Session-Timeout
+    assert values[64] == "0000000d"  # Tunnel-Type: tag 0, VLAN (13)
+    assert values[65] == "00000006"  # Tunnel-Medium-Type: tag 0, IEEE-802 (6)
+    assert values[81] == "3130"  # Tunnel-Private-Group-Id "10" (eapol_test prints hex)
+    assert 11 in values  # Filter-Id (eapol_test does not print its value)
