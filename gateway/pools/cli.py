@@ -42,7 +42,7 @@ from gateway.pools.attributes import (
 )
 from gateway.pools.base import Lease
 from gateway.pools.errors import InvalidArgument, PoolError
-from gateway.pools.sql import DEFAULT_DB_URL, LeaseFilter, SqlPools, _parse_timeout
+from gateway.pools.sql import DEFAULT_DB_URL, LeaseFilter, SqlPools, parse_timeout
 
 __all__ = ["main"]
 
@@ -233,7 +233,7 @@ def _status(store: SqlPools, conn: Connection, out: _Out) -> None:
 def _add(store: SqlPools, conn: Connection, args: argparse.Namespace, out: _Out) -> None:
     replace = args.replace is not None
     name = args.replace if replace else args.add
-    timeout = _parse_timeout(args.timeout)
+    timeout = parse_timeout(args.timeout)
     if args.addresses is not None:
         if args.start or args.end:
             raise InvalidArgument("give either --addresses FILE or --start/--end, not both")

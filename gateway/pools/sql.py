@@ -77,6 +77,7 @@ __all__ = [
     "SqlPools",
     "create_pool_engine",
     "normalize_url",
+    "parse_timeout",
 ]
 
 #: ``nea-pool`` and :class:`SqlPools` default: a SQLite file under ./var/ of the working dir.
@@ -155,7 +156,7 @@ def _ip(data: bytes) -> IPAddress:
     return ipaddress.ip_address(bytes(data))
 
 
-def _parse_timeout(value: str | int) -> int:
+def parse_timeout(value: str | int) -> int:
     """Hours as ``ipsec pool`` takes them (``24``), or with a unit: ``90s``, ``30m``, ``2h``,
     ``7d``. Returns seconds."""
     if isinstance(value, int):

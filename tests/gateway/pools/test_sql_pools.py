@@ -21,7 +21,7 @@ from gateway.pools.errors import (
     PoolOverlap,
 )
 from gateway.pools.schema import VERSION_TABLE, addresses, leases
-from gateway.pools.sql import LeaseFilter
+from gateway.pools.sql import LeaseFilter, normalize_url, parse_timeout
 from tests.gateway.pools import pool_workers
 from tests.gateway.pools.pool_workers import prepare_pool, schema_drift
 
@@ -322,3 +322,30 @@ def test_lease_history_can_be_turned_off(url: str, clock: Clock) -> None:
     with pytest.raises(InvalidArgument, match="longer than 1024"):
         store.acquire("p", "x" * 1025)
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://u:p@db/pools", "postgresql+psycopg://u:p@db/pools"),
+        ("postgres://u@/pools?host=/run/pg", "postgresql+psycopg://u@/pools?host=/run/pg"),
+        ("postgresql+psycopg://u@db/x", "postgresql+psycopg://u@db/x"),
+        ("sqlite:///var/nea-pool.db", "sqlite:///var/nea-pool.db"),
+    ],
+)
+def test_postgresql_urls_use_psycopg3(given: str, expected: str) -> None:
+    assert normalize_url(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [("24", 86400), ("0", 0), ("90s", 90), ("30m", 1800), ("2h", 7200), ("7d", 604800), (1, 3600)],
+)
+def test_timeouts_are_hours_unless_a_unit_is_given(given: str | int, seconds: int) -> None:
+    assert parse_timeout(given) == seconds
+
+
+@pytest.mark.parametrize("given", ["-1", "1.5", "2w", "", "soon"])
+def test_bad_timeouts(given: str) -> None:
+    with pytest.raises(InvalidArgument, match="invalid timeout"):
+        parse_timeout(given)
