@@ -17,7 +17,10 @@ small JSON file (used by the interop tests; the daemon builds its engine from it
                       "pool": "10.3.0.0/24", "dns": ["10.1.0.53"],
                       "proposals": ["aes128-sha256-x25519"],
                       "children": [{"name": "net", "local_ts": ["10.1.0.0/16"],
-                                    "esp_proposals": ["aes128gcm16"]}]}]}
+                                    "esp_proposals": ["aes128gcm16"]}]}],
+     "initiate": [{"connection": "gw", "remote": "192.0.2.2"}]}
+
+``vips`` (e.g. ``["0.0.0.0"]``) on a connection requests a virtual IP as initiator.
 """
 
 from __future__ import annotations
@@ -236,6 +239,7 @@ def _load_peer(spec: dict[str, Any], base: Path) -> PeerConfig:
         children=children,
         pool=_SimplePool(spec["pool"]) if spec.get("pool") else None,
         dns=tuple(ipaddress.ip_address(d) for d in spec.get("dns", ())),
+        request_vips=tuple(ipaddress.ip_address(v) for v in spec.get("vips", ())),
         **kwargs,
     )
 
@@ -328,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     for port, proto in service.ports.items():
         reactor.listenUDP(port, proto, interface=host)
     log.info("IKE listening on %s ports %s", host, sorted(service.ports))
+    for item in spec.get("initiate", ()):
+        reactor.callWhenRunning(service.initiate, item["connection"], (item["remote"], 500))
     reactor.run()
     return 0
 

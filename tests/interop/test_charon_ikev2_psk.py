@@ -60,9 +60,16 @@ secrets {
 
 
 class Responder:
-    """Our gateway's IKE adapter as a subprocess in ``ns``."""
+    """Our IKE adapter (``python -m gateway.ike_udp``) as a subprocess in ``ns``."""
 
-    def __init__(self, ns: Netns, workdir: Path, connections: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        ns: Netns,
+        workdir: Path,
+        connections: list[dict[str, Any]],
+        listen: str = "192.0.2.1",
+        initiate: list[dict[str, str]] | None = None,
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.events_path = workdir / "events.jsonl"
         self.log_path = workdir / "responder.log"
@@ -70,9 +77,10 @@ class Responder:
         self.config.write_text(
             json.dumps(
                 {
-                    "listen": "192.0.2.1",
+                    "listen": listen,
                     "events": str(self.events_path),
                     "connections": connections,
+                    "initiate": initiate or [],
                 }
             )
         )
