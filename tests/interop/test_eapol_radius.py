@@ -265,18 +265,8 @@ def test_eap_ttls_wrong_password_fails(server: Server, inner: str) -> None:
     assert "CTRL-EVENT-EAP-FAILURE" in result.output
 
 
-PEAP_TLS12_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ike.eap_peap sends the phase-2 Identity Request inside its final TLS 1.2 flight; "
-        "wpa_supplicant 2.10 keeps it as a pending request and then skips the PEAPv0 header "
-        "re-insertion ('Too short Phase 2 EAP frame (len=1)')"
-    ),
-)
-
-
 @pytest.mark.parametrize("phase2", ["MSCHAPV2", "GTC"])
-@pytest.mark.parametrize("version", [pytest.param("1.2", marks=PEAP_TLS12_XFAIL), "1.3"])
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
 def test_peap_with_cryptobinding(server: Server, phase2: str, version: str) -> None:
     _needs("peap")
     phase1 = "tls_disable_tlsv1_3=1" if version == "1.2" else "tls_disable_tlsv1_3=0"
