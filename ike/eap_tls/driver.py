@@ -72,8 +72,9 @@ class _DriverBase:
             return
         if new not in TRANSITIONS[self.phase]:
             raise TlsEapError(f"illegal phase change {self.phase.value} -> {new.value}")
-        log.debug("%s %s: %s -> %s", self.method_name, type(self).__name__,
-                  self.phase.value, new.value)
+        log.debug(
+            "%s %s: %s -> %s", self.method_name, type(self).__name__, self.phase.value, new.value
+        )
         self.phase = new
 
     def _fail(self, reason: str, reply: bytes | None = None) -> Step:
@@ -170,8 +171,11 @@ class TlsServerDriver(_DriverBase):
             return self._frame(out)
         self._set_state(Phase.TUNNEL)
         log.info(
-            "%s handshake complete: %s %s%s", self.method_name, self.tls.version.name,
-            self.tls.cipher_name(), " (resumed)" if self.tls.session_reused else "",
+            "%s handshake complete: %s %s%s",
+            self.method_name,
+            self.tls.version.name,
+            self.tls.cipher_name(),
+            " (resumed)" if self.tls.session_reused else "",
         )
         try:
             app = self.tls.read_application_data()
@@ -262,8 +266,11 @@ class TlsPeerDriver(_DriverBase):
                 return self._frame(out)
             self._set_state(Phase.TUNNEL)
             log.info(
-                "%s handshake complete: %s %s%s", self.method_name, self.tls.version.name,
-                self.tls.cipher_name(), " (resumed)" if self.tls.session_reused else "",
+                "%s handshake complete: %s %s%s",
+                self.method_name,
+                self.tls.version.name,
+                self.tls.cipher_name(),
+                " (resumed)" if self.tls.session_reused else "",
             )
             try:
                 app = self.tls.read_application_data()

@@ -18,8 +18,8 @@ Certificate policy (checked inside the handshake, so the right alert goes out):
   ``certificate_revoked``);
 * the end-entity identity: server side, the EAP identity must equal the subject CN or a
   DNS / e-mail subjectAltName (``bind_identity``); peer side, ``server_name`` must match a DNS
-  subjectAltName or the CN.  A mismatch is refused with ``certificate_unknown`` (pyOpenSSL
-  offers no way to choose ``bad_certificate`` from the verify callback).
+  subjectAltName or the CN.  A mismatch is refused with ``bad_certificate`` (the verify
+  callback sets X509_V_ERR_CERT_REJECTED, see :meth:`TlsSession._install_verify`).
 
 Every refusal sets :attr:`TlsSession.failure_reason` to a line naming the cause.
 """
@@ -31,11 +31,13 @@ import datetime
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from OpenSSL import SSL, crypto
+from OpenSSL._util import ffi as _openssl_ffi
 from OpenSSL._util import lib as _openssl_lib
 
 from ike.eap_tls.errors import AlertDescription, TlsFailure
@@ -65,10 +67,11 @@ class TlsVersion(enum.IntEnum):
     TLS1_3 = SSL.TLS1_3_VERSION
 
 
-# X509_V_ERR_* codes (openssl/x509_vfy.h) -> (readable cause, alert OpenSSL sends for it).
+# X509_V_ERR_* codes (openssl/x509_vfy.h) -> (readable cause, alert OpenSSL sends for it:
+# ssl_x509err2alert() in OpenSSL's statem_lib.c; the tests check the alert the peer receives).
 _VERIFY_ERRORS: dict[int, tuple[str, AlertDescription]] = {
     2: ("issuer certificate not found: not issued by a trusted CA", AlertDescription.unknown_ca),
-    3: ("no CRL found for the issuer", AlertDescription.certificate_unknown),
+    3: ("no CRL found for the issuer", AlertDescription.unknown_ca),
     4: ("certificate signature could not be decrypted", AlertDescription.decrypt_error),
     7: ("certificate signature invalid", AlertDescription.decrypt_error),
     8: ("CRL signature invalid", AlertDescription.decrypt_error),
@@ -84,7 +87,7 @@ _VERIFY_ERRORS: dict[int, tuple[str, AlertDescription]] = {
     20: ("unknown CA: issuer not among the trusted CAs", AlertDescription.unknown_ca),
     21: ("unknown CA: cannot verify the leaf signature", AlertDescription.unknown_ca),
     23: ("certificate revoked", AlertDescription.certificate_revoked),
-    24: ("invalid CA certificate in chain", AlertDescription.bad_certificate),
+    24: ("invalid CA certificate in chain", AlertDescription.unknown_ca),
     26: (
         "unsupported purpose: extended key usage does not allow this role",
         AlertDescription.unsupported_certificate,
@@ -269,9 +272,7 @@ class TlsPeerConfig:
 
 def _names(cert: x509.Certificate) -> tuple[list[str], list[str], list[str]]:
     """(CNs, DNS SANs, e-mail SANs) of a certificate."""
-    cns = [
-        str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    ]
+    cns = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -330,11 +331,11 @@ class TlsSession:
                 mode = SSL.VERIFY_PEER
             else:
                 mode = SSL.VERIFY_NONE
-            self._conn.set_verify(mode, self._verify)
+            self._install_verify(mode)
             self._conn.set_accept_state()
         else:
             mode = SSL.VERIFY_PEER if config.verify_server else SSL.VERIFY_NONE
-            self._conn.set_verify(mode, self._verify)
+            self._install_verify(mode)
             if config.session_cache is not None:
                 cached = config.session_cache.get(config.cache_key)
                 if cached is not None:
@@ -348,28 +349,66 @@ class TlsSession:
             now = self.config.clock().astimezone(datetime.UTC)
             store.set_time(now.replace(tzinfo=None))
 
-    def _refuse(self, reason: str, alert: AlertDescription) -> bool:
+    def _refuse(self, reason: str, alert: AlertDescription | None) -> bool:
         if self.failure_reason is None:
             self.failure_reason = reason
             self.failure_alert = alert
         return False
 
-    def _verify(
-        self, conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int, ok: int
-    ) -> bool:
-        whose = "client" if self.is_server else "server"
-        subject = cert.to_cryptography().subject.rfc4514_string()
-        if not ok:
-            cause, alert = _VERIFY_ERRORS.get(
-                errno, (f"X509 verification error {errno}", AlertDescription.bad_certificate)
+    def _install_verify(self, mode: int) -> None:
+        """Install the verify callback directly on the SSL object.
+
+        pyOpenSSL's ``set_verify`` wrapper cannot choose the X509 error (and hence the TLS
+        alert) of a refusal made by the callback itself: OpenSSL then reports an unspecified
+        error and sends ``internal_error``.  Our own cffi callback sets
+        X509_V_ERR_CERT_REJECTED for policy refusals (identity binding), which OpenSSL maps
+        to ``bad_certificate``.
+        """
+        self._raw_verify = _openssl_ffi.callback(
+            "int (*)(int, X509_STORE_CTX *)", self._verify_raw
+        )
+        _openssl_lib.SSL_set_verify(self._conn._ssl, mode, self._raw_verify)
+
+    def _verify_raw(self, ok: int, store_ctx: Any) -> int:
+        try:
+            x509 = _openssl_lib.X509_STORE_CTX_get_current_cert(store_ctx)
+            _openssl_lib.X509_up_ref(x509)
+            cert = crypto.X509._from_raw_x509_ptr(x509).to_cryptography()
+            errno = int(_openssl_lib.X509_STORE_CTX_get_error(store_ctx))
+            depth = int(_openssl_lib.X509_STORE_CTX_get_error_depth(store_ctx))
+            accept = self._verify(cert, errno, depth, ok)
+        except Exception as exc:  # never let an exception cross the C boundary
+            self._refuse(f"certificate check failed: {exc!r}", AlertDescription.internal_error)
+            return 0
+        if accept:
+            _openssl_lib.X509_STORE_CTX_set_error(store_ctx, _openssl_lib.X509_V_OK)
+            return 1
+        if ok:
+            # Our own policy refused a chain OpenSSL accepted.
+            _openssl_lib.X509_STORE_CTX_set_error(
+                store_ctx, _openssl_lib.X509_V_ERR_CERT_REJECTED
             )
+        return 0
+
+    def _verify(self, cert: x509.Certificate, errno: int, depth: int, ok: int) -> bool:
+        whose = "client" if self.is_server else "server"
+        subject = cert.subject.rfc4514_string()
+        if not ok:
+            known = _VERIFY_ERRORS.get(errno)
+            if known is None:
+                return self._refuse(
+                    f"{whose} certificate {subject!r} (depth {depth}) refused: X509 "
+                    f"verification error {errno} (alert chosen by OpenSSL)",
+                    None,
+                )
+            cause, alert = known
             return self._refuse(
                 f"{whose} certificate {subject!r} (depth {depth}) refused: {cause}"
                 f" (X509 error {errno}; alert {alert.name})",
                 alert,
             )
         if depth == 0:
-            return self._check_end_entity(cert.to_cryptography())
+            return self._check_end_entity(cert)
         return True
 
     def _check_end_entity(self, cert: x509.Certificate) -> bool:
@@ -380,16 +419,14 @@ class TlsSession:
                 if not identity_matches(cert, self.identity):
                     return self._refuse(
                         f"client certificate {subject!r} does not match EAP identity "
-                        f"{self.identity!r} (alert certificate_unknown)",
-                        AlertDescription.certificate_unknown,
+                        f"{self.identity!r} (alert bad_certificate)",
+                        AlertDescription.bad_certificate,
                     )
-        elif config.server_name is not None and not server_name_matches(
-            cert, config.server_name
-        ):
+        elif config.server_name is not None and not server_name_matches(cert, config.server_name):
             return self._refuse(
                 f"server certificate {subject!r} does not match server name "
-                f"{config.server_name!r} (alert certificate_unknown)",
-                AlertDescription.certificate_unknown,
+                f"{config.server_name!r} (alert bad_certificate)",
+                AlertDescription.bad_certificate,
             )
         return True
 

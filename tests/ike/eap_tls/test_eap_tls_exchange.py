@@ -151,6 +151,10 @@ def expect_failure(server: EapTlsServer, peer: EapTlsPeer, server_words: tuple[s
     for word in peer_words:
         assert word in preason, preason
     assert server.msk() is None
+    # The alert the server's log line names is the one the peer received.
+    alert = server.tls.failure_alert
+    if alert is not None:
+        assert f"alert {alert.name.replace('_', ' ')}" in preason, (reason, preason)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -215,7 +219,8 @@ def test_identity_not_bound_to_certificate(pki: Pki, version: TlsVersion) -> Non
     expect_failure(
         EapTlsServer(server_config(pki, version), b"mallory@example.com"),
         EapTlsPeer(peer_config(pki, version)),
-        ("does not match eap identity", "mallory@example.com"),
+        ("does not match eap identity", "mallory@example.com", "bad_certificate"),
+        ("bad certificate",),
     )
 
 
@@ -261,6 +266,23 @@ def test_revoked_client_cert(pki: Pki, version: TlsVersion) -> None:
         EapTlsPeer(peer_config(pki, version)),
         ("revoked", "certificate_revoked"),
         ("certificate revoked",),
+    )
+
+
+def test_issuer_without_crl_is_refused(pki: Pki, cert_factory: CertFactory) -> None:
+    other = cert_factory.ca("crl-other")
+    now = datetime.datetime.now(datetime.UTC)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(other.cert.subject)
+        .last_update(now - datetime.timedelta(minutes=10))
+        .next_update(now + datetime.timedelta(days=7))
+        .sign(other.key, hashes.SHA256())
+    ).public_bytes(serialization.Encoding.PEM)
+    expect_failure(
+        EapTlsServer(server_config(pki, TlsVersion.TLS1_3, crl_pems=(crl,)), IDENTITY),
+        EapTlsPeer(peer_config(pki, TlsVersion.TLS1_3)),
+        ("no crl",),
     )
 
 
