@@ -8,8 +8,9 @@ Fixtures (see ``tests/harness/`` for the APIs they return):
 * ``charon_factory`` -> ``make(ns, name="charon", *, start=True, **kwargs) -> Charon`` in
   ``tmp_path / name``; every charon is stopped at teardown and its log tail printed (pytest
   shows it for failing tests). Needs ``netns`` (root).
-* ``freeradius_factory`` -> ``make(**kwargs) -> FreeRadius`` (started; stopped at teardown);
-  kwargs as :class:`tests.harness.freeradius.FreeRadius`, the work dir is under ``tmp_path``.
+* ``freeradius_factory`` -> ``make(**kwargs) -> FreeRadius`` (started; stopped at teardown,
+  log tail printed for failing tests); kwargs as :class:`tests.harness.freeradius.FreeRadius`,
+  the work dir is under ``tmp_path``.
 
 Peers are looked up with :func:`tests.harness.tools.require`, which skips with the name of the
 Debian package to install when a tool is missing. Tests marked ``netns`` are skipped ("needs
@@ -76,6 +77,11 @@ def freeradius_factory(tmp_path: Path) -> Iterator[Callable[..., FreeRadius]]:
     finally:
         for server in started:
             server.stop()
+        for server in started:
+            print(
+                f"--- freeradius {server.workdir.name} (port {server.port}): {server.log_path} ---"
+            )
+            print(server.log_tail(200))
 
 
 @pytest.fixture
