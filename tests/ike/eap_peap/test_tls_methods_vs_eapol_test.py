@@ -158,3 +158,24 @@ def test_ttls(setup: Setup, tls13: int, phase2: str) -> None:
     finally:
         radius.close()
     ok(result)
+
+
+@pytest.mark.parametrize("tls13", [0, 1])
+def test_eap_tls_session_resumption(setup: Setup, tls13: int) -> None:
+    """eapol_test -r1 re-authenticates once with the cached session; both runs succeed
+    with matching keys and the second handshake is abbreviated."""
+    config = setup.tls(session_resumption=True)
+    radius = LoopbackRadius([(13, lambda identity: EapTlsServer(config, identity))])
+    try:
+        result = run_eapol_test(
+            f'eap=TLS\nidentity="alice"\nca_cert="{setup.ca.cert_path}"\n'
+            f'client_cert="{setup.client.cert_path}"\nprivate_key="{setup.client.key_path}"\n'
+            f'phase1="tls_disable_tlsv1_3={1 - tls13}"',
+            port=radius.port, secret=SECRET, workdir=setup.tmp, timeout=15,
+            extra_args=("-r1",),
+        )
+        assert not radius.errors, radius.errors
+    finally:
+        radius.close()
+    assert result.success and result.mppe_counts == (2, 0), result.output[-3000:]
+    assert "Handshake finished - resumed=1" in result.output
