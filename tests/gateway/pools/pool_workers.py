@@ -34,7 +34,10 @@ def _allocate(url: str, pool: str, worker: int, count: int, queue: multiprocessi
 def run_concurrent_allocators(url: str, pool: str, workers: int, count: int) -> list[str]:
     """Fork ``workers`` processes, each acquiring ``count`` addresses for distinct identities.
     Returns the addresses still held at the end (released ones left out), in no order."""
-    ctx = multiprocessing.get_context("fork")
+    # forkserver: the workers come from a clean single-threaded server process, never from a
+    # pytest process that may hold threads (a fork there can inherit a held lock)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
     queue: multiprocessing.Queue = ctx.Queue()
     procs = [
         ctx.Process(target=_allocate, args=(url, pool, w, count, queue)) for w in range(workers)
