@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.harness.certs import CertFactory
-from tests.harness.charon import Charon
+from tests.harness.charon import DEFAULT_PLUGINS, Charon, render_conf
+from tests.harness.freeradius import FreeRadius
 from tests.harness.netns import NetnsFactory
 from tests.harness.tools import require
 from tests.harness.tshark import Capture, problems, read_fields
@@ -158,3 +159,86 @@ def _check_sas(cl: Charon, gw: Charon) -> None:
     # charon reports remote-eap-id only when it differs from the IKE identity.
     assert gw_sa.remote_eap_id in (None, "cl.test")
     assert gw_sa.child("net").state == "INSTALLED"
+
+
+def test_charon_as_radius_nas_with_freeradius(
+    netns: NetnsFactory,
+    charon_factory: Callable[..., Charon],
+    freeradius_factory: Callable[..., FreeRadius],
+    cert_factory: CertFactory,
+) -> None:
+    """charon's eap-radius plugin passes EAP-MSCHAPv2 through to FreeRADIUS (both real)."""
+    ns_gw, ns_cl = netns.namespace("gw"), netns.namespace("cl")
+    netns.veth(ns_gw, ns_cl, "192.0.2.1/24", "192.0.2.2/24")
+    ns_gw.run("ip", "addr", "add", "10.1.0.1/32", "dev", "lo")
+    radius = freeradius_factory(netns=ns_gw, users={"carol": "s3cret-Pw"})
+
+    ca = cert_factory.ca("ca")
+    gw_cert = cert_factory.issue(ca, "gw.test", san_dns=("gw.test",), eku=("serverAuth",))
+    radius_conf = render_conf(
+        {
+            "plugins": {
+                "eap-radius": {
+                    "servers": {
+                        "fr": {
+                            "address": "127.0.0.1",
+                            "auth_port": radius.port,
+                            "secret": radius.secret,
+                        }
+                    }
+                }
+            }
+        }
+    )
+    gw = charon_factory(
+        ns_gw, "gw", plugins=(*DEFAULT_PLUGINS, "eap-radius"), charon_options=radius_conf
+    )
+    cl = charon_factory(ns_cl, "cl")
+    gw.add_ca(ca)
+    gw.add_cert(gw_cert)
+    gw.write_swanctl_conf(
+        {
+            "connections": {
+                "rw": {
+                    "local_addrs": "192.0.2.1",
+                    "pools": "vpool",
+                    "local": {"auth": "pubkey", "certs": "gw.test.pem", "id": "gw.test"},
+                    "remote": {"auth": "eap-radius", "id": "%any", "eap_id": "%any"},
+                    "children": {"net": {"local_ts": "10.1.0.0/16"}},
+                }
+            },
+            "pools": {"vpool": {"addrs": "10.3.0.0/28"}},
+        }
+    )
+    cl.add_ca(ca)
+    cl.write_swanctl_conf(
+        {
+            "connections": {
+                "home": {
+                    "remote_addrs": "192.0.2.1",
+                    "vips": "0.0.0.0",
+                    "local": {"auth": "eap-mschapv2", "id": "carol", "eap_id": "carol"},
+                    "remote": {"auth": "pubkey", "id": "gw.test"},
+                    "children": {"home": {"remote_ts": "10.1.0.0/16"}},
+                }
+            },
+            "secrets": {"eap-carol": {"id": "carol", "secret": "s3cret-Pw"}},
+        }
+    )
+    gw.load_all()
+    cl.load_all()
+
+    cl.initiate("home")
+    (gw_sa,) = gw.list_sas()
+    assert gw_sa.state == "ESTABLISHED"
+    assert "carol" in (gw_sa.remote_eap_id, gw_sa.remote_id)
+    assert "Sent Access-Accept" in radius.log()
+    ping = ns_cl.run("ping", "-c1", "-W2", "10.1.0.1", check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+
+    # A wrong password is refused by FreeRADIUS, and charon says so.
+    cl.terminate(ike="home")
+    cl.write_swanctl_conf(cl.swanctl_conf.read_text().replace("s3cret-Pw", "wrong"))
+    cl.load_all()
+    assert cl.initiate("home", check=False, timeout=10).returncode != 0
+    assert "Sent Access-Reject" in radius.log()
