@@ -189,6 +189,9 @@ class EapPeapServer(TlsServerDriver):
     def msk(self) -> bytes | None:
         return self._keys[0] if self._keys is not None else None
 
+    def _forget_keys(self) -> None:
+        self._keys = None
+
     def emsk(self) -> bytes | None:
         return self._keys[1] if self._keys is not None else None
 
@@ -372,6 +375,9 @@ class EapPeapPeer(TlsPeerDriver):
 
     def msk(self) -> bytes | None:
         return self._keys[0] if self._keys is not None else None
+
+    def _forget_keys(self) -> None:
+        self._keys = None
 
     def emsk(self) -> bytes | None:
         return self._keys[1] if self._keys is not None else None

@@ -8,7 +8,7 @@ fragment ACKs by itself, turns framing and TLS errors into ``Decision.FAILURE`` 
 Phases (one table, :data:`TRANSITIONS`; every change goes through ``_set_state``)::
 
     IDLE -> HANDSHAKE -> TUNNEL -> DONE
-                 \\-----------\\------> FAILED
+                 \\-----------\\-------\\--> FAILED   (a message after DONE fails too)
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.IDLE: frozenset({Phase.HANDSHAKE, Phase.FAILED}),
     Phase.HANDSHAKE: frozenset({Phase.TUNNEL, Phase.FAILED}),
     Phase.TUNNEL: frozenset({Phase.DONE, Phase.FAILED}),
-    Phase.DONE: frozenset(),
+    Phase.DONE: frozenset({Phase.FAILED}),
     Phase.FAILED: frozenset(),
 }
 
@@ -83,7 +83,11 @@ class _DriverBase:
         log.warning("%s failed: %s", self.method_name, self._failure_reason)
         if self.phase is not Phase.FAILED:
             self._set_state(Phase.FAILED)
+        self._forget_keys()
         return Step(reply, Decision.FAILURE)
+
+    def _forget_keys(self) -> None:
+        """A failed method exports no keys (subclasses drop what they derived)."""
 
     def _frame(self, out: bytes, decision: Decision = Decision.CONTINUE) -> Step:
         """Frame TLS bytes; a final decision waits until the last fragment went out."""

@@ -38,8 +38,12 @@ class _Keys:
         """EAP Session-Id (RFC 5247) once keys exist."""
         return self._session_id
 
+    def _forget_keys(self) -> None:
+        self._keys = None
+        self._session_id = None
 
-class EapTlsServer(TlsServerDriver, _Keys):
+
+class EapTlsServer(_Keys, TlsServerDriver):
     """EAP-TLS authenticator: ``EapTlsServer(config, identity)``; implements EapServerMethod."""
 
     method_name = "EAP-TLS"
@@ -81,7 +85,7 @@ class EapTlsServer(TlsServerDriver, _Keys):
         return self._succeed()
 
 
-class EapTlsPeer(TlsPeerDriver, _Keys):
+class EapTlsPeer(_Keys, TlsPeerDriver):
     """EAP-TLS peer: ``EapTlsPeer(config)``; implements EapPeerMethod."""
 
     method_name = "EAP-TLS"

@@ -100,9 +100,7 @@ class Avp:
             vendor = struct.pack("!I", self.vendor_id)
         length = 8 + len(vendor) + len(self.data)
         pad = b"\x00" * (-length % 4)
-        return (
-            _HEADER.pack(self.code, flags, length.to_bytes(3, "big")) + vendor + self.data + pad
-        )
+        return _HEADER.pack(self.code, flags, length.to_bytes(3, "big")) + vendor + self.data + pad
 
     def is_(self, code: int, vendor_id: int | None = None) -> bool:
         return self.code == code and self.vendor_id == vendor_id

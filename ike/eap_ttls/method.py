@@ -185,6 +185,9 @@ class EapTtlsServer(TlsServerDriver):
     def emsk(self) -> bytes | None:
         return self._keys[64:] if self._keys is not None else None
 
+    def _forget_keys(self) -> None:
+        self._keys = None
+
     def _handshake_done(self, app: bytes) -> Step:
         if app:
             return self._on_avps(app)
@@ -293,8 +296,9 @@ class EapTtlsServer(TlsServerDriver):
             pw_hash, nt_response, peer_challenge, expected[:16], name
         )
         self._phase2 = _ServerPhase2.WAIT_MSCHAP_ACK
-        success = Avp(MsAvpCode.MS_CHAP2_SUCCESS, bytes([ident]) + auth, VENDOR_MICROSOFT,
-                      mandatory=True)
+        success = Avp(
+            MsAvpCode.MS_CHAP2_SUCCESS, bytes([ident]) + auth, VENDOR_MICROSOFT, mandatory=True
+        )
         return self._send(success.to_bytes())
 
     def _authenticated(self) -> Step:
@@ -389,6 +393,9 @@ class EapTtlsPeer(TlsPeerDriver):
     def _accept_start(self, msg: object) -> str | None:
         return None
 
+    def _forget_keys(self) -> None:
+        self._done = False
+
     def _decision(self) -> Decision:
         return Decision.SUCCESS if self._done else Decision.CONTINUE
 
@@ -410,11 +417,13 @@ class EapTtlsPeer(TlsPeerDriver):
             digest = hashlib.md5(  # noqa: S324 - RFC 1994 CHAP is MD5
                 challenge[16:] + password.encode("utf-8") + challenge[:16]
             ).digest()
-            first = encode_avps([
-                user,
-                Avp(AvpCode.CHAP_CHALLENGE, challenge[:16], mandatory=True),
-                Avp(AvpCode.CHAP_PASSWORD, challenge[16:] + digest, mandatory=True),
-            ])
+            first = encode_avps(
+                [
+                    user,
+                    Avp(AvpCode.CHAP_CHALLENGE, challenge[:16], mandatory=True),
+                    Avp(AvpCode.CHAP_PASSWORD, challenge[16:] + digest, mandatory=True),
+                ]
+            )
             self._done = True
         else:
             challenge = _ttls_challenge(self, 16)
@@ -424,11 +433,13 @@ class EapTtlsPeer(TlsPeerDriver):
             nt = mschapv2.generate_nt_response(challenge[:16], peer_challenge, name, pw_hash)
             self._mschap_state = (pw_hash, nt, peer_challenge, challenge[:17])
             response = challenge[16:17] + b"\x00" + peer_challenge + b"\x00" * 8 + nt
-            first = encode_avps([
-                user,
-                Avp(MsAvpCode.MS_CHAP_CHALLENGE, challenge[:16], VENDOR_MICROSOFT, True),
-                Avp(MsAvpCode.MS_CHAP2_RESPONSE, response, VENDOR_MICROSOFT, True),
-            ])
+            first = encode_avps(
+                [
+                    user,
+                    Avp(MsAvpCode.MS_CHAP_CHALLENGE, challenge[:16], VENDOR_MICROSOFT, True),
+                    Avp(MsAvpCode.MS_CHAP2_RESPONSE, response, VENDOR_MICROSOFT, True),
+                ]
+            )
         if app:
             # Data before we spoke (unusual); handle it after our first AVPs.
             return self._fail("EAP-TTLS: server sent phase 2 data before the peer")
@@ -449,17 +460,20 @@ class EapTtlsPeer(TlsPeerDriver):
             return self._mschap_success(success)
         packet = _eap_message(avps)
         if packet is None:
-            return self._fail("EAP-TTLS: server sent AVPs without an EAP-Message",
-                              self.framing.ack())
+            return self._fail(
+                "EAP-TTLS: server sent AVPs without an EAP-Message", self.framing.ack()
+            )
         if self._inner is None:
             # Posture after PAP/CHAP/MS-CHAP-V2: the server starts inner EAP by itself.
-            self._inner = EapPeer(self.ttls.identity, list(self.ttls.eap_methods),
-                                  idle_timeout=None)
+            self._inner = EapPeer(
+                self.ttls.identity, list(self.ttls.eap_methods), idle_timeout=None
+            )
         out = self._inner.receive(packet)
         state = self._inner.state
         if state in (PeerState.FAILURE, PeerState.METHOD_FAILED) and out is None:
-            return self._fail(f"EAP-TTLS inner EAP failed: {self._inner.failure_reason}",
-                              self.framing.ack())
+            return self._fail(
+                f"EAP-TTLS inner EAP failed: {self._inner.failure_reason}", self.framing.ack()
+            )
         if out is None:
             return self._fail("EAP-TTLS: inner EAP request discarded", self.framing.ack())
         if state is PeerState.METHOD_DONE:
@@ -479,8 +493,9 @@ class EapTtlsPeer(TlsPeerDriver):
         if not mschapv2.check_authenticator_response(
             pw_hash, nt, peer_challenge, challenge[:16], name, data[1:43]
         ):
-            return self._fail("EAP-TTLS: server's MS-CHAP2-Success authenticator is wrong",
-                              self.framing.ack())
+            return self._fail(
+                "EAP-TTLS: server's MS-CHAP2-Success authenticator is wrong", self.framing.ack()
+            )
         self._mschap_state = None
         self._done = True
         return self._send(decision=Decision.SUCCESS)

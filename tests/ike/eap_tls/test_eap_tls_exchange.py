@@ -365,3 +365,12 @@ def test_config_errors(pki: Pki, tmp_path: Path) -> None:
                         max_version=TlsVersion.TLS1_2).context()
     with pytest.raises(ValueError):
         TlsPeerConfig(()).context()
+
+
+def test_message_after_success_fails_and_drops_keys(pki: Pki) -> None:
+    server = EapTlsServer(server_config(pki, TlsVersion.TLS1_2), IDENTITY)
+    peer = EapTlsPeer(peer_config(pki, TlsVersion.TLS1_2))
+    assert run_pair(server, peer).peer is Decision.SUCCESS and peer.msk() is not None
+    assert peer.receive(b"\x00").decision is Decision.FAILURE
+    assert "after the method ended" in (peer.failure_reason or "")
+    assert peer.msk() is None and peer.session_id is None
