@@ -15,7 +15,9 @@ from typing import Any
 
 from gateway.radius.adapter import RadiusDatagramProtocol, RadiusService
 from gateway.radius.config import RadiusConfig
+from ike.eap.packet import EapType
 from radius import Event, RadiusServer, RequestContext
+from radius.server import VerdictSource, verdict_attribute
 
 __all__ = ["available_methods", "build_eap_factory", "build_server", "listen"]
 
@@ -68,9 +70,14 @@ def _tls_server_config(config: RadiusConfig, *, client_cert: bool) -> Any:
     )
 
 
-def _method_factories(config: RadiusConfig) -> list[tuple[int, Callable[[bytes], Any]]]:
+Methods = Sequence[tuple[int, Callable[[bytes], Any]]]
+"""``(eap_type, ServerMethodFactory)`` pairs, the shape ``ike.eap`` takes."""
+
+
+def _method_factories(
+    config: RadiusConfig, posture: Methods = ()
+) -> list[tuple[int, Callable[[bytes], Any]]]:
     from ike.eap.methods.credentials import StaticPasswords, password_check
-    from ike.eap.packet import EapType
 
     passwords = StaticPasswords(dict(config.users.items()))
     out: list[tuple[int, Callable[[bytes], Any]]] = []
@@ -107,6 +114,7 @@ def _method_factories(config: RadiusConfig) -> list[tuple[int, Callable[[bytes],
                 tls=_tls_server_config(config, client_cert=False),
                 eap_methods=tuple(inner),
                 password_lookup=passwords,
+                posture=tuple(posture),
             )
             out.append((EapType.TTLS, ttls_server_factory(ttls_config)))
         elif name == "peap":
@@ -116,6 +124,7 @@ def _method_factories(config: RadiusConfig) -> list[tuple[int, Callable[[bytes],
                 tls=_tls_server_config(config, client_cert=False),
                 eap_methods=tuple(_inner_methods(config)),
                 require_cryptobinding=config.peap_require_cryptobinding,
+                posture=tuple(posture),
             )
             out.append((EapType.PEAP, peap_server_factory(peap_config)))
         else:
@@ -129,11 +138,19 @@ def _inner_methods(config: RadiusConfig) -> list[tuple[int, Callable[[bytes], An
     return _method_factories(inner)
 
 
-def build_eap_factory(config: RadiusConfig) -> Callable[[RequestContext], Any]:
-    """``factory(context) -> EapServer`` with the configured methods, in the configured order."""
+def build_eap_factory(
+    config: RadiusConfig, *, posture: Methods = ()
+) -> Callable[[RequestContext], Any]:
+    """``factory(context) -> EapServer`` with the configured methods, in the configured order.
+
+    ``posture``: methods run after authentication (PT-EAP, handed in by the gateway).  They
+    run inside TTLS and PEAP only: RFC 7171 section 1 carries PT-EAP inside a tunnel method,
+    so a peer that authenticates with a bare method gets no posture assessment (the verdict
+    source then sees none and the policy decides).
+    """
     from ike.eap.server import EapServer
 
-    methods = _method_factories(config)
+    methods = _method_factories(config, posture)
 
     def factory(context: RequestContext) -> Any:
         return EapServer(methods)
@@ -141,11 +158,19 @@ def build_eap_factory(config: RadiusConfig) -> Callable[[RequestContext], Any]:
     return factory
 
 
-def build_server(config: RadiusConfig) -> RadiusServer:
+def build_server(
+    config: RadiusConfig,
+    *,
+    posture: Methods = (),
+    verdict: VerdictSource = verdict_attribute,
+) -> RadiusServer:
+    """The RADIUS engine for ``config``; ``verdict`` maps a finished conversation to the NEA
+    verdict (default: a ``verdict`` attribute on the EAP server, else none)."""
     return RadiusServer(
         config.clients,
-        build_eap_factory(config),
+        build_eap_factory(config, posture=posture),
         policy=config.policy,
+        verdict=verdict,
         conversation_timeout=config.conversation_timeout,
     )
 
