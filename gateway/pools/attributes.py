@@ -35,8 +35,8 @@ __all__ = [
 class ConfigAttributeType(IntEnum):
     """IKEv2 Configuration Payload Attribute Types: RFC 7296, 3.15.1 and the IANA registry
     "IKEv2 Configuration Payload Attribute Types" (RFC 4306 for the types 7296 retired,
-    RFC 5026/5739/5844/7651/8598 for 16-26); 23456/23457 are Microsoft's server attributes and
-    28672-28682 Cisco Unity's (private use range), as strongSwan names them."""
+    RFC 5026/5739/5844/7651/8598 and 3GPP for 16-26); 23456/23457 are Microsoft's server
+    attributes and 28672-28682 Cisco Unity's (private use range), as strongSwan names them."""
 
     INTERNAL_IP4_ADDRESS = 1
     INTERNAL_IP4_NETMASK = 2
@@ -59,9 +59,9 @@ class ConfigAttributeType(IntEnum):
     HOME_AGENT_ADDRESS = 19  # RFC 5844
     P_CSCF_IP4_ADDRESS = 20  # RFC 7651
     P_CSCF_IP6_ADDRESS = 21  # RFC 7651
-    FTT_KAT = 22  # RFC 7651
-    EXTERNAL_SOURCE_IP4_NAT_INFO = 23  # RFC 7757
-    TIMEOUT_PERIOD_FOR_LIVENESS_CHECK = 24  # RFC 8026? listed by IANA
+    FTT_KAT = 22  # 3GPP TS 24.302 (IANA registry)
+    EXTERNAL_SOURCE_IP4_NAT_INFO = 23  # 3GPP (IANA registry)
+    TIMEOUT_PERIOD_FOR_LIVENESS_CHECK = 24  # 3GPP TS 24.302 (IANA registry)
     INTERNAL_DNS_DOMAIN = 25  # RFC 8598
     INTERNAL_DNSSEC_TA = 26  # RFC 8598
     INTERNAL_IP4_SERVER = 23456  # Microsoft

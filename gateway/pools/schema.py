@@ -31,7 +31,17 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["VERSION_TABLE", "ensure_schema", "metadata"]
+__all__ = [
+    "VERSION_TABLE",
+    "addresses",
+    "attribute_pools",
+    "attributes",
+    "ensure_schema",
+    "identities",
+    "leases",
+    "metadata",
+    "pools",
+]
 
 VERSION_TABLE = "nea_pool_alembic_version"
 
