@@ -515,9 +515,11 @@ class PosturePeerMethod(_PostureMethod):
         return step
 
     def _on_start(self, frame: _Frame) -> Step:
+        if frame.more:
+            return self._ack(frame)  # the server speaks first, in fragments
         if frame.data:
             data = self._framing.reassemble(frame)
-            assert data is not None
+            assert data is not None  # no M flag: the message is complete
             self._queue(self.tncc.receive_batch(data))  # the server spoke first
         else:
             self._queue(self.tncc.start())
