@@ -218,12 +218,14 @@ class RadiusServer:
         self._duplicates = DuplicateCache(duplicate_lifetime)
         self._conversations: dict[bytes, Conversation] = {}
         self._events: deque[Event] = deque()
+        self._next_sweep = float("-inf")
 
     # -- public API ----------------------------------------------------------------------
 
     def receive_datagram(self, data: bytes, source: Address, now: float) -> bytes | None:
         """Handle one datagram from ``source``; return the answer to send back, if any."""
-        self.handle_timer(now)
+        if now >= self._next_sweep:
+            self.handle_timer(now)
         client = self.client_for(source[0])
         if client is None:
             self._drop(source, "packet from unknown client")
@@ -270,6 +272,7 @@ class RadiusServer:
         return min(deadlines, default=None)
 
     def handle_timer(self, now: float) -> None:
+        self._next_sweep = now + 1.0
         self._duplicates.expire(now)
         for state, conversation in list(self._conversations.items()):
             if conversation.last_seen + self._timeout <= now:
@@ -330,7 +333,12 @@ class RadiusServer:
             if len(self._conversations) >= self._max_conversations:
                 self._drop(source, "too many EAP conversations in progress")
                 return None
-            conversation = Conversation(context, self._eap_factory(context), now)
+            try:
+                eap_server = self._eap_factory(context)
+            except Exception as exc:  # a broken method configuration costs this request only
+                log.exception("EAP server factory failed")
+                return self._reject(context, f"cannot start EAP: {exc}", eap=eap)
+            conversation = Conversation(context, eap_server, now)
             if not eap:  # EAP-Start (RFC 3579 2.1): the NAS wants us to ask for the identity.
                 return self._challenge(conversation, conversation.eap.start())
             # Otherwise the NAS did the Identity exchange and forwards the Identity Response:
@@ -346,7 +354,11 @@ class RadiusServer:
             return self._reject(context, "too many EAP round trips", eap=eap)
         if not eap:
             return self._reject(context, "EAP-Start inside a conversation", eap=None)
-        reply = conversation.eap.receive(eap)
+        try:
+            reply = conversation.eap.receive(eap)
+        except Exception as exc:  # an EAP engine bug must end this conversation only
+            log.exception("EAP server raised on a Response")
+            return self._reject(context, f"EAP server error: {exc}", eap=eap)
         if conversation.eap.succeeded:
             return self._accept(conversation, reply, packet.authenticator)
         if conversation.eap.failed:

@@ -415,3 +415,22 @@ def test_garbage_from_a_known_client_never_crashes(body: bytes, code: int) -> No
     assert server.receive_datagram(header + body, NAS, 0.0) is None or code in (1, 4, 12)
     for event in events(server):
         assert isinstance(event, (PacketDropped, AccessRejected, AccountingRecord))
+
+
+def test_eap_server_exceptions_end_only_that_conversation() -> None:
+    class Broken(FakeEapServer):
+        def receive(self, packet: bytes) -> bytes | None:
+            raise RuntimeError("engine bug")
+
+    def broken_factory(context: RequestContext) -> FakeEapServer:
+        return Broken()
+
+    def failing_factory(context: RequestContext) -> FakeEapServer:
+        raise OSError("cert file missing")
+
+    for factory in (broken_factory, failing_factory):
+        server = RadiusServer([RadiusClient.from_prefix("192.0.2.0/24", SECRET)], factory)
+        answer = Nas(server).request(identity())
+        assert answer.code == Code.ACCESS_REJECT
+        assert answer.eap_message() == bytes([4, 7, 0, 4])
+        assert server.conversations == 0
