@@ -46,7 +46,15 @@ from ike.config import (
 )
 from ike.constants import NON_ESP_MARKER
 from ike.payloads import IpAddress
-from ike.sa import Address, ChildSaInstalled, Event, IkeEngine, IkeSaClosed, IkeSaEstablished
+from ike.sa import (
+    Address,
+    ChildSaInstalled,
+    Event,
+    IkeEngine,
+    IkeSaClosed,
+    IkeSaEstablished,
+    IkeSaRekeyed,
+)
 
 __all__ = ["IkePort", "IkeUdpService", "main"]
 
@@ -295,6 +303,8 @@ def _event_json(event: Event) -> dict[str, Any]:
             remote_ts=[str(t) for t in event.remote_ts],
             udp_encap=event.udp_encap,
         )
+    elif isinstance(event, IkeSaRekeyed):
+        out.update(new_ike_sa=event.new_ike_sa.hex())
     elif isinstance(event, IkeSaClosed):
         out.update(reason=event.reason, error=event.error)
     return out

@@ -65,19 +65,21 @@ from ike.crypto import (
     PrfAlg,
     derive_child_keys,
     derive_ike_keys,
+    rekey_skeyseed,
     skeyseed,
 )
 from ike.errors import (
     AuthenticationFailed,
+    ChildSaNotFound,
     FailedCpRequired,
     IkeError,
     InternalAddressFailure,
     InvalidKePayload,
     InvalidSyntax,
     LocalProtocolError,
-    NoAdditionalSas,
     NoProposalChosen,
     RemoteProtocolError,
+    TemporaryFailure,
     TsUnacceptable,
 )
 from ike.message import (
@@ -123,6 +125,7 @@ __all__ = [
     "IkeEngine",
     "IkeSaClosed",
     "IkeSaEstablished",
+    "IkeSaRekeyed",
     "SaState",
     "select_proposal",
 ]
@@ -194,6 +197,8 @@ class ChildSaInstalled:
     esn: bool
     mode: str = "tunnel"
     protocol: int = ProtocolId.ESP
+    replaces: int | None = None
+    """Inbound SPI of the CHILD_SA this one rekeys (delete that one when the peer does)."""
 
     def __repr__(self) -> str:
         return (
@@ -227,7 +232,25 @@ class IkeSaClosed:
     """The error notify type that ended the SA (sent or received), if any."""
 
 
-Event = IkeSaEstablished | ChildSaInstalled | ChildSaFailed | ChildSaDeleted | IkeSaClosed
+@dataclass(frozen=True, slots=True)
+class IkeSaRekeyed:
+    """RFC 7296, 2.18: ``new_ike_sa`` replaces ``ike_sa`` (which the peer then deletes); the
+    CHILD_SAs and virtual IPs moved to the new IKE_SA."""
+
+    ike_sa: bytes
+    new_ike_sa: bytes
+    spi_i: bytes
+    spi_r: bytes
+
+
+Event = (
+    IkeSaEstablished
+    | ChildSaInstalled
+    | ChildSaFailed
+    | ChildSaDeleted
+    | IkeSaClosed
+    | IkeSaRekeyed
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -723,10 +746,15 @@ class IkeSa:
         assert self.suite is not None and self.suite.prf is not None
         return self.suite.prf
 
-    def _derive(self, g_ir: bytes) -> None:
+    def _derive(self, g_ir: bytes, rekey_from: tuple[PrfAlg, bytes] | None = None) -> None:
         assert self.suite is not None
         prf = self._prf()
-        seed = skeyseed(prf, self.nonce_i, self.nonce_r, g_ir)
+        if rekey_from is None:
+            seed = skeyseed(prf, self.nonce_i, self.nonce_r, g_ir)
+        else:
+            # RFC 7296, 2.18; the old IKE_SA's PRF computes SKEYSEED (as strongSwan does).
+            old_prf, old_sk_d = rekey_from
+            seed = rekey_skeyseed(old_prf, old_sk_d, g_ir, self.nonce_i, self.nonce_r)
         integ_len = self.suite.integ.key_len if self.suite.integ else 0
         keys = derive_ike_keys(
             prf,
@@ -901,13 +929,18 @@ class IkeSa:
         sel: Selected,
         local_ts: tuple[TrafficSelector, ...],
         remote_ts: tuple[TrafficSelector, ...],
+        exchange: tuple[bool, bytes, bytes, bytes | None] | None = None,
+        replaces: int | None = None,
     ) -> ChildSaInstalled:
+        """``exchange`` = (we requested, Ni, Nr, g^ir) of a CREATE_CHILD_SA; None for the
+        CHILD_SA of IKE_AUTH (RFC 7296, 2.17)."""
         assert self.keys is not None
         integ_len = sel.integ.key_len if sel.integ else 0
+        we_requested, ni, nr, g_ir = exchange or (self.initiator, self.nonce_i, self.nonce_r, None)
         ck = derive_child_keys(
-            self._prf(), self.keys.sk_d, self.nonce_i, self.nonce_r, sel.encr.key_len, integ_len
+            self._prf(), self.keys.sk_d, ni, nr, sel.encr.key_len, integ_len, g_ir
         )
-        if self.initiator:
+        if we_requested:
             e_in, a_in, e_out, a_out = ck.encr_r, ck.integ_r, ck.encr_i, ck.integ_i
         else:
             e_in, a_in, e_out, a_out = ck.encr_i, ck.integ_i, ck.encr_r, ck.integ_r
@@ -930,6 +963,7 @@ class IkeSa:
             self.remote,
             udp,
             bool(sel.esn),
+            replaces=replaces,
         )
 
     def _r_child(self, pending: _PendingChild) -> list[Payload]:
@@ -1412,8 +1446,122 @@ class IkeSa:
         raise _Close("deleted")
 
     def _create_child_request(self, msg: Message, now: float) -> SaState:
-        # Rekeying and extra CHILD_SAs are not implemented yet: refuse in the RFC's way.
-        raise NoAdditionalSas("CREATE_CHILD_SA is not supported")
+        """RFC 7296, 1.3: a new CHILD_SA, a CHILD_SA rekey (REKEY_SA) or an IKE_SA rekey."""
+        sa_p = self._one(msg, SecurityAssociation)
+        nonce_p = self._one(msg, Nonce)
+        ke_p = self._one(msg, KeyExchange, required=False)
+        assert isinstance(sa_p, SecurityAssociation) and isinstance(nonce_p, Nonce)
+        ke = ke_p if isinstance(ke_p, KeyExchange) else None
+        if sa_p.proposals and sa_p.proposals[0].protocol == ProtocolId.IKE:
+            if ke is None:
+                raise InvalidSyntax("IKE_SA rekey without KE")
+            self._rekey_ike(msg, sa_p, nonce_p, ke)
+            return S.ESTABLISHED
+        peer = self.peer
+        assert peer is not None
+        tsi_p, tsr_p = self._one(msg, TSi), self._one(msg, TSr)
+        assert isinstance(tsi_p, TSi) and isinstance(tsr_p, TSr)
+        rekey = self._notifies(msg).get(NotifyType.REKEY_SA)
+        old: _ChildState | None = None
+        if rekey is not None:
+            old = next((c for c in self.children if c.spi_out == rekey.spi), None)
+            if old is None:
+                raise ChildSaNotFound("REKEY_SA for an unknown CHILD_SA", rekey.spi)
+        configs = (
+            (old.config,)
+            if old is not None and old.config is not None
+            else (peer.children or (ChildConfig("default"),))
+        )
+        for cfg in configs:
+            remote_cfg = cfg.remote_ts or (
+                tuple(_host_ts(v) for v in self.vips) or (_host_ts(self.remote[0]),)
+            )
+            tsi = narrow(tsi_p.selectors, remote_cfg)
+            tsr = narrow(tsr_p.selectors, cfg.local_ts or (_host_ts(self.local[0]),))
+            if tsi and tsr:
+                break
+        else:
+            raise TsUnacceptable("no child matches the traffic selectors")
+        sel = select_proposal(
+            cfg.esp_proposals,
+            sa_p.proposals,
+            ProtocolId.ESP,
+            ke.group if ke else None,
+            with_dh=True,
+        )
+        g_ir: bytes | None = None
+        reply_ke: list[Payload] = []
+        if sel.dh:
+            if ke is None or ke.group != sel.dh:
+                raise InvalidKePayload(f"want DH group {sel.dh} for PFS", sel.dh)
+            mine = DH_GROUPS[sel.dh].generate()
+            g_ir = mine.exchange(ke.data)
+            reply_ke = [KeyExchange(sel.dh, mine.public)]
+        nonce_r = self.engine.random(NONCE_LEN)
+        child = _ChildState(cfg.name, self._new_spi(), sel.spi, cfg)
+        self.children.append(child)
+        reply: list[Payload] = [
+            SecurityAssociation((sel.to_proposal(ProtocolId.ESP, child.spi_in),)),
+            Nonce(nonce_r),
+            *reply_ke,
+            TSi(tsi),
+            TSr(tsr),
+        ]
+        self.send_response(_CHILD, msg.message_id, reply)
+        self.engine._events.append(
+            self._child_keys_event(
+                child,
+                sel,
+                tsr,
+                tsi,
+                (False, nonce_p.data, nonce_r, g_ir),
+                int.from_bytes(old.spi_in, "big") if old is not None else None,
+            )
+        )
+        return S.ESTABLISHED
+
+    def _rekey_ike(
+        self, msg: Message, sa_p: SecurityAssociation, nonce_p: Nonce, ke: KeyExchange
+    ) -> None:
+        """RFC 7296, 1.3.2 and 2.18: answer the rekey and set up the new IKE_SA."""
+        peer = self.peer
+        assert peer is not None and self.keys is not None
+        if self.outstanding is not None:
+            raise TemporaryFailure("a request of ours is outstanding (rekey collision)")
+        sel = select_proposal(peer.ike_proposals, sa_p.proposals, ProtocolId.IKE, ke.group)
+        if sel.dh != ke.group:
+            raise InvalidKePayload(f"want DH group {sel.dh}", sel.dh)
+        if len(sel.spi) != 8:
+            raise InvalidSyntax("IKE_SA rekey proposal needs an 8-octet SPI")
+        mine = DH_GROUPS[sel.dh].generate()
+        g_ir = mine.exchange(ke.data)
+        new_spi = self.engine._new_ike_spi()
+        nonce_r = self.engine.random(NONCE_LEN)
+        new = IkeSa(
+            self.engine, False, sel.spi, new_spi, self.local, self.remote, S.ESTABLISHED, peer=peer
+        )
+        new.suite, new.nonce_i, new.nonce_r = sel, nonce_p.data, nonce_r
+        new.peer_fragmentation, new.peer_hashes = self.peer_fragmentation, self.peer_hashes
+        new.nat_local, new.nat_remote = self.nat_local, self.nat_remote
+        new.local_id, new.remote_id, new.eap_identity = (
+            self.local_id,
+            self.remote_id,
+            (self.eap_identity),
+        )
+        new._derive(g_ir, rekey_from=(self._prf(), self.keys.sk_d))
+        self.send_response(
+            _CHILD,
+            msg.message_id,
+            [
+                SecurityAssociation((sel.to_proposal(ProtocolId.IKE, new_spi),)),
+                Nonce(nonce_r),
+                KeyExchange(sel.dh, mine.public),
+            ],
+        )
+        new.children, self.children = self.children, []
+        new.vips, self.vips = self.vips, []
+        self.engine._sas[new_spi] = new
+        self.engine._events.append(IkeSaRekeyed(self.local_spi, new_spi, sel.spi, new_spi))
 
     def start_delete(self, now: float) -> None:
         self.send_request(_INFO, [Delete(ProtocolId.IKE)], now)

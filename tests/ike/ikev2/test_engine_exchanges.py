@@ -400,17 +400,152 @@ def test_liveness_check_and_child_delete_from_the_peer() -> None:
     assert inner == (Delete(3, (child.spi_out.to_bytes(4, "big"),)),)
 
 
-def test_create_child_sa_is_refused_with_no_additional_sas() -> None:
-    pair, sa = _established()
-    sa.send_request(ExchangeType.CREATE_CHILD_SA, [Nonce(b"n" * 16)], pair.now)
-    pair.pump()
+def _last_reply(pair, sa):  # type: ignore[no-untyped-def]
+    from ike.payloads import decode_chain
+
     raw = decode_message(pair.wire[-1][1].data)
     assert raw.is_response
-    plain = sa.cipher.open(raw)
-    assert plain[4:8] == bytes([0, 0, 0, NotifyType.NO_ADDITIONAL_SAS])
-    assert pair.server.ike_sa_state(pair.events("server", IkeSaEstablished)[0].ike_sa) is (
-        SaState.ESTABLISHED
+    return decode_chain(raw.payloads[0].first_inner, sa.cipher.open(raw))
+
+
+def _child_request(sa, pfs: int = 0, rekey: bytes | None = None):  # type: ignore[no-untyped-def]
+    from ike.config import EspProposal
+    from ike.crypto import DH_GROUPS
+    from ike.payloads import KeyExchange, SecurityAssociation, TrafficSelector, TSi, TSr
+
+    text = "aes128gcm16" + ("-x25519" if pfs else "")
+    spi = b"\x0a\x0b\x0c\x0d"
+    payloads = []
+    if rekey is not None:
+        payloads.append(Notify(NotifyType.REKEY_SA, b"", 3, rekey))
+    dh = DH_GROUPS[pfs].generate() if pfs else None
+    payloads += [
+        SecurityAssociation((EspProposal.parse(text).to_proposal(1, spi, True),)),
+        Nonce(b"\x42" * 32),
+    ]
+    if dh is not None:
+        payloads.append(KeyExchange(pfs, dh.public))
+    payloads += [
+        TSi((TrafficSelector.from_network("192.0.2.2/32"),)),
+        TSr((TrafficSelector.from_network("10.1.0.0/16"),)),
+    ]
+    return payloads, dh
+
+
+def test_create_child_sa_new_child_and_keys() -> None:
+    from ike.crypto import derive_child_keys
+
+    pair, sa = _established()
+    payloads, _ = _child_request(sa)
+    sa.send_request(ExchangeType.CREATE_CHILD_SA, payloads, pair.now)
+    pair.pump()
+    reply = _last_reply(pair, sa)
+    (nonce_r,) = [p for p in reply if isinstance(p, Nonce)]
+    new = pair.events("server", ChildSaInstalled)[-1]
+    assert new.spi_out == 0x0A0B0C0D and new.replaces is None
+    ck = derive_child_keys(sa._prf(), sa.keys.sk_d, b"\x42" * 32, nonce_r.data, 20, 0)
+    assert new.encr_key_in == ck.encr_i and new.encr_key_out == ck.encr_r
+
+
+def test_child_sa_rekey_with_pfs() -> None:
+    from ike.config import ChildConfig, EspProposal
+    from ike.crypto import derive_child_keys
+    from ike.payloads import KeyExchange
+
+    child_cfg = ChildConfig(
+        "net",
+        (ChildConfig.make("x", ["10.1.0.0/16"]).local_ts),
+        esp_proposals=(EspProposal.parse("aes128gcm16-x25519"),),
     )
+    pair = make_pair(server_peers=(gw_peer(children=(child_cfg,)),))
+    spi = pair.initiate()
+    pair.pump()
+    sa = pair.client._sas[spi]
+    (first,) = pair.events("client", ChildSaInstalled)
+    payloads, dh = _child_request(sa, pfs=31, rekey=first.spi_in.to_bytes(4, "big"))
+    sa.send_request(ExchangeType.CREATE_CHILD_SA, payloads, pair.now)
+    pair.pump()
+    reply = _last_reply(pair, sa)
+    (ke,) = [p for p in reply if isinstance(p, KeyExchange)]
+    (nonce_r,) = [p for p in reply if isinstance(p, Nonce)]
+    new = pair.events("server", ChildSaInstalled)[-1]
+    assert new.replaces == first.spi_out
+    g_ir = dh.exchange(ke.data)
+    ck = derive_child_keys(sa._prf(), sa.keys.sk_d, b"\x42" * 32, nonce_r.data, 20, 0, g_ir)
+    assert new.encr_key_in == ck.encr_i
+    # the peer then deletes the old CHILD_SA
+    sa.send_request(
+        ExchangeType.INFORMATIONAL, [Delete(3, (first.spi_in.to_bytes(4, "big"),))], pair.now
+    )
+    pair.pump()
+    assert pair.events("server", ChildSaDeleted)[0].spi_in == first.spi_out
+
+
+def test_child_sa_rekey_errors() -> None:
+    pair, sa = _established()
+    payloads, _ = _child_request(sa, rekey=b"\x00\x00\x00\x09")
+    sa.send_request(ExchangeType.CREATE_CHILD_SA, payloads, pair.now)
+    pair.pump()
+    (n,) = _last_reply(pair, sa)
+    assert n.notify_type == NotifyType.CHILD_SA_NOT_FOUND
+    payloads, _ = _child_request(sa, pfs=19)  # server has no PFS configured: no DH match
+    sa.send_request(ExchangeType.CREATE_CHILD_SA, payloads, pair.now)
+    pair.pump()
+    (n,) = _last_reply(pair, sa)
+    assert n.notify_type == NotifyType.NO_PROPOSAL_CHOSEN
+    assert sa.state is SaState.ESTABLISHED
+
+
+def test_ike_sa_rekey_moves_children_and_uses_new_keys() -> None:
+    from ike.crypto import DH_GROUPS
+    from ike.payloads import KeyExchange, SecurityAssociation
+    from ike.sa import IkeSaRekeyed
+
+    pool = MemoryPool()
+    client = cl_peer(request_vips=(ipaddress.ip_address("0.0.0.0"),))
+    pair = make_pair((client,), (gw_peer(pool=pool),))
+    spi = pair.initiate()
+    pair.pump()
+    sa = pair.client._sas[spi]
+    dh = DH_GROUPS[31].generate()
+    new_spi_i = b"\x77" * 8
+    prop = client.ike_proposals[0].to_proposal(1, new_spi_i)
+    sa.send_request(
+        ExchangeType.CREATE_CHILD_SA,
+        [SecurityAssociation((prop,)), Nonce(b"\x55" * 32), KeyExchange(31, dh.public)],
+        pair.now,
+    )
+    pair.pump()
+    (rekeyed,) = pair.events("server", IkeSaRekeyed)
+    assert rekeyed.spi_i == new_spi_i
+    reply = _last_reply(pair, sa)
+    (sa_r,) = [p for p in reply if isinstance(p, SecurityAssociation)]
+    assert sa_r.proposals[0].spi == rekeyed.new_ike_sa
+    new = pair.server._sas[rekeyed.new_ike_sa]
+    assert new.state is SaState.ESTABLISHED and len(new.children) == 1
+    # the new IKE_SA answers with keys from SKEYSEED = prf(SK_d(old), g^ir | Ni | Nr)
+    from ike.crypto import derive_ike_keys, rekey_skeyseed
+
+    (ke,) = [p for p in reply if isinstance(p, KeyExchange)]
+    (nr,) = [p for p in reply if isinstance(p, Nonce)]
+    seed = rekey_skeyseed(sa._prf(), sa.keys.sk_d, dh.exchange(ke.data), b"\x55" * 32, nr.data)
+    keys = derive_ike_keys(
+        sa._prf(),
+        seed,
+        b"\x55" * 32,
+        nr.data,
+        new_spi_i,
+        rekeyed.new_ike_sa,
+        sa.suite.encr.key_len,
+        sa.suite.integ.key_len,
+    )
+    assert keys.sk_d == new.keys.sk_d and keys.sk_ei == new.cipher.ke_in
+    # the old IKE_SA is deleted: no child deleted, no lease released
+    sa.send_request(ExchangeType.INFORMATIONAL, [Delete(1)], pair.now)
+    pair.pump()
+    assert pair.events("server", IkeSaClosed) and not pair.events("server", ChildSaDeleted)
+    assert pool.released == []
+    assert pair.server.ike_sa_state(rekeyed.new_ike_sa) is SaState.ESTABLISHED
 
 
 def test_fragmented_ike_auth(cert_factory) -> None:  # type: ignore[no-untyped-def]
