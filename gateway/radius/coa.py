@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -103,6 +104,9 @@ def request_attributes(args: argparse.Namespace) -> list[Attribute]:
         out.extend(vlan_attributes(VlanAssignment(args.vlan, args.filter_id)))
     if args.session_timeout is not None:
         out.append(IntegerAttribute(T.SESSION_TIMEOUT, args.session_timeout))
+    if out and not args.no_event_timestamp:
+        # RFC 5176 section 3.4: Event-Timestamp lets the NAS refuse replayed requests.
+        out.append(IntegerAttribute(T.EVENT_TIMESTAMP, int(time.time())))
     return out
 
 
@@ -133,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vlan", help="RFC 3580 VLAN to move the session to (CoA)")
     parser.add_argument("--filter-id")
     parser.add_argument("--session-timeout", type=int)
+    parser.add_argument(
+        "--no-event-timestamp", action="store_true", help="omit Event-Timestamp (RFC 5176 3.4)"
+    )
     parser.add_argument("--timeout", type=float, default=2.0, help="first retransmit (s)")
     parser.add_argument("--tries", type=int, default=3, help="transmissions before giving up")
     args = parser.parse_args(argv)

@@ -174,6 +174,10 @@ def parse_config(data: dict[str, Any], base: Path) -> RadiusConfig:
             fragment_size=int(tls_table.get("fragment_size", 1024)),
             bind_identity=bool(tls_table.get("bind_identity", True)),
         )
+        # RFC 3579 3.1: the EAP packet must fit a 4096-octet RADIUS packet with its State,
+        # Message-Authenticator and the EAP-Message headers (one per 253 octets).
+        if not 256 <= tls.fragment_size <= 3000:
+            raise ConfigError("tls.fragment_size must be 256..3000 (RADIUS packets are 4 KiB)")
         for version in (tls.min_version, tls.max_version):
             if version not in ("1.2", "1.3"):
                 raise ConfigError(f"tls: version {version!r} is not 1.2 or 1.3")

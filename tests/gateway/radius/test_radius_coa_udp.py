@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +118,8 @@ def test_disconnect_acked(nas: Nas) -> None:
     (request,) = nas.received
     assert request.code == Code.DISCONNECT_REQUEST
     assert request.text(T.USER_NAME) == "bob"
+    stamp = request.integer(T.EVENT_TIMESTAMP)
+    assert stamp is not None and abs(stamp - time.time()) < 60
 
 
 def test_coa_with_vlan_naked_with_error_cause(nas: Nas) -> None:

@@ -86,6 +86,13 @@ def test_tls_paths_are_relative_to_the_file(tmp_path: Path) -> None:
         (("auth_port = 11812", "auth_port = 70000"), "0..65535"),
         (('allow = "10"', "allow = 10"), "vlans.allow"),
         (("[users]", "[users]\nmallory = 5"), "users.mallory"),
+        (
+            (
+                'methods = ["md5", "mschapv2"]',
+                'methods = ["md5"]\n[tls]\ncert="c"\nkey="k"\nfragment_size=4000',
+            ),
+            "fragment_size",
+        ),
     ],
 )
 def test_bad_config(tmp_path: Path, change: tuple[str, str], message: str) -> None:
