@@ -56,7 +56,7 @@ from ike.eap_peap.tlv import (
 )
 from ike.eap_tls.driver import TlsPeerDriver, TlsServerDriver
 from ike.eap_tls.framing import Message
-from ike.eap_tls.keys import EAP_TYPE_PEAP, key_material
+from ike.eap_tls.keys import EAP_TYPE_PEAP, key_material, session_id
 from ike.eap_tls.tls import TlsPeerConfig, TlsServerConfig, TlsVersion
 
 __all__ = [
@@ -191,6 +191,11 @@ class EapPeapServer(TlsServerDriver):
 
     def _forget_keys(self) -> None:
         self._keys = None
+
+    @property
+    def session_id(self) -> bytes | None:
+        """EAP Session-Id (RFC 5247 / RFC 9427) once the method succeeded."""
+        return session_id(self.tls, EAP_TYPE_PEAP) if self._keys is not None else None
 
     def emsk(self) -> bytes | None:
         return self._keys[1] if self._keys is not None else None
@@ -378,6 +383,11 @@ class EapPeapPeer(TlsPeerDriver):
 
     def _forget_keys(self) -> None:
         self._keys = None
+
+    @property
+    def session_id(self) -> bytes | None:
+        """EAP Session-Id (RFC 5247 / RFC 9427) once the method succeeded."""
+        return session_id(self.tls, EAP_TYPE_PEAP) if self._keys is not None else None
 
     def emsk(self) -> bytes | None:
         return self._keys[1] if self._keys is not None else None

@@ -37,7 +37,7 @@ from ike.eap.packet import EapResponse, EapType
 from ike.eap.peer import EapPeer, PeerState
 from ike.eap.server import EapServer
 from ike.eap_tls.driver import TlsPeerDriver, TlsServerDriver
-from ike.eap_tls.keys import EAP_TYPE_TTLS, key_material
+from ike.eap_tls.keys import EAP_TYPE_TTLS, key_material, session_id
 from ike.eap_tls.tls import TlsPeerConfig, TlsServerConfig
 from ike.eap_ttls.avp import (
     VENDOR_MICROSOFT,
@@ -128,6 +128,9 @@ class TtlsServerConfig:
     ``eap_methods``: inner EAP methods ``(type, factory)`` in order of preference.
     ``password_lookup`` enables PAP, CHAP and MS-CHAP-V2 (each can be switched off).
     ``posture``: inner EAP methods run after a successful inner authentication (PT-EAP).
+    ``client_cert_authenticates``: a client certificate verified in the handshake (set
+    ``tls.require_client_cert`` or ``tls.request_client_cert``) counts as the
+    authentication; phase 2 then only runs ``posture`` (strongSwan's TTLS server does so).
     """
 
     tls: TlsServerConfig
@@ -137,6 +140,7 @@ class TtlsServerConfig:
     allow_chap: bool = True
     allow_mschapv2: bool = True
     posture: tuple[tuple[int, ServerMethodFactory], ...] = ()
+    client_cert_authenticates: bool = False
 
 
 class _ServerPhase2(enum.Enum):
@@ -188,6 +192,11 @@ class EapTtlsServer(TlsServerDriver):
     def _forget_keys(self) -> None:
         self._keys = None
 
+    @property
+    def session_id(self) -> bytes | None:
+        """EAP Session-Id (RFC 5247 / RFC 9427) once the method succeeded."""
+        return session_id(self.tls, EAP_TYPE_TTLS) if self._keys is not None else None
+
     def _handshake_done(self, app: bytes) -> Step:
         if app:
             return self._on_avps(app)
@@ -215,6 +224,18 @@ class EapTtlsServer(TlsServerDriver):
         if self._phase2 is _ServerPhase2.WAIT_MSCHAP_ACK:
             return self._fail("EAP-TTLS: data instead of the MS-CHAP2-Success acknowledgement")
         eap = _eap_message(avps)
+        if self.ttls.client_cert_authenticates and self.tls.peer_certificate() is not None:
+            cert = self.tls.peer_certificate()
+            assert cert is not None
+            log.info("EAP-TTLS: client certificate %s authenticates the peer",
+                     cert.subject.rfc4514_string())
+            if eap is not None and self.ttls.posture:
+                self._inner = EapServer(list(self.ttls.posture))
+                self._phase2 = _ServerPhase2.POSTURE
+                return self._inner_eap(avps)
+            user = _find(avps, AvpCode.USER_NAME)
+            self._user = user.data if user is not None else None
+            return self._authenticated()
         if eap is not None:
             if not self.ttls.eap_methods:
                 return self._fail("EAP-TTLS: inner EAP not configured")
@@ -395,6 +416,10 @@ class EapTtlsPeer(TlsPeerDriver):
 
     def _forget_keys(self) -> None:
         self._done = False
+
+    @property
+    def session_id(self) -> bytes | None:
+        return session_id(self.tls, EAP_TYPE_TTLS) if self._done else None
 
     def _decision(self) -> Decision:
         return Decision.SUCCESS if self._done else Decision.CONTINUE

@@ -78,6 +78,8 @@ def check_success(server: EapPeapServer, peer: EapPeapPeer) -> None:
     msk, emsk = server.msk(), server.emsk()
     assert msk is not None and emsk is not None and len(msk) == len(emsk) == 64
     assert msk == peer.msk() and emsk == peer.emsk()
+    assert server.session_id is not None and server.session_id == peer.session_id
+    assert server.session_id[0] == 25
 
 
 def test_contract(pki: Pki) -> None:

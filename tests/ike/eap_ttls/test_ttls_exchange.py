@@ -45,9 +45,9 @@ def pki(cert_factory: CertFactory) -> Pki:
 
 
 def tls_server(pki: Pki, version: TlsVersion, **kw: object) -> TlsServerConfig:
+    kw.setdefault("require_client_cert", False)
     return TlsServerConfig(pki.server.chain_pem, pki.server.key_pem, (pki.ca.cert_pem,),
-                           max_version=version, require_client_cert=False,
-                           **kw)  # type: ignore[arg-type]
+                           max_version=version, **kw)  # type: ignore[arg-type]
 
 
 def tls_peer(pki: Pki, version: TlsVersion, **kw: object) -> TlsPeerConfig:
@@ -94,6 +94,8 @@ def check_success(server: EapTtlsServer, peer: EapTtlsPeer) -> None:
     msk, emsk = server.msk(), server.emsk()
     assert msk is not None and emsk is not None and len(msk) == 64 == len(emsk)
     assert msk == peer.msk() and emsk == peer.emsk()
+    assert server.session_id is not None and server.session_id == peer.session_id
+    assert server.session_id[0] == 21
 
 
 def test_contract(pki: Pki) -> None:
@@ -245,3 +247,31 @@ def test_no_inner_authentication_fails(pki: Pki) -> None:
 def test_resumption_refused_for_ttls(pki: Pki) -> None:
     with pytest.raises(ValueError):
         EapTtlsServer(server_config(pki, TlsVersion.TLS1_3, session_resumption=True), OUTER)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_client_certificate_replaces_inner_auth(pki: Pki, version: TlsVersion) -> None:
+    posture = FakePosturePeer()
+    config = TtlsServerConfig(
+        tls_server(pki, version, require_client_cert=True),
+        posture=((54, lambda identity: FakePostureServer(identity)),),
+        client_cert_authenticates=True,
+    )
+    server = EapTtlsServer(config, b"alice@example.com")
+    peer = EapTtlsPeer(TtlsPeerConfig(
+        tls_peer(pki, version, cert_chain_pem=pki.client.chain_pem, key_pem=pki.client.key_pem),
+        b"alice@example.com", InnerAuth.EAP, eap_methods=((54, lambda: posture),)))
+    check_success(server, peer)
+    assert posture.seen == [b"\x81posture?"]
+    assert server.inner_server is not None and server.inner_server.completed_methods == (54,)
+
+
+def test_client_certificate_without_posture_succeeds_at_once(pki: Pki) -> None:
+    config = TtlsServerConfig(tls_server(pki, TlsVersion.TLS1_3, require_client_cert=True),
+                              client_cert_authenticates=True)
+    server = EapTtlsServer(config, b"alice@example.com")
+    peer = EapTtlsPeer(TtlsPeerConfig(
+        tls_peer(pki, TlsVersion.TLS1_3, cert_chain_pem=pki.client.chain_pem,
+                 key_pem=pki.client.key_pem),
+        b"alice@example.com", InnerAuth.PAP, "unused"))
+    check_success(server, peer)
