@@ -429,6 +429,9 @@ class EngineConfig:
     cookie_threshold: int = 10
     """Half-open IKE_SAs above which IKE_SA_INIT needs a COOKIE (``cookie_threshold``)."""
     half_open_timeout: float = 30.0
+    """Seconds a responder keeps an IKE_SA that has not started IKE_AUTH."""
+    auth_timeout: float = 120.0
+    """Seconds an EAP conversation in IKE_AUTH may take before the IKE_SA is dropped."""
     retransmit_timeout: float = 4.0
     retransmit_base: float = 1.8
     retransmit_tries: int = 5

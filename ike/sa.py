@@ -550,6 +550,8 @@ class IkeSa:
         None
     ) = None
     delete_child_pending: list[_ChildState] = field(default_factory=list)
+    initial_contact: bool = False
+    queued: list[tuple[int, list[Payload]]] = field(default_factory=list)
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -583,6 +585,9 @@ class IkeSa:
     def send_request(
         self, exchange: int, payloads: list[Payload], now: float, protect: bool = True
     ) -> None:
+        if self.outstanding is not None and exchange == _INFO and self.state is S.ESTABLISHED:
+            self.queued.append((exchange, payloads))  # window size 1 (RFC 7296, 2.3)
+            return
         msg = self._message(exchange, payloads, False, self.next_out)
         log.debug("IKE_SA %s sending %s", self.local_spi.hex(), msg.describe())
         datagrams = self._encode(msg, protect)
@@ -676,6 +681,9 @@ class IkeSa:
         if raw.is_response:
             new = handler(msg, now)
             self._set_state(new, allowed)
+            if self.queued and self.outstanding is None and self.state is S.ESTABLISHED:
+                next_exchange, next_payloads = self.queued.pop(0)
+                self.send_request(next_exchange, next_payloads, now)
             return
         self.next_in += 1
         try:
@@ -1065,6 +1073,8 @@ class IkeSa:
                 self.nat_local or self.nat_remote,
             )
         )
+        if self.initial_contact and not self.initiator:
+            self.engine._initial_contact(self)
 
     # ======================================================================================
     # Responder handlers
@@ -1077,6 +1087,7 @@ class IkeSa:
         self.remote_id = ident
         self.id_i_body = idi.id_body()
         want_local = Identity(idr.id_type, idr.data) if isinstance(idr, IDr) else None
+        self.initial_contact = NotifyType.INITIAL_CONTACT in self._notifies(msg)
         has_auth = bool(msg.get(Authentication))
         peer = None
         for cand in self.candidates:
@@ -1113,6 +1124,7 @@ class IkeSa:
             self.pending_child = pending
             first = self.eap_server.start()
             self.last_eap = first
+            self.expires = now + self.engine.config.auth_timeout
             reply.append(EapPayload(first))
             self.send_response(_AUTH, msg.message_id, reply)
             return S.R_EAP
@@ -1440,7 +1452,31 @@ class IkeSa:
         return self.state
 
     def _info_response(self, msg: Message, now: float) -> SaState:
+        for d in msg.payloads:
+            if isinstance(d, Delete) and d.protocol == ProtocolId.ESP:
+                for spi in d.spis:
+                    for child in list(self.delete_child_pending):
+                        if child.spi_out == spi:
+                            self.delete_child_pending.remove(child)
+        # RFC 7296, 1.4.1: our Delete was answered (with or without the peer's half).
+        for child in self.delete_child_pending:
+            self.engine._events.append(
+                ChildSaDeleted(
+                    self.local_spi,
+                    int.from_bytes(child.spi_in, "big"),
+                    int.from_bytes(child.spi_out, "big"),
+                )
+            )
+        self.delete_child_pending.clear()
         return S.ESTABLISHED
+
+    def start_child_delete(self, spi_in: int, now: float) -> None:
+        child = next((c for c in self.children if int.from_bytes(c.spi_in, "big") == spi_in), None)
+        if child is None:
+            raise LocalProtocolError(f"no CHILD_SA with inbound SPI {spi_in:08x}")
+        self.children.remove(child)
+        self.delete_child_pending.append(child)
+        self.send_request(_INFO, [Delete(ProtocolId.ESP, (child.spi_in,))], now)
 
     def _delete_response(self, msg: Message, now: float) -> SaState:
         raise _Close("deleted")
@@ -1680,6 +1716,35 @@ class IkeEngine:
             self._run(sa, lambda: sa.start_delete(now))
         else:
             self._close(sa, "deleted locally")
+
+    def send_liveness(self, ike_sa: bytes, now: float) -> None:
+        """Dead peer detection: an empty INFORMATIONAL (RFC 7296, 1.4); an unanswered one ends
+        in IkeSaClosed once the retransmits are exhausted."""
+        sa = self._established_sa(ike_sa)
+        self._run(sa, lambda: sa.send_request(_INFO, [], now))
+
+    def delete_child_sa(self, ike_sa: bytes, spi_in: int, now: float) -> None:
+        """Delete one CHILD_SA (named by our inbound SPI) with an INFORMATIONAL exchange."""
+        sa = self._established_sa(ike_sa)
+        self._run(sa, lambda: sa.start_child_delete(spi_in, now))
+
+    def _established_sa(self, ike_sa: bytes) -> IkeSa:
+        sa = self._sas.get(ike_sa)
+        if sa is None or sa.state is not S.ESTABLISHED:
+            raise LocalProtocolError("no such established IKE_SA")
+        return sa
+
+    def _initial_contact(self, sa: IkeSa) -> None:
+        """RFC 7296, 2.4: INITIAL_CONTACT lets us drop older IKE_SAs of the same peer."""
+        for other in list(self._sas.values()):
+            if (
+                other is not sa
+                and not other.initiator
+                and other.state is S.ESTABLISHED
+                and other.remote_id == sa.remote_id
+                and other.peer is sa.peer
+            ):
+                self._close(other, "replaced: the peer sent INITIAL_CONTACT")
 
     def ike_sa_state(self, ike_sa: bytes) -> SaState | None:
         sa = self._sas.get(ike_sa)

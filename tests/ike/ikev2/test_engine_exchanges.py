@@ -577,3 +577,76 @@ def test_fragmented_ike_auth(cert_factory) -> None:  # type: ignore[no-untyped-d
         d for _, d in pair.wire if isinstance(decode_message(d.data).encrypted, EncryptedFragment)
     ]
     assert len(frags) >= 6 and all(len(d.data) <= 576 for d in frags)
+
+
+def test_liveness_and_child_delete_initiated_through_the_api() -> None:
+    pair = make_pair()
+    spi = pair.initiate()
+    pair.pump()
+    (child,) = pair.events("client", ChildSaInstalled)
+    pair.client.send_liveness(spi, pair.now)
+    pair.client.delete_child_sa(spi, child.spi_in, pair.now)  # queued behind the liveness
+    pair.client.send_liveness(spi, pair.now)
+    assert len(pair.client._out) == 1  # window size 1: one request in flight
+    pair.pump()
+    (deleted,) = pair.events("client", ChildSaDeleted)
+    assert (deleted.spi_in, deleted.spi_out) == (child.spi_in, child.spi_out)
+    (sdel,) = pair.events("server", ChildSaDeleted)
+    assert sdel.spi_in == child.spi_out
+    assert pair.client.ike_sa_state(spi) is SaState.ESTABLISHED
+    mids = [
+        decode_message(d.data).header.message_id
+        for n, d in pair.wire
+        if n == "c>s" and decode_message(d.data).header.exchange_type == ExchangeType.INFORMATIONAL
+    ]
+    assert mids == [2, 3, 4]
+
+
+def test_dead_peer_is_detected() -> None:
+    pair = make_pair()
+    spi = pair.initiate()
+    pair.pump()
+    pair.drop = lambda name, d: True
+    pair.client.send_liveness(spi, pair.now)
+    for _ in range(10):
+        t = pair.client.get_timer()
+        if t is None:
+            break
+        pair.advance(t - pair.now)
+    (closed,) = pair.events("client", IkeSaClosed)
+    assert "retransmits exhausted" in closed.reason
+    assert len(pair.events("client", ChildSaDeleted)) == 1
+
+
+def test_initial_contact_replaces_the_old_ike_sa() -> None:
+    from ike.payloads import IDi
+
+    pair = make_pair()
+    pair.initiate()
+    pair.pump()
+    (first,) = pair.events("server", IkeSaEstablished)
+    # a second IKE_SA from the same identity with INITIAL_CONTACT (the client rebooted)
+    pair.client_events.clear()
+    spi2 = pair.initiate()
+    sa2 = pair.client._sas[spi2]
+    orig = sa2._send_auth_request
+
+    def with_initial_contact(now: float) -> None:
+        real_send = sa2.send_request
+
+        def send(exchange, payloads, now, protect=True):  # type: ignore[no-untyped-def]
+            if exchange == ExchangeType.IKE_AUTH:
+                payloads = [payloads[0], Notify(NotifyType.INITIAL_CONTACT), *payloads[1:]]
+                assert isinstance(payloads[0], IDi)
+            real_send(exchange, payloads, now, protect)
+
+        sa2.send_request = send  # type: ignore[method-assign]
+        orig(now)
+        sa2.send_request = real_send  # type: ignore[method-assign]
+
+    sa2._send_auth_request = with_initial_contact  # type: ignore[method-assign]
+    pair.pump()
+    closed = pair.events("server", IkeSaClosed)
+    assert [c.ike_sa for c in closed] == [first.ike_sa]
+    assert "INITIAL_CONTACT" in closed[0].reason
+    assert len(pair.events("server", IkeSaEstablished)) == 2
