@@ -1024,7 +1024,10 @@ class IkeSa:
                 continue
             if peer.pool is None:
                 raise InternalAddressFailure("no pool for a virtual IP request")
-            req_data = wants[code].value[: 4 if version == 4 else 16]
+            value = wants[code].value
+            if len(value) not in ((0, 4) if version == 4 else (0, 17)):
+                raise InvalidSyntax("INTERNAL_IP_ADDRESS attribute of a wrong length")
+            req_data = value[: 4 if version == 4 else 16]
             requested: IpAddress | None = None
             if req_data and any(req_data):
                 requested = ipaddress.ip_address(req_data)

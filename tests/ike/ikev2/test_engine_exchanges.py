@@ -650,3 +650,32 @@ def test_initial_contact_replaces_the_old_ike_sa() -> None:
     assert [c.ike_sa for c in closed] == [first.ike_sa]
     assert "INITIAL_CONTACT" in closed[0].reason
     assert len(pair.events("server", IkeSaEstablished)) == 2
+
+
+def test_malformed_address_request_fails_only_the_child() -> None:
+    from ike.constants import CfgAttribute, CfgType
+    from ike.payloads import ConfigAttribute, ConfigPayload
+
+    pool = MemoryPool()
+    client = cl_peer(request_vips=(ipaddress.ip_address("0.0.0.0"),))
+    pair = make_pair((client,), (gw_peer(pool=pool),))
+    spi = pair.initiate()
+    sa = pair.client._sas[spi]
+    real = sa.send_request
+
+    def send(exchange, payloads, now, protect=True):  # type: ignore[no-untyped-def]
+        payloads = [
+            ConfigPayload(
+                CfgType.CFG_REQUEST,
+                (ConfigAttribute(CfgAttribute.INTERNAL_IP4_ADDRESS, b"\x01\x02\x03"),),
+            )
+            if isinstance(p, ConfigPayload)
+            else p
+            for p in payloads
+        ]
+        real(exchange, payloads, now, protect)
+
+    sa.send_request = send  # type: ignore[method-assign]
+    pair.pump()
+    assert len(pair.events("server", IkeSaEstablished)) == 1
+    assert pair.events("server", ChildSaFailed)[0].error == NotifyType.INVALID_SYNTAX
