@@ -143,8 +143,11 @@ class TlsServerConfig:
     :mod:`ike.eap_tls.framing`).  ``require_client_cert`` (EAP-TLS) demands and verifies a
     client certificate; ``request_client_cert`` asks for one but accepts its absence (a
     TTLS/PEAP option).  ``session_resumption`` enables TLS 1.2 session IDs / tickets and TLS
-    1.3 PSK tickets (EAP-TLS only; OpenSSL's internal cache is bounded at 20480 entries and
-    ``session_lifetime`` seconds).
+    1.3 PSK tickets (EAP-TLS only).  Tickets keep no state on the server; OpenSSL's internal
+    session-ID cache is bounded by its default of 20480 entries (pyOpenSSL cannot change
+    it) and entries expire after ``session_lifetime`` seconds.  Sessions are cached only
+    after a handshake whose certificate checks passed; a resumed session is checked again
+    against the clock and the EAP identity.
     """
 
     cert_chain_pem: bytes
@@ -154,9 +157,9 @@ class TlsServerConfig:
     max_version: TlsVersion = TlsVersion.TLS1_3
     fragment_size: int = 1024
     require_client_cert: bool = True
-    request_client_cert: bool = False
     crl_pems: tuple[bytes, ...] = ()
     clock: Clock = system_clock
+    request_client_cert: bool = False
     bind_identity: bool = True
     session_resumption: bool = False
     session_lifetime: int = 3600
@@ -181,6 +184,11 @@ class TlsServerConfig:
         ctx.set_options(SSL.OP_NO_RENEGOTIATION)
         _install_identity(ctx, self.cert_chain_pem, self.key_pem)
         _install_trust(ctx, self.ca_pems, self.crl_pems)
+        if self.require_client_cert or self.request_client_cert:
+            # CertificateRequest names the acceptable CAs so clients pick the right cert.
+            for pem in self.ca_pems:
+                for cert in _load_chain(pem):
+                    ctx.add_client_ca(cert)
         ctx.set_session_id(b"nea-gateway-eap")
         if self.session_resumption:
             ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
@@ -336,6 +344,8 @@ class TlsSession:
         else:
             mode = SSL.VERIFY_PEER if config.verify_server else SSL.VERIFY_NONE
             self._install_verify(mode)
+            if config.server_name is not None:
+                self._conn.set_tlsext_host_name(config.server_name.encode("idna"))
             if config.session_cache is not None:
                 cached = config.session_cache.get(config.cache_key)
                 if cached is not None:

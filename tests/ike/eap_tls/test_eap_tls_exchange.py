@@ -374,3 +374,39 @@ def test_message_after_success_fails_and_drops_keys(pki: Pki) -> None:
     assert peer.receive(b"\x00").decision is Decision.FAILURE
     assert "after the method ended" in (peer.failure_reason or "")
     assert peer.msk() is None and peer.session_id is None
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_chains_through_intermediates(cert_factory: CertFactory, version: TlsVersion) -> None:
+    """Both sides trust only the root; each sends its leaf and intermediate."""
+    root = cert_factory.ca("root")
+    server_ica = cert_factory.ca("server-ica", parent=root)
+    client_ica = cert_factory.ca("client-ica", parent=root)
+    server_cert = cert_factory.issue(server_ica, "gw.test", san_dns=["gw.test"],
+                                     eku=("serverAuth",))
+    client_cert = cert_factory.issue(client_ica, "carol", san_email=["carol@example.com"],
+                                     eku=("clientAuth",))
+    server = EapTlsServer(TlsServerConfig(server_cert.chain_pem, server_cert.key_pem,
+                                          (root.cert_pem,), max_version=version),
+                          b"carol@example.com")
+    peer = EapTlsPeer(TlsPeerConfig((root.cert_pem,), client_cert.chain_pem,
+                                    client_cert.key_pem, server_name="gw.test",
+                                    max_version=version))
+    out = run_pair(server, peer)
+    assert (out.server, out.peer) == (Decision.SUCCESS, Decision.SUCCESS), (
+        server.failure_reason, peer.failure_reason)
+    assert server.msk() == peer.msk()
+    peer_cert = server.tls.peer_certificate()
+    assert peer_cert is not None and peer_cert == client_cert.cert
+
+
+def test_client_chain_missing_intermediate_fails(cert_factory: CertFactory) -> None:
+    root = cert_factory.ca("root2")
+    ica = cert_factory.ca("ica2", parent=root)
+    server_cert = cert_factory.issue(root, "gw.test", san_dns=["gw.test"], eku=("serverAuth",))
+    client_cert = cert_factory.issue(ica, "dave", eku=("clientAuth",))
+    server = EapTlsServer(TlsServerConfig(server_cert.chain_pem, server_cert.key_pem,
+                                          (root.cert_pem,)), b"dave")
+    peer = EapTlsPeer(TlsPeerConfig((root.cert_pem,), client_cert.cert_pem,
+                                    client_cert.key_pem))
+    expect_failure(server, peer, ("unknown ca",))
