@@ -8,10 +8,10 @@ decoded packet:
   (RFC 3579 section 3.2, HMAC-MD5 over the packet with that attribute zeroed) is always
   added, first, and always required on receipt unless the caller opts out (Blast-RADIUS,
   CVE-2024-3596: an Access-Request without it can be forged by an MD5 collision).
-* Responses (Access-Accept/Reject/Challenge, Accounting-Response, CoA/Disconnect ACK/NAK):
-  Message-Authenticator computed with the request's authenticator in the header and placed
-  first, then Response Authenticator = MD5(Code + Identifier + Length + Request
-  Authenticator + Attributes + Secret) (RFC 2865 section 3).
+* Responses (Access-Accept/Reject/Challenge, CoA/Disconnect ACK/NAK): Message-Authenticator
+  computed with the request's authenticator in the header and placed first (Accounting-Response
+  has none, see :func:`encode_response`), then Response Authenticator = MD5(Code +
+  Identifier + Length + Request Authenticator + Attributes + Secret) (RFC 2865 section 3).
 * Accounting-Request (RFC 2866 section 3), CoA-Request and Disconnect-Request (RFC 5176
   section 2.3): Request Authenticator = MD5(Code + Identifier + Length + 16 zero octets +
   Attributes + Secret); a Message-Authenticator in them is computed over the zeroed header.
@@ -236,11 +236,20 @@ def encode_request(
 
 def encode_response(packet: Packet, request_authenticator: bytes, secret: bytes) -> bytes:
     """Sign a response: Message-Authenticator first (Blast-RADIUS), then the Response
-    Authenticator over the request's authenticator (RFC 2865 section 3, RFC 3579 3.2)."""
+    Authenticator over the request's authenticator (RFC 2865 section 3, RFC 3579 3.2).
+
+    Accounting-Response carries no Message-Authenticator: RFC 2866 allows only Proxy-State
+    and Vendor-Specific in it, and implementations disagree on how one would be computed
+    (FreeRADIUS's radclient computes it over a zeroed authenticator and refuses ours).
+    """
     if packet.code in REQUEST_CODES:
         raise LocalProtocolError(f"{packet.code.name} is not a response")
     if len(request_authenticator) != AUTHENTICATOR_LENGTH:
         raise LocalProtocolError("request authenticator must be 16 octets")
+    if packet.code == Code.ACCOUNTING_RESPONSE:
+        attributes = tuple(a for a in packet.attributes if a.type != _MA)
+        raw = replace(packet, authenticator=request_authenticator, attributes=attributes).encode()
+        return raw[:4] + _md5(raw, secret) + raw[20:]
     raw = replace(
         packet, authenticator=request_authenticator, attributes=_with_ma_first(packet.attributes)
     ).encode()

@@ -175,3 +175,9 @@ def test_mppe_salt_without_high_bit_is_refused() -> None:
         encrypt_mppe_key(b"k", SECRET, RA, b"\x00\x01")
     with pytest.raises(MalformedAttribute):
         decrypt_mppe_key(b"\x00\x01" + bytes(16), SECRET, RA)
+
+
+def test_accounting_response_has_no_message_authenticator() -> None:
+    raw = encode_response(Packet(Code.ACCOUNTING_RESPONSE, 4), RA, SECRET)
+    assert len(raw) == 20
+    assert raw[4:20] == hashlib.md5(raw[:4] + RA + SECRET).digest()
