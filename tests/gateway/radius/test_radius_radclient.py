@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from radius import AttributeType
 from tests.harness.tools import find, skip_or_fail
 
 REPO = Path(__file__).resolve().parents[3]
@@ -122,3 +123,41 @@ def test_wrong_secret_gets_no_answer(server: Running) -> None:
         server.acct, "acct", 'Acct-Status-Type = Start\nUser-Name = "bob"\n', secret="wrong"
     )
     assert "No reply from server" in out, out
+
+
+@pytest.mark.parametrize(("kind", "ack"), [("coa", "CoA-ACK"), ("disconnect", "Disconnect-ACK")])
+def test_radclient_dynamic_authorization_against_our_codec(kind: str, ack: str) -> None:
+    """radclient plays the gateway, our codec the NAS: its CoA/Disconnect-Request (with a
+    Message-Authenticator) must verify here, and our ACK must verify there."""
+    import socket
+    import threading
+
+    from radius import Code, Packet, encode_response, verify_request
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(10)
+    seen: list[Packet] = []
+
+    def nas() -> None:
+        data, addr = sock.recvfrom(4096)
+        request = verify_request(data, SECRET.encode())
+        seen.append(request)
+        code = Code.COA_ACK if request.code == Code.COA_REQUEST else Code.DISCONNECT_ACK
+        reply = Packet(code, request.identifier)
+        sock.sendto(encode_response(reply, request.authenticator, SECRET.encode()), addr)
+
+    thread = threading.Thread(target=nas, daemon=True)
+    thread.start()
+    try:
+        out = radclient(
+            sock.getsockname()[1],
+            kind,
+            'User-Name = "bob"\nAcct-Session-Id = "0001"\nMessage-Authenticator = 0x00\n',
+        )
+        thread.join(timeout=10)
+    finally:
+        sock.close()
+    assert seen and seen[0].text(AttributeType.ACCT_SESSION_ID) == "0001"
+    assert seen[0].get(AttributeType.MESSAGE_AUTHENTICATOR) is not None
+    assert f"Received {ack}" in out, out
