@@ -207,7 +207,7 @@ class EapTtlsServer(TlsServerDriver):
             return self._on_avps(app)
         if self._phase2 is _ServerPhase2.WAIT_MSCHAP_ACK:
             return self._authenticated()
-        if self._phase2 is _ServerPhase2.WAIT_AVPS and self.tls.data_to_send() == b"":
+        if self._phase2 is _ServerPhase2.WAIT_AVPS:
             return self._fail("EAP-TTLS: peer sent no phase 2 data")
         return self._fail("EAP-TTLS: empty response where AVPs were expected")
 
@@ -410,9 +410,6 @@ class EapTtlsPeer(TlsPeerDriver):
         if not self._done:
             return None
         return key_material(self.tls, EAP_TYPE_TTLS, KEYING_LABEL)[64:]
-
-    def _accept_start(self, msg: object) -> str | None:
-        return None
 
     def _forget_keys(self) -> None:
         self._done = False
