@@ -30,7 +30,8 @@ def _conf(cert: str, proposals: str = "aes128-sha256-ecp256") -> str:
 
 
 @pytest.mark.parametrize(
-    ("key_type", "via_intermediate"), [("ecdsa", False), ("rsa", False), ("ecdsa-p384", True)]
+    ("key_type", "via_intermediate"),
+    [("ecdsa", False), ("rsa", False), ("ed25519", False), ("ecdsa-p384", True)],
 )
 def test_charon_connects_with_certificates(
     netns: Any,
