@@ -344,9 +344,11 @@ class RadiusServer:
             # Otherwise the NAS did the Identity exchange and forwards the Identity Response:
             # the EAP server takes it as its first packet (RFC 3579 section 2.1 pass-through).
         else:
-            found = self._conversations.pop(state, None)
+            found = self._conversations.get(state)
             if found is None or found.context.client != client:
+                # Another NAS presenting this State must not end the owner's conversation.
                 return self._reject(context, "unknown or expired State", eap=eap)
+            del self._conversations[state]
             conversation = found
             conversation.last_seen = now
         conversation.rounds += 1

@@ -275,10 +275,13 @@ def test_unknown_state_is_rejected() -> None:
 def test_state_from_another_client_is_rejected() -> None:
     server = make_server()
     nas = Nas(server)
-    nas.request(identity())
+    challenge = nas.request(identity())
     thief = Nas(server, secret=b"other-secret", source=("192.0.2.99", 5))
     thief.state = nas.state
     assert thief.request(identity(9)).code == Code.ACCESS_REJECT
+    # The owner's conversation is untouched and completes.
+    assert server.conversations == 1
+    assert nas.request(response(challenge.eap_message(), b"right")).code == Code.ACCESS_ACCEPT
 
 
 def test_conversation_times_out() -> None:
