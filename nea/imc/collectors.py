@@ -1,0 +1,416 @@
+"""Posture collectors (IMCs) that report a :class:`~nea.imc.host.HostFacts` value.
+
+Each collector sends its attributes unasked at the start of every handshake (as strongSwan's
+collectors do), answers Attribute Requests for the attributes it knows, and records what
+validators send back -- Assessment Results, Remediation Instructions and PA-TNC Errors -- for
+display (:func:`endpoint_report`). A PA message that warrants a PA-TNC Error is answered
+with one (:func:`nea.pa.process_message`) and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from nea.imc.host import HostFacts, product_vendor_id
+from nea.imv.subtypes import ITA_TEST, OS, PORTS, SWIMA
+from nea.pa import (
+    FLAG_NOSKIP,
+    AssessmentResult,
+    Attribute,
+    AttributeRequest,
+    FactoryDefaultPasswordEnabled,
+    ForwardingEnabled,
+    IetfAttributeType,
+    InstalledPackages,
+    ItaAttributeType,
+    ItaCommand,
+    ItaDeviceId,
+    NumericVersion,
+    OperationalResult,
+    OperationalStatus,
+    OperationalStatusCode,
+    Package,
+    PaMessage,
+    PaTncErrorAttribute,
+    PortFilter,
+    PortFilterEntry,
+    ProductInformation,
+    RemediationInstructions,
+    RemediationString,
+    RemediationUri,
+    StringVersion,
+    SwEvent,
+    SwIdentifierEvents,
+    SwIdentifierInventory,
+    SwRecord,
+    SwRequest,
+    Vendor,
+    error_message,
+    process_message,
+)
+from nea.pa.ietf import UNKNOWN_LAST_USE
+from nea.pb_tnc.engine import ResultReceived
+from nea.pb_tnc.imv import ConnectionState, OutboundPa
+from nea.pb_tnc.messages import PID_ANY, AccessRecommendation, PbPa
+from nea.pb_tnc.messages import AssessmentResult as PbAssessmentResult
+
+__all__ = [
+    "COLLECTOR_NAMES",
+    "SWID_REGID",
+    "EndpointReport",
+    "HostCollector",
+    "OsCollector",
+    "PortsCollector",
+    "ReceivedRemediation",
+    "SwimaCollector",
+    "TestCollector",
+    "build_collectors",
+    "endpoint_report",
+    "software_identifier",
+]
+
+SWID_REGID = "regid.2026-11.org.nea-gateway"
+"""Tag creator of the software identifiers the SWIMA collector makes up from packages."""
+
+PACKAGES_PER_ATTRIBUTE = 500
+"""Installed Packages are split over several attributes (and PA messages) of at most this
+many packages, so that each fits a PB-TNC message even inside PT-EAP (32722 octets)."""
+
+
+def software_identifier(os_id: str, name: str, version: str) -> str:
+    """``regid.2026-11.org.nea-gateway__debian-openssl-3.0.15-1~deb12u1``."""
+    return f"{SWID_REGID}__{os_id}-{name}-{version}"
+
+
+@dataclass(frozen=True)
+class ReceivedRemediation:
+    collector: str
+    validator_id: int
+    uri: str | None = None
+    text: str | None = None
+    language: str = ""
+
+
+@dataclass
+class _Conn:
+    handshakes: int = 0
+    assessments: list[tuple[int, int]] | None = None
+    remediation: list[ReceivedRemediation] | None = None
+    errors: list[PaTncErrorAttribute] | None = None
+
+    def reset(self) -> None:
+        self.assessments, self.remediation, self.errors = [], [], []
+
+
+class HostCollector:
+    """Base: subclasses set NAME / MESSAGE_TYPE / DEFAULT_ID and implement ``initial``,
+    ``answer`` (Attribute Request) and optionally ``handle`` (other attributes)."""
+
+    NAME: ClassVar[str] = "collector"
+    MESSAGE_TYPE: ClassVar[tuple[int, int]] = (0, 0)
+    DEFAULT_ID: ClassVar[int] = 0
+
+    def __init__(self, facts: HostFacts, *, collector_id: int | None = None) -> None:
+        self.facts = facts
+        """What the collector reports; may be replaced between handshakes."""
+        self._id = self.DEFAULT_ID if collector_id is None else collector_id
+        self._conns: dict[int, _Conn] = {}
+
+    # ---- PostureCollector protocol
+
+    @property
+    def collector_id(self) -> int:
+        return self._id
+
+    @property
+    def subscriptions(self) -> Collection[tuple[int, int]]:
+        return (self.MESSAGE_TYPE,)
+
+    def notify_connection_change(self, conn_id: int, state: ConnectionState) -> None:
+        conn = self._conn(conn_id)
+        if state is ConnectionState.HANDSHAKE:
+            conn.handshakes += 1
+            conn.reset()
+
+    def begin_handshake(self, conn_id: int) -> Sequence[OutboundPa]:
+        attrs = self.initial(conn_id, self._conn(conn_id).handshakes)
+        return self._send(attrs, PID_ANY)
+
+    def receive_message(self, conn_id: int, message: PbPa) -> Sequence[OutboundPa]:
+        conn = self._conn(conn_id)
+        result = process_message(message.body)
+        if result.decoded is not None:
+            assert conn.errors is not None
+            conn.errors.extend(result.decoded.find(PaTncErrorAttribute))
+        if not result.ok:
+            reply = error_message(result.errors)
+            return [self._outbound(reply, message.validator_id)]
+        msg = result.message
+        assert msg is not None
+        replies: list[Attribute] = []
+        for attr in msg.attributes:
+            if isinstance(attr, AttributeRequest):
+                for req in attr.requested:
+                    replies.extend(self.answer(req.vendor_id, req.attr_type))
+            elif isinstance(attr, AssessmentResult):
+                assert conn.assessments is not None
+                conn.assessments.append((message.validator_id, attr.result))
+            elif isinstance(attr, RemediationInstructions):
+                assert conn.remediation is not None
+                conn.remediation.append(self._remediation(message.validator_id, attr))
+            else:
+                replies.extend(self.handle(conn_id, attr))
+        return self._send(replies, message.validator_id)
+
+    def batch_ending(self, conn_id: int) -> Sequence[OutboundPa]:
+        return []
+
+    # ---- for subclasses
+
+    def initial(self, conn_id: int, handshake: int) -> list[Attribute]:
+        return []
+
+    def answer(self, vendor_id: int, attr_type: int) -> list[Attribute]:
+        return []
+
+    def handle(self, conn_id: int, attr: Attribute) -> list[Attribute]:
+        return []
+
+    # ---- records for display
+
+    def assessments(self, conn_id: int) -> list[tuple[int, int]]:
+        """(validator id, Assessment Result value) received in the last handshake."""
+        return list(self._conn(conn_id).assessments or [])
+
+    def remediation(self, conn_id: int) -> list[ReceivedRemediation]:
+        return list(self._conn(conn_id).remediation or [])
+
+    def errors(self, conn_id: int) -> list[PaTncErrorAttribute]:
+        return list(self._conn(conn_id).errors or [])
+
+    # ---- machinery
+
+    def _conn(self, conn_id: int) -> _Conn:
+        conn = self._conns.get(conn_id)
+        if conn is None:
+            conn = self._conns[conn_id] = _Conn()
+            conn.reset()
+        return conn
+
+    def _remediation(self, validator_id: int, attr: RemediationInstructions) -> ReceivedRemediation:
+        p = attr.parameters
+        if isinstance(p, RemediationUri):
+            return ReceivedRemediation(self.NAME, validator_id, uri=p.uri)
+        if isinstance(p, RemediationString):
+            return ReceivedRemediation(self.NAME, validator_id, text=p.text, language=p.lang)
+        return ReceivedRemediation(
+            self.NAME, validator_id,
+            text=f"vendor {attr.param_vendor_id:#x} remediation type {attr.param_type}",
+        )
+
+    def _outbound(self, message: PaMessage, validator_id: int) -> OutboundPa:
+        vendor, subtype = self.MESSAGE_TYPE
+        return OutboundPa(vendor, subtype, message.serialize(), peer_id=validator_id,
+                          exclusive=validator_id != PID_ANY)
+
+    def _send(self, attrs: list[Attribute], validator_id: int) -> list[OutboundPa]:
+        """One PA message, except that each Installed Packages attribute travels alone."""
+        if not attrs:
+            return []
+        big = [a for a in attrs if isinstance(a, InstalledPackages)]
+        rest = [a for a in attrs if not isinstance(a, InstalledPackages)]
+        out = []
+        if rest:
+            out.append(self._outbound(PaMessage.create(rest), validator_id))
+        out.extend(self._outbound(PaMessage.create([a]), validator_id) for a in big)
+        return out
+
+
+def _last_use(at: _dt.datetime | None) -> str:
+    if at is None:
+        return UNKNOWN_LAST_USE
+    return at.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class OsCollector(HostCollector):
+    """Product Information, String/Numeric Version, Operational Status, Forwarding Enabled,
+    Factory Default Password Enabled, ITA Device ID; Installed Packages when asked."""
+
+    NAME: ClassVar[str] = "os"
+    MESSAGE_TYPE: ClassVar[tuple[int, int]] = OS
+    DEFAULT_ID: ClassVar[int] = 3
+
+    def _product(self) -> list[Attribute]:
+        f = self.facts
+        return [ProductInformation(product_vendor_id(f.os_id), 0, f.os_name)]
+
+    def _one(self, attr_type: int) -> list[Attribute]:
+        f = self.facts
+        t = IetfAttributeType
+        if attr_type == t.PRODUCT_INFORMATION:
+            return self._product()
+        if attr_type == t.STRING_VERSION:
+            return [StringVersion(f.string_version)]
+        if attr_type == t.NUMERIC_VERSION:
+            major, minor = f.numeric_version
+            return [NumericVersion(major, minor)]
+        if attr_type == t.OPERATIONAL_STATUS:
+            return [OperationalStatus(OperationalStatusCode.OPERATIONAL,
+                                      OperationalResult.SUCCESSFUL, _last_use(f.last_boot))]
+        if attr_type == t.FORWARDING_ENABLED:
+            return [ForwardingEnabled(int(f.forwarding))]
+        if attr_type == t.FACTORY_DEFAULT_PASSWORD_ENABLED:
+            if f.default_password is None:
+                return []
+            return [FactoryDefaultPasswordEnabled(int(f.default_password))]
+        if attr_type == t.INSTALLED_PACKAGES:
+            pkgs = [Package(n, v) for n, v in f.packages]
+            return [
+                InstalledPackages(tuple(pkgs[i:i + PACKAGES_PER_ATTRIBUTE]))
+                for i in range(0, max(len(pkgs), 1), PACKAGES_PER_ATTRIBUTE)
+            ]
+        return []
+
+    def initial(self, conn_id: int, handshake: int) -> list[Attribute]:
+        t = IetfAttributeType
+        out: list[Attribute] = []
+        for attr_type in (t.PRODUCT_INFORMATION, t.STRING_VERSION, t.NUMERIC_VERSION,
+                          t.OPERATIONAL_STATUS, t.FORWARDING_ENABLED,
+                          t.FACTORY_DEFAULT_PASSWORD_ENABLED):
+            out.extend(self._one(attr_type))
+        if self.facts.device_id:
+            out.append(ItaDeviceId(self.facts.device_id))
+        return out
+
+    def answer(self, vendor_id: int, attr_type: int) -> list[Attribute]:
+        if vendor_id == Vendor.IETF:
+            return self._one(attr_type)
+        if vendor_id == Vendor.ITA and attr_type == ItaAttributeType.DEVICE_ID:
+            return [ItaDeviceId(self.facts.device_id)] if self.facts.device_id else []
+        return []
+
+
+class PortsCollector(HostCollector):
+    """Port Filter: listening ports as open, firewalled ones as blocked."""
+
+    NAME: ClassVar[str] = "ports"
+    MESSAGE_TYPE: ClassVar[tuple[int, int]] = PORTS
+    DEFAULT_ID: ClassVar[int] = 2
+
+    def _filter(self) -> PortFilter:
+        entries = [PortFilterEntry(False, proto, port)
+                   for proto, port in sorted(set(self.facts.listening))]
+        entries += [PortFilterEntry(True, proto, port)
+                    for proto, port in sorted(set(self.facts.blocked))]
+        return PortFilter(tuple(entries), flags=FLAG_NOSKIP)
+
+    def initial(self, conn_id: int, handshake: int) -> list[Attribute]:
+        return [self._filter()]
+
+    def answer(self, vendor_id: int, attr_type: int) -> list[Attribute]:
+        if (vendor_id, attr_type) == (Vendor.IETF, IetfAttributeType.PORT_FILTER):
+            return [self._filter()]
+        return []
+
+
+class TestCollector(HostCollector):
+    """Sends the ITA Command of the facts (``retry_command`` on a retried handshake)."""
+
+    __test__ = False  # not a pytest test class
+
+    NAME: ClassVar[str] = "test"
+    MESSAGE_TYPE: ClassVar[tuple[int, int]] = ITA_TEST
+    DEFAULT_ID: ClassVar[int] = 1
+
+    def initial(self, conn_id: int, handshake: int) -> list[Attribute]:
+        f = self.facts
+        command = f.retry_command if handshake > 1 and f.retry_command else f.test_command
+        return [ItaCommand(command, flags=FLAG_NOSKIP)] if command else []
+
+
+class SwimaCollector(HostCollector):
+    """Answers SW Requests with software identifiers made up from the installed packages:
+    the inventory for earliest EID 0, else the events since that EID."""
+
+    NAME: ClassVar[str] = "swima"
+    MESSAGE_TYPE: ClassVar[tuple[int, int]] = SWIMA
+    DEFAULT_ID: ClassVar[int] = 4
+
+    def _record(self, record_id: int, name: str, version: str) -> SwRecord:
+        ident = software_identifier(self.facts.os_id, name, version)
+        return SwRecord(record_id, 0, 0, 0, ident)
+
+    def handle(self, conn_id: int, attr: Attribute) -> list[Attribute]:
+        if not isinstance(attr, SwRequest):
+            return []
+        f = self.facts
+        if attr.earliest_eid == 0:
+            records = tuple(
+                self._record(i, n, v) for i, (n, v) in enumerate(sorted(f.packages), 1)
+            )
+            return [SwIdentifierInventory(attr.request_id, f.swima_epoch, f.last_eid, records)]
+        events = tuple(
+            SwEvent(e.eid, e.timestamp, e.action, self._record(e.eid, e.name, e.version))
+            for e in f.software_events if e.eid >= attr.earliest_eid
+        )
+        return [SwIdentifierEvents(attr.request_id, f.swima_epoch, f.last_eid, f.last_eid,
+                                   events)]
+
+
+COLLECTOR_NAMES = ("test", "ports", "os", "swima")
+
+
+def build_collectors(
+    facts: HostFacts, names: Sequence[str] = COLLECTOR_NAMES
+) -> list[HostCollector]:
+    """One collector per name, all reporting ``facts``; hand the list to a ``Tncc``."""
+    classes: dict[str, type[HostCollector]] = {
+        "test": TestCollector, "ports": PortsCollector, "os": OsCollector,
+        "swima": SwimaCollector,
+    }
+    out = []
+    for name in names:
+        if name not in classes:
+            raise ValueError(f"unknown collector {name!r} (one of {', '.join(COLLECTOR_NAMES)})")
+        out.append(classes[name](facts))
+    return out
+
+
+@dataclass(frozen=True)
+class EndpointReport:
+    """What the endpoint learnt from an assessment, for display (nea-endpoint)."""
+
+    access: AccessRecommendation | None
+    evaluation: PbAssessmentResult | None
+    reasons: tuple[tuple[str, str], ...]
+    """(language, text) of each PB-Reason-String."""
+    remediation: tuple[ReceivedRemediation, ...]
+    """Remediation Instructions from PA messages, then PB-Remediation-Parameters
+    (collector ``"broker"``, validator id 0)."""
+    assessments: tuple[tuple[str, int, int], ...]
+    """(collector, validator id, Assessment Result value) from PA messages."""
+
+
+def endpoint_report(
+    result: ResultReceived | None, collectors: Sequence[HostCollector], conn_id: int
+) -> EndpointReport:
+    remediation = [r for c in collectors for r in c.remediation(conn_id)]
+    if result is not None:
+        for param in result.remediation:
+            uri = param.as_uri
+            text = param.as_string
+            if uri is not None:
+                remediation.append(ReceivedRemediation("broker", 0, uri=uri))
+            elif text is not None:
+                remediation.append(ReceivedRemediation("broker", 0, text=text[0],
+                                                       language=text[1]))
+    return EndpointReport(
+        result.recommendation if result else None,
+        result.evaluation if result else None,
+        tuple((r.language, r.reason) for r in result.reasons) if result else (),
+        tuple(remediation),
+        tuple((c.NAME, vid, value) for c in collectors for vid, value in c.assessments(conn_id)),
+    )

@@ -1,0 +1,336 @@
+"""The common machinery of the policy-driven validators (IF-IMV semantics).
+
+A :class:`PolicyValidator` subscribes to PA message types, decodes each received PA-TNC
+message with :func:`nea.pa.process_message` (answering a PA-TNC Error to the sending
+collector when the message warrants one and then ignoring it), stores what it measured, and
+at each batch end evaluates the enforcements of its policy types that apply to the
+connection (see :class:`nea.policy.PolicyEngine`):
+
+* an enforcement whose device passed the policy within ``max_age`` is skipped;
+* a policy whose measurement is missing makes the validator ask for it once per handshake
+  (an Attribute Request, or a SWIMA request) and wait;
+* once every enforcement has a result the validator decides (IF-IMV ProvideRecommendation):
+  it sends the collector a PA-TNC message with Assessment Result and, for failed policies,
+  Remediation Instructions, and reports a :class:`~nea.imv.evidence.PolicyResult` per policy;
+* when solicited (the client has nothing more to send) a missing measurement is "no result"
+  and ``rec_noresult`` applies.
+
+A validator that has no enforcement to evaluate for the connection waits until solicited and
+then recommends allow with evaluation "don't know" (as strongSwan's validators do without a
+policy); the gateway's policy decides what must be measured.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from nea.imv.engine import AppliedEnforcement, PolicyEngine
+from nea.imv.evidence import PolicyOutcome, PolicyResult, RemediationRecord
+from nea.pa import (
+    AssessmentResult as PaAssessmentResult,
+)
+from nea.pa import (
+    Attribute,
+    PaMessage,
+    RemediationInstructions,
+    error_message,
+    process_message,
+)
+from nea.pb_tnc.imv import (
+    ActionRecommendation,
+    ConnectionState,
+    OutboundPa,
+    ValidatorRecommendation,
+    combine_recommendations,
+)
+from nea.pb_tnc.messages import (
+    PID_ANY,
+    AssessmentResult,
+    PbPa,
+    PbRemediationParameters,
+)
+from nea.policy.config import Policy, PolicyType
+
+__all__ = [
+    "Measured",
+    "Need",
+    "PolicyValidator",
+    "ValidatorConnection",
+    "evaluation_for",
+]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A policy's measurement: ``passed`` True/False, or None for "no result"."""
+
+    passed: bool | None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Need:
+    """The measurement is missing: ``request`` asks the collector for it (sent once per
+    handshake per ``key``); ``reason`` explains a "no result" if it never comes."""
+
+    key: str
+    request: Attribute | None
+    reason: str
+
+
+@dataclass
+class ValidatorConnection:
+    """What a validator keeps per connection and handshake."""
+
+    collector_id: int = PID_ANY
+    requested: set[str] = field(default_factory=set)
+    decision: ValidatorRecommendation | None = None
+    rounds: int = 0
+    data: dict[str, Any] = field(default_factory=dict)
+    """The validator's measurements of this handshake, by its own keys."""
+
+
+def evaluation_for(rec: ActionRecommendation) -> AssessmentResult:
+    """The evaluation of a failed policy: major when it blocks, minor otherwise."""
+    if rec is ActionRecommendation.NO_ACCESS:
+        return AssessmentResult.NONCOMPLIANT_MAJOR
+    return AssessmentResult.NONCOMPLIANT_MINOR
+
+
+class PolicyValidator:
+    """Base class; subclasses set NAME, TYPES, SUBSCRIPTIONS and implement ``take`` and
+    ``measure``."""
+
+    NAME: ClassVar[str] = "validator"
+    TYPES: ClassVar[frozenset[PolicyType]] = frozenset()
+    SUBSCRIPTIONS: ClassVar[tuple[tuple[int, int], ...]] = ()
+    DEFAULT_ID: ClassVar[int] = 0
+
+    def __init__(self, engine: PolicyEngine, *, validator_id: int | None = None) -> None:
+        self.engine = engine
+        self._id = self.DEFAULT_ID if validator_id is None else validator_id
+        self._conns: dict[int, ValidatorConnection] = {}
+
+    # ---- PostureValidator protocol
+
+    @property
+    def validator_id(self) -> int:
+        return self._id
+
+    @property
+    def subscriptions(self) -> Collection[tuple[int, int]]:
+        return self.SUBSCRIPTIONS
+
+    def notify_connection_change(self, conn_id: int, state: ConnectionState) -> None:
+        if state is ConnectionState.CREATE:
+            self.engine.open_connection(conn_id)
+            self._conns[conn_id] = ValidatorConnection()
+        elif state is ConnectionState.HANDSHAKE:
+            self._conns[conn_id] = ValidatorConnection()
+        elif state is ConnectionState.DELETE:
+            self._conns.pop(conn_id, None)
+        self.engine.connection_changed(conn_id, state)
+
+    def receive_message(self, conn_id: int, message: PbPa) -> Sequence[OutboundPa]:
+        st = self.connection(conn_id)
+        st.collector_id = message.collector_id
+        result = process_message(message.body)
+        if not result.ok:
+            reply = error_message(result.errors)
+            return [self._to_collector(st, reply, message.pa_vendor_id, message.pa_subtype)]
+        msg = result.message
+        assert msg is not None  # ok implies a decoded message
+        for attr in msg.attributes:
+            self.take(conn_id, st, attr)
+        return []
+
+    def batch_ending(self, conn_id: int) -> Sequence[OutboundPa]:
+        st = self.connection(conn_id)
+        st.rounds += 1
+        if st.decision is not None:
+            return []
+        return self.evaluate(conn_id, st, final=False)
+
+    def provided_recommendation(self, conn_id: int) -> ValidatorRecommendation | None:
+        return self.connection(conn_id).decision
+
+    def solicit_recommendation(self, conn_id: int) -> ValidatorRecommendation:
+        st = self.connection(conn_id)
+        if st.decision is None:
+            self.evaluate(conn_id, st, final=True)
+        assert st.decision is not None  # evaluate(final=True) always decides
+        return st.decision
+
+    # ---- for subclasses
+
+    def take(self, conn_id: int, st: ValidatorConnection, attr: Attribute) -> None:
+        """Store what a received attribute tells (and report facts to the engine)."""
+
+    def measure(self, conn_id: int, st: ValidatorConnection, policy: Policy) -> Measured | Need:
+        raise NotImplementedError
+
+    def request_message(self, requests: Sequence[Attribute]) -> tuple[int, int]:
+        """The PA message type requests go out in (default: the first subscription)."""
+        return self.SUBSCRIPTIONS[0]
+
+    # ---- machinery
+
+    def connection(self, conn_id: int) -> ValidatorConnection:
+        st = self._conns.get(conn_id)
+        if st is None:
+            self.engine.open_connection(conn_id)
+            st = self._conns[conn_id] = ValidatorConnection()
+        return st
+
+    def _to_collector(
+        self, st: ValidatorConnection, message: PaMessage, vendor: int, subtype: int
+    ) -> OutboundPa:
+        return OutboundPa(
+            vendor, subtype, message.serialize(),
+            peer_id=st.collector_id, exclusive=st.collector_id != PID_ANY,
+        )
+
+    def now(self) -> _dt.datetime:
+        return self.engine.clock()
+
+    def _skip(self, conn_id: int, applied: AppliedEnforcement) -> bool:
+        max_age = applied.enforcement.max_age
+        device = self.engine.facts(conn_id).device_id
+        if max_age is None or device is None:
+            return False
+        last = self.engine.last_compliant(device, applied.policy.name)
+        return last is not None and self.now() - last <= max_age
+
+    def evaluate(
+        self, conn_id: int, st: ValidatorConnection, *, final: bool
+    ) -> list[OutboundPa]:
+        applied = self.engine.applicable(conn_id, self.TYPES)
+        if not applied:
+            if final:
+                self.decide(
+                    conn_id, st,
+                    ValidatorRecommendation(ActionRecommendation.ALLOW, AssessmentResult.DONT_KNOW),
+                )
+            return []
+        outcomes: list[tuple[AppliedEnforcement, Measured | None]] = []
+        requests: list[Attribute] = []
+        waiting = False
+        for a in applied:
+            if self._skip(conn_id, a):
+                outcomes.append((a, None))
+                continue
+            m = self.measure(conn_id, st, a.policy)
+            if isinstance(m, Need):
+                if final:
+                    m = Measured(None, {}, m.reason)
+                else:
+                    waiting = True
+                    if m.key not in st.requested and m.request is not None:
+                        st.requested.add(m.key)
+                        if m.request not in requests:
+                            requests.append(m.request)
+                    continue
+            outcomes.append((a, m))
+        if waiting:
+            if not requests:
+                return []
+            vendor, subtype = self.request_message(requests)
+            return [self._to_collector(st, PaMessage.create(requests), vendor, subtype)]
+        return self._conclude(conn_id, st, outcomes, final=final)
+
+    def _conclude(
+        self,
+        conn_id: int,
+        st: ValidatorConnection,
+        outcomes: list[tuple[AppliedEnforcement, Measured | None]],
+        *,
+        final: bool,
+    ) -> list[OutboundPa]:
+        now = self.now()
+        facts = self.engine.facts(conn_id)
+        identity = self.engine.identity(conn_id)
+        pairs: list[tuple[ActionRecommendation, AssessmentResult]] = []
+        reasons: dict[str, list[str]] = {}
+        pa_attrs: list[Attribute] = []
+        pb_rem: list[PbRemediationParameters] = []
+        for a, m in outcomes:
+            pol = a.policy
+            remediation: list[str] = []
+            if m is None:
+                outcome, rec, ev = (
+                    PolicyOutcome.SKIPPED, ActionRecommendation.ALLOW, AssessmentResult.COMPLIANT
+                )
+                m = Measured(True, {}, f"passed within max_age {a.enforcement.max_age}")
+            elif m.passed is True:
+                outcome, rec, ev = (
+                    PolicyOutcome.PASSED, ActionRecommendation.ALLOW, AssessmentResult.COMPLIANT
+                )
+            elif m.passed is False:
+                outcome, rec = PolicyOutcome.FAILED, a.rec_fail
+                ev = evaluation_for(rec)
+            else:
+                outcome, rec = PolicyOutcome.NO_RESULT, a.rec_noresult
+                ev = AssessmentResult.DONT_KNOW
+            pairs.append((rec, ev))
+            if outcome in (PolicyOutcome.FAILED, PolicyOutcome.NO_RESULT):
+                texts = dict(pol.reason) or {"en": m.reason or f"policy {pol.name} failed"}
+                if outcome is PolicyOutcome.NO_RESULT and not pol.reason:
+                    texts = {"en": m.reason or f"policy {pol.name}: no result"}
+                for lang, text in texts.items():
+                    reasons.setdefault(lang, []).append(text)
+            if outcome is PolicyOutcome.FAILED:
+                remediation = self._remediate(conn_id, facts.device_id, identity, pol, now,
+                                              pa_attrs, pb_rem)
+            self.engine.policy_result(
+                PolicyResult(
+                    conn_id, facts.device_id, identity, pol.name, pol.type.value, a.group,
+                    outcome, rec, ev, now, dict(m.evidence), m.reason, tuple(remediation),
+                    self.NAME,
+                )
+            )
+        rec, ev = combine_recommendations(pairs)
+        decision = ValidatorRecommendation(
+            rec, ev, {lang: "; ".join(t) for lang, t in reasons.items()}, tuple(pb_rem)
+        )
+        self.decide(conn_id, st, decision)
+        if final:
+            return []  # nothing more can be sent: the RESULT batch carries the decision
+        attrs: list[Attribute] = [PaAssessmentResult(int(ev)), *pa_attrs]
+        vendor, subtype = self.SUBSCRIPTIONS[0]
+        return [self._to_collector(st, PaMessage.create(attrs), vendor, subtype)]
+
+    def _remediate(
+        self,
+        conn_id: int,
+        device_id: str | None,
+        identity: str | None,
+        pol: Policy,
+        now: _dt.datetime,
+        pa_attrs: list[Attribute],
+        pb_rem: list[PbRemediationParameters],
+    ) -> list[str]:
+        sent = []
+        if pol.remediation_uri:
+            pa_attrs.append(RemediationInstructions.from_uri(pol.remediation_uri))
+            pb_rem.append(PbRemediationParameters.uri(pol.remediation_uri))
+            sent.append(pol.remediation_uri)
+            self.engine.remediation_sent(RemediationRecord(
+                conn_id, device_id, identity, self.NAME, pol.name, pol.remediation_uri, None,
+                "", now,
+            ))
+        for lang, text in pol.remediation.items():
+            pa_attrs.append(RemediationInstructions.from_string(text, lang))
+            pb_rem.append(PbRemediationParameters.string(text, lang))
+            sent.append(text)
+            self.engine.remediation_sent(RemediationRecord(
+                conn_id, device_id, identity, self.NAME, pol.name, None, text, lang, now,
+            ))
+        return sent
+
+    def decide(self, conn_id: int, st: ValidatorConnection, rec: ValidatorRecommendation) -> None:
+        st.decision = rec
+        self.engine.validator_decided(conn_id, self.NAME, rec)
