@@ -8,6 +8,7 @@ that factory to :class:`radius.RadiusServer`.
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import logging
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 from gateway.radius.adapter import RadiusDatagramProtocol, RadiusService
 from gateway.radius.config import RadiusConfig
 from ike.eap.packet import EapType
-from radius import Event, RadiusServer, RequestContext
+from radius import AccountingRecord, Event, RadiusServer, RequestContext
 from radius.server import VerdictSource, verdict_attribute
 
 __all__ = ["available_methods", "build_eap_factory", "build_server", "listen"]
@@ -176,7 +177,22 @@ def build_server(
 
 
 def _log_event(event: Event) -> None:
-    log.info("RADIUS event: %s", type(event).__name__)
+    """Default event sink: one line per event (the engine already logs drops and decisions;
+    this is the record a supervisor or an accounting pipeline would consume)."""
+    if isinstance(event, AccountingRecord):
+        status = event.status.name if isinstance(event.status, enum.Enum) else event.status
+        log.info(
+            "accounting %s session=%r user=%r station=%r time=%s in=%s out=%s",
+            status,
+            event.session_id,
+            event.user_name,
+            event.calling_station_id,
+            event.session_time,
+            event.input_octets,
+            event.output_octets,
+        )
+    else:
+        log.debug("RADIUS event: %r", event)
 
 
 def listen(
