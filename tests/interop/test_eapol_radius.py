@@ -316,3 +316,31 @@ def test_access_accept_attributes_seen_by_the_nas(server: Server) -> None:
     assert values[65] == "00000006"  # Tunnel-Medium-Type: tag 0, IEEE-802 (6)
     assert values[81] == "3130"  # Tunnel-Private-Group-Id "10" (eapol_test prints hex)
     assert 11 in values  # Filter-Id (eapol_test does not print its value)
+
+
+def test_repeated_authentications_in_one_run(server: Server) -> None:
+    """eapol_test -r 5: six back-to-back PEAP authentications from one NAS port, RADIUS
+    identifiers running on; every one must succeed with matching keys."""
+    _needs("peap")
+    require("eapol_test")
+    result = run_eapol_test(
+        f'eap=PEAP\nidentity="carol"\npassword="s3cret pass"\nca_cert="{server.ca.cert_path}"\n'
+        'phase1="peapver=0 crypto_binding=2"\nphase2="auth=MSCHAPV2"',
+        port=server.port,
+        secret=SECRET,
+        workdir=server.workdir,
+        timeout=20,
+        extra_args=("-r", "5"),
+    )
+    assert result.success, result.output[-4000:]
+    assert result.mppe_counts == (6, 0), result.output[-4000:]
+
+
+def test_eap_tls_identity_not_in_certificate_is_rejected(server: Server) -> None:
+    _needs("tls")
+    result = server.eapol(
+        f'eap=TLS\nidentity="mallory"\nca_cert="{server.ca.cert_path}"\n'
+        f'client_cert="{server.client.cert_path}"\nprivate_key="{server.client.key_path}"'
+    )
+    assert not result.success
+    assert "CTRL-EVENT-EAP-FAILURE" in result.output
