@@ -110,3 +110,12 @@ def test_unreadable_or_invalid_toml(tmp_path: Path) -> None:
 
 def test_simple_methods_are_available() -> None:
     assert {"md5", "mschapv2", "gtc"} <= set(available_methods())
+
+
+def test_entry_point_reports_config_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.radius.__main__ import main
+
+    assert main(["--config", str(tmp_path / "missing.toml")]) == 2
+    assert "configuration error" in capsys.readouterr().err
