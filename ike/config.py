@@ -351,7 +351,9 @@ class ChildConfig:
     local_ts: tuple[TrafficSelector, ...] = ()
     remote_ts: tuple[TrafficSelector, ...] = ()
     esp_proposals: tuple[EspProposal, ...] = DEFAULT_ESP_PROPOSALS
-    lifetime: float = 3600.0
+    rekey_time: float | None = None
+    """Seconds after which this side rekeys the CHILD_SA (swanctl ``rekey_time``); None
+    leaves rekeying to the peer (clients such as charon rekey on their own)."""
 
     @classmethod
     def make(

@@ -24,6 +24,7 @@ import os
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 
@@ -462,6 +463,10 @@ _TRANSITIONS: dict[tuple[SaState, int, bool], tuple[str, frozenset[SaState]]] = 
     (S.ESTABLISHED, _INFO, _REQ): ("_info_request", frozenset({S.ESTABLISHED})),
     (S.ESTABLISHED, _INFO, _RESP): ("_info_response", frozenset({S.ESTABLISHED})),
     (S.ESTABLISHED, _CHILD, _REQ): ("_create_child_request", frozenset({S.ESTABLISHED})),
+    (S.ESTABLISHED, _CHILD, _RESP): (
+        "_create_child_response",
+        frozenset({S.ESTABLISHED, S.DELETING}),
+    ),
     (S.DELETING, _INFO, _REQ): ("_info_request", frozenset({S.DELETING})),
     (S.DELETING, _INFO, _RESP): ("_delete_response", frozenset()),
     (S.R_EAP, _INFO, _REQ): ("_info_request", frozenset({S.R_EAP})),
@@ -485,6 +490,9 @@ class _ChildState:
     spi_in: bytes
     spi_out: bytes = b""
     config: ChildConfig | None = None
+    local_ts: tuple[TrafficSelector, ...] = ()
+    remote_ts: tuple[TrafficSelector, ...] = ()
+    rekey_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -493,6 +501,12 @@ class _PendingChild:
     tsi: TSi | None
     tsr: TSr | None
     cp: ConfigPayload | None
+
+
+class _NotifyError(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 class _Close(Exception):
@@ -551,6 +565,7 @@ class IkeSa:
     ) = None
     delete_child_pending: list[_ChildState] = field(default_factory=list)
     initial_contact: bool = False
+    pending_create: tuple[Any, ...] | None = None
     queued: list[tuple[int, list[Payload]]] = field(default_factory=list)
 
     # -- identity ---------------------------------------------------------------------------
@@ -612,6 +627,8 @@ class IkeSa:
 
     def timer(self) -> float | None:
         times = [t for t in (self.expires, self.outstanding and self.outstanding.deadline) if t]
+        if self.state is S.ESTABLISHED and self.outstanding is None:
+            times += [c.rekey_at for c in self.children if c.rekey_at is not None]
         return min(times) if times else None
 
     def on_timer(self, now: float) -> None:
@@ -631,6 +648,10 @@ class IkeSa:
                 out.message_id,
             )
             self.engine._emit_datagrams(out.datagrams, self)
+        if self.state is S.ESTABLISHED and self.outstanding is None:
+            due = [c for c in self.children if c.rekey_at is not None and now >= c.rekey_at]
+            if due:
+                self.start_child_rekey(due[0], now)
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -945,6 +966,9 @@ class IkeSa:
         assert self.keys is not None
         integ_len = sel.integ.key_len if sel.integ else 0
         we_requested, ni, nr, g_ir = exchange or (self.initiator, self.nonce_i, self.nonce_r, None)
+        child.local_ts, child.remote_ts = local_ts, remote_ts
+        if child.config is not None and child.config.rekey_time is not None:
+            child.rekey_at = self.engine._now + child.config.rekey_time
         ck = derive_child_keys(
             self._prf(), self.keys.sk_d, ni, nr, sel.encr.key_len, integ_len, g_ir
         )
@@ -1455,12 +1479,6 @@ class IkeSa:
         return self.state
 
     def _info_response(self, msg: Message, now: float) -> SaState:
-        for d in msg.payloads:
-            if isinstance(d, Delete) and d.protocol == ProtocolId.ESP:
-                for spi in d.spis:
-                    for child in list(self.delete_child_pending):
-                        if child.spi_out == spi:
-                            self.delete_child_pending.remove(child)
         # RFC 7296, 1.4.1: our Delete was answered (with or without the peer's half).
         for child in self.delete_child_pending:
             self.engine._events.append(
@@ -1559,6 +1577,138 @@ class IkeSa:
         )
         return S.ESTABLISHED
 
+    def start_child_rekey(self, old: _ChildState, now: float) -> None:
+        """RFC 7296, 1.3.3: rekey ``old`` (REKEY_SA, PFS when its proposals name DH groups)."""
+        cfg = old.config or ChildConfig(old.name)
+        old.rekey_at = None
+        new = _ChildState(old.name, self._new_spi(), b"", cfg)
+        groups = [g for p in cfg.esp_proposals for g in p.dh]
+        dh = DH_GROUPS[groups[0]].generate() if groups else None
+        nonce = self.engine.random(NONCE_LEN)
+        payloads: list[Payload] = [
+            Notify(NotifyType.REKEY_SA, b"", ProtocolId.ESP, old.spi_in),
+            SecurityAssociation(
+                tuple(
+                    p.to_proposal(i + 1, new.spi_in, with_dh=True)
+                    for i, p in enumerate(cfg.esp_proposals)
+                )
+            ),
+            Nonce(nonce),
+        ]
+        if dh is not None:
+            payloads.append(KeyExchange(dh.group, dh.public))
+        # TSi names the initiator's side of this exchange (that is us).
+        payloads += [TSi(old.local_ts), TSr(old.remote_ts)]
+        self.pending_create = ("child", old, new, nonce, dh)
+        self.send_request(_CHILD, payloads, now)
+
+    def start_ike_rekey(self, now: float) -> None:
+        """RFC 7296, 1.3.2: rekey this IKE_SA; the new one inherits the CHILD_SAs."""
+        peer = self.peer
+        assert peer is not None and self.suite is not None
+        new_spi = self.engine._new_ike_spi()
+        dh = DH_GROUPS[self.suite.dh].generate()
+        nonce = self.engine.random(NONCE_LEN)
+        self.pending_create = ("ike", new_spi, nonce, dh)
+        self.engine._reserved.add(new_spi)
+        proposals = tuple(p.to_proposal(i + 1, new_spi) for i, p in enumerate(peer.ike_proposals))
+        self.send_request(
+            _CHILD,
+            [SecurityAssociation(proposals), Nonce(nonce), KeyExchange(dh.group, dh.public)],
+            now,
+        )
+
+    def _create_child_response(self, msg: Message, now: float) -> SaState:
+        pending, self.pending_create = self.pending_create, None
+        if pending is None:
+            return S.ESTABLISHED
+        err = self._error_notify(msg)
+        if pending[0] == "ike":
+            _, new_spi, nonce_i, dh = pending
+            self.engine._reserved.discard(new_spi)
+            if err is not None:
+                log.info("IKE_SA rekey refused: %s", _notify_name(err.notify_type))
+                return S.ESTABLISHED
+            return self._finish_ike_rekey(msg, new_spi, nonce_i, dh, now)
+        _, old, new, nonce_i, dh = pending
+        try:
+            if err is not None:
+                raise _NotifyError(err.notify_type)
+            sa_p, nonce_p = self._one(msg, SecurityAssociation), self._one(msg, Nonce)
+            tsi, tsr = self._one(msg, TSi), self._one(msg, TSr)
+            ke_p = self._one(msg, KeyExchange, required=False)
+            assert isinstance(sa_p, SecurityAssociation) and isinstance(nonce_p, Nonce)
+            assert isinstance(tsi, TSi) and isinstance(tsr, TSr)
+            assert new.config is not None
+            if len(sa_p.proposals) != 1:
+                raise NoProposalChosen("responder returned more than one proposal")
+            sel = _check_single(sa_p.proposals[0], new.config.esp_proposals, ProtocolId.ESP, True)
+            g_ir: bytes | None = None
+            if sel.dh:
+                if dh is None or not isinstance(ke_p, KeyExchange) or ke_p.group != dh.group:
+                    raise InvalidSyntax("PFS group of the response differs from ours")
+                g_ir = dh.exchange(ke_p.data)
+            if len(sel.spi) != 4:
+                raise InvalidSyntax("ESP SPI must be 4 octets")
+            if not _subset(tsi.selectors, old.local_ts) or not _subset(
+                tsr.selectors, old.remote_ts
+            ):
+                raise TsUnacceptable("responder widened the traffic selectors")
+        except _NotifyError as exc:
+            self.engine._events.append(ChildSaFailed(self.local_spi, new.name, exc.code))
+            return S.ESTABLISHED
+        except RemoteProtocolError as exc:
+            self.engine._events.append(ChildSaFailed(self.local_spi, new.name, exc.notify_type))
+            return S.ESTABLISHED
+        new.spi_out = sel.spi
+        self.children.append(new)
+        self.engine._events.append(
+            self._child_keys_event(
+                new,
+                sel,
+                tsi.selectors,
+                tsr.selectors,
+                (True, nonce_i, nonce_p.data, g_ir),
+                int.from_bytes(old.spi_in, "big"),
+            )
+        )
+        if old in self.children:
+            self.start_child_delete(int.from_bytes(old.spi_in, "big"), now)
+        return S.ESTABLISHED
+
+    def _finish_ike_rekey(
+        self, msg: Message, new_spi: bytes, nonce_i: bytes, dh: DhPrivate, now: float
+    ) -> SaState:
+        peer = self.peer
+        assert peer is not None and self.keys is not None
+        sa_p = self._one(msg, SecurityAssociation)
+        nonce_p = self._one(msg, Nonce)
+        ke_p = self._one(msg, KeyExchange)
+        assert isinstance(sa_p, SecurityAssociation) and isinstance(nonce_p, Nonce)
+        assert isinstance(ke_p, KeyExchange)
+        if len(sa_p.proposals) != 1:
+            raise InvalidSyntax("responder returned more than one IKE proposal")
+        sel = _check_single(sa_p.proposals[0], peer.ike_proposals, ProtocolId.IKE, True)
+        if sel.dh != dh.group or ke_p.group != dh.group or len(sel.spi) != 8:
+            raise InvalidSyntax("IKE_SA rekey response does not fit our request")
+        g_ir = dh.exchange(ke_p.data)
+        # RFC 7296, 2.18: whoever starts the rekey is the initiator of the new IKE_SA.
+        new = IkeSa(
+            self.engine, True, new_spi, sel.spi, self.local, self.remote, S.ESTABLISHED, peer=peer
+        )
+        new.suite, new.nonce_i, new.nonce_r = sel, nonce_i, nonce_p.data
+        new.peer_fragmentation, new.peer_hashes = self.peer_fragmentation, self.peer_hashes
+        new.nat_local, new.nat_remote = self.nat_local, self.nat_remote
+        new.local_id, new.remote_id = self.local_id, self.remote_id
+        new.eap_identity = self.eap_identity
+        new._derive(g_ir, rekey_from=(self._prf(), self.keys.sk_d))
+        new.children, self.children = self.children, []
+        new.vips, self.vips = self.vips, []
+        self.engine._sas[new_spi] = new
+        self.engine._events.append(IkeSaRekeyed(self.local_spi, new_spi, new_spi, sel.spi))
+        self.send_request(_INFO, [Delete(ProtocolId.IKE)], now)
+        return S.DELETING
+
     def _rekey_ike(
         self, msg: Message, sa_p: SecurityAssociation, nonce_p: Nonce, ke: KeyExchange
     ) -> None:
@@ -1645,12 +1795,15 @@ class IkeEngine:
         self._events: list[Event] = []
         self._cookie_secret = random(32)
         self._last_raw = b""
+        self._now = 0.0
+        self._reserved: set[bytes] = set()
 
     # -- public API -------------------------------------------------------------------------
 
     def receive_datagram(self, data: bytes, addr: Address, now: float, *, local: Address) -> None:
         """Feed one IKE message (without the non-ESP marker) received from ``addr`` on
         ``local``."""
+        self._now = now
         try:
             raw = decode_message(data)
         except RemoteProtocolError as exc:
@@ -1690,6 +1843,7 @@ class IkeEngine:
         return min(times) if times else None
 
     def handle_timer(self, now: float) -> None:
+        self._now = now
         for sa in list(self._sas.values()):
             t = sa.timer()
             if t is not None and now >= t:
@@ -1700,6 +1854,7 @@ class IkeEngine:
 
     def initiate(self, peer_name: str, now: float, *, local: Address, remote: Address) -> bytes:
         """Start an IKE_SA with the named connection; returns our SPI (the SA's handle)."""
+        self._now = now
         peer = next((p for p in self.config.peers if p.name == peer_name), None)
         if peer is None:
             raise LocalProtocolError(f"no connection named {peer_name!r}")
@@ -1730,6 +1885,26 @@ class IkeEngine:
         """Delete one CHILD_SA (named by our inbound SPI) with an INFORMATIONAL exchange."""
         sa = self._established_sa(ike_sa)
         self._run(sa, lambda: sa.start_child_delete(spi_in, now))
+
+    def rekey_child_sa(self, ike_sa: bytes, spi_in: int, now: float) -> None:
+        """Rekey a CHILD_SA (named by our inbound SPI); ChildSaInstalled with ``replaces``
+        follows, then the old one is deleted (ChildSaDeleted)."""
+        self._now = now
+        sa = self._established_sa(ike_sa)
+        child = next((c for c in sa.children if int.from_bytes(c.spi_in, "big") == spi_in), None)
+        if child is None:
+            raise LocalProtocolError(f"no CHILD_SA with inbound SPI {spi_in:08x}")
+        if sa.outstanding is not None:
+            raise LocalProtocolError("a request is outstanding on this IKE_SA; retry later")
+        self._run(sa, lambda: sa.start_child_rekey(child, now))
+
+    def rekey_ike_sa(self, ike_sa: bytes, now: float) -> None:
+        """Rekey the IKE_SA; IkeSaRekeyed names the new one, then the old one is deleted."""
+        self._now = now
+        sa = self._established_sa(ike_sa)
+        if sa.outstanding is not None:
+            raise LocalProtocolError("a request is outstanding on this IKE_SA; retry later")
+        self._run(sa, lambda: sa.start_ike_rekey(now))
 
     def _established_sa(self, ike_sa: bytes) -> IkeSa:
         sa = self._sas.get(ike_sa)
@@ -1786,7 +1961,7 @@ class IkeEngine:
     def _new_ike_spi(self) -> bytes:
         while True:
             spi = self.random(8)
-            if spi != bytes(8) and spi not in self._sas:
+            if spi != bytes(8) and spi not in self._sas and spi not in self._reserved:
                 return spi
 
     def _half_open_count(self) -> int:

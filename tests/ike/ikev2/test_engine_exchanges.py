@@ -679,3 +679,62 @@ def test_malformed_address_request_fails_only_the_child() -> None:
     pair.pump()
     assert len(pair.events("server", IkeSaEstablished)) == 1
     assert pair.events("server", ChildSaFailed)[0].error == NotifyType.INVALID_SYNTAX
+
+
+def test_child_rekey_by_lifetime_from_the_responder_side_with_pfs() -> None:
+    from ike.config import EspProposal
+
+    esp = (EspProposal.parse("aes128gcm16-ecp256"),)
+    server_child = ChildConfig(
+        "net", ChildConfig.make("x", ["10.1.0.0/16"]).local_ts, esp_proposals=esp, rekey_time=600.0
+    )
+    client_child = ChildConfig(
+        "home", (), ChildConfig.make("x", (), ["10.1.0.0/16"]).remote_ts, esp_proposals=esp
+    )
+    pair = make_pair((cl_peer(children=(client_child,)),), (gw_peer(children=(server_child,)),))
+    spi = pair.initiate()
+    pair.pump()
+    (s_first,) = pair.events("server", ChildSaInstalled)
+    assert pair.server.get_timer() == pytest.approx(600.0)
+    pair.advance(600.0)
+    pair.pump()
+    s_new = pair.events("server", ChildSaInstalled)[-1]
+    c_new = pair.events("client", ChildSaInstalled)[-1]
+    assert s_new.replaces == s_first.spi_in and c_new.replaces is not None
+    assert s_new.spi_in == c_new.spi_out and s_new.encr_key_in == c_new.encr_key_out
+    assert s_new.encr_key_in != s_first.encr_key_in
+    assert [d.spi_in for d in pair.events("server", ChildSaDeleted)] == [s_first.spi_in]
+    assert [d.spi_out for d in pair.events("client", ChildSaDeleted)] == [s_first.spi_in]
+    assert pair.client.ike_sa_state(spi) is SaState.ESTABLISHED
+    assert pair.server.get_timer() == pytest.approx(1200.0)  # the new child's rekey
+
+
+@pytest.mark.parametrize("who", ["client", "server"])
+def test_ike_rekey_initiated_by_either_side(who: str) -> None:
+    from ike.sa import IkeSaRekeyed
+
+    pool = MemoryPool()
+    client = cl_peer(request_vips=(ipaddress.ip_address("0.0.0.0"),))
+    pair = make_pair((client,), (gw_peer(pool=pool),))
+    pair.initiate()
+    pair.pump()
+    engine = pair.client if who == "client" else pair.server
+    (est,) = pair.events(who, IkeSaEstablished)
+    engine.rekey_ike_sa(est.ike_sa, pair.now)
+    pair.pump()
+    (mine,) = pair.events(who, IkeSaRekeyed)
+    other = "server" if who == "client" else "client"
+    (theirs,) = pair.events(other, IkeSaRekeyed)
+    assert (mine.spi_i, mine.spi_r) == (theirs.spi_i, theirs.spi_r)
+    assert len(pair.events("client", IkeSaClosed)) == len(pair.events("server", IkeSaClosed)) == 1
+    assert not pair.events("client", ChildSaDeleted) and pool.released == []
+    # the new IKE_SA carries traffic: delete a CHILD_SA over it, then the IKE_SA itself
+    (child,) = pair.events("client", ChildSaInstalled)
+    new_client_sa = mine.new_ike_sa if who == "client" else theirs.new_ike_sa
+    pair.client.delete_child_sa(new_client_sa, child.spi_in, pair.now)
+    pair.pump()
+    assert len(pair.events("server", ChildSaDeleted)) == 1
+    pair.client.delete_ike_sa(new_client_sa, pair.now)
+    pair.pump()
+    assert len(pair.events("server", IkeSaClosed)) == 2
+    assert [str(a) for a in pool.released] == ["10.3.0.1"]
