@@ -131,8 +131,18 @@ def _install_identity(ctx: SSL.Context, chain_pem: bytes, key_pem: bytes) -> Non
     for extra in chain[1:]:
         ctx.add_extra_chain_cert(extra)
     key = serialization.load_pem_private_key(key_pem, password=None)
-    ctx.use_privatekey(key)  # type: ignore[arg-type]
-    ctx.check_privatekey()
+    try:
+        ctx.use_privatekey(key)  # type: ignore[arg-type]
+        ctx.check_privatekey()
+    except SSL.Error:
+        raise ValueError("the private key does not match the certificate") from None
+
+
+def _check_sizes(fragment_size: int, max_message: int) -> None:
+    if fragment_size < 1:
+        raise ValueError("fragment_size must be positive")
+    if max_message < fragment_size:
+        raise ValueError("max_message smaller than fragment_size")
 
 
 @dataclass(frozen=True)
@@ -166,6 +176,12 @@ class TlsServerConfig:
     length_always: bool = False
     max_message: int = 64 * 1024
     _shared: _Shared = field(default_factory=_Shared, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Fail at configuration time, not at the first authentication: bad PEM, a key that
+        # does not match the certificate, inconsistent versions or sizes.
+        _check_sizes(self.fragment_size, self.max_message)
+        self.context()
 
     def context(self) -> SSL.Context:
         """The shared OpenSSL context (built on first use)."""
@@ -250,6 +266,10 @@ class TlsPeerConfig:
     length_always: bool = False
     max_message: int = 64 * 1024
     _shared: _Shared = field(default_factory=_Shared, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_sizes(self.fragment_size, self.max_message)
+        self.context()
 
     @property
     def cache_key(self) -> str:

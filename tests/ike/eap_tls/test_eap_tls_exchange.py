@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -356,15 +355,22 @@ def test_session_cache_is_bounded() -> None:
     assert len(cache) == 2 and cache.get("0") is None and cache.get("2") is sessions[2]
 
 
-def test_config_errors(pki: Pki, tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
-        TlsServerConfig(pki.server.chain_pem, pki.server.key_pem).context()
-    with pytest.raises(ValueError):
-        TlsServerConfig(pki.server.chain_pem, pki.server.key_pem, (pki.ca.cert_pem,),
-                        min_version=TlsVersion.TLS1_3,
-                        max_version=TlsVersion.TLS1_2).context()
-    with pytest.raises(ValueError):
-        TlsPeerConfig(()).context()
+def test_config_errors(pki: Pki, cert_factory: CertFactory) -> None:
+    chain, key = pki.server.chain_pem, pki.server.key_pem
+    with pytest.raises(ValueError, match="ca_pems"):
+        TlsServerConfig(chain, key)  # client certificates need CAs
+    with pytest.raises(ValueError, match="min_version"):
+        TlsServerConfig(chain, key, (pki.ca.cert_pem,), min_version=TlsVersion.TLS1_3,
+                        max_version=TlsVersion.TLS1_2)
+    with pytest.raises(ValueError, match="fragment_size"):
+        TlsServerConfig(chain, key, (pki.ca.cert_pem,), fragment_size=0)
+    with pytest.raises(ValueError, match="verify_server"):
+        TlsPeerConfig(())
+    other = cert_factory.issue(pki.ca, "other.test", name="other")
+    with pytest.raises(ValueError, match="private key does not match"):
+        TlsServerConfig(chain, other.key_pem, (pki.ca.cert_pem,))
+    # A server without client certificates needs no CA.
+    TlsServerConfig(chain, key, require_client_cert=False)
 
 
 def test_message_after_success_fails_and_drops_keys(pki: Pki) -> None:
