@@ -344,12 +344,18 @@ class EapTtlsServer(TlsServerDriver):
             return self._fail("EAP-TTLS: expected an EAP-Message AVP")
         out = inner.receive(packet)
         if inner.succeeded:
-            return self._finish()
+            return self._inner_succeeded(out)
         if inner.failed:
             return self._fail(f"EAP-TTLS inner EAP failed: {inner.failure_reason}")
         if out is None:
             return self._fail("EAP-TTLS: inner EAP packet discarded by the inner EAP server")
         return self._send(_eap_avps(out))
+
+
+    def _inner_succeeded(self, success_packet: bytes | None) -> Step:
+        """Inner EAP ended in EAP-Success: not tunnelled (RFC 5281 11.2.1), the outer
+        EAP-Success follows at once."""
+        return self._finish()
 
 
 def ttls_server_factory(config: TtlsServerConfig) -> ServerMethodFactory:
@@ -492,6 +498,10 @@ class EapTtlsPeer(TlsPeerDriver):
             )
         out = self._inner.receive(packet)
         state = self._inner.state
+        if state is PeerState.SUCCESS:
+            # A server that tunnels the inner EAP-Success (RFC 5281 does not require it).
+            self._done = True
+            return self._send(decision=Decision.SUCCESS)
         if state in (PeerState.FAILURE, PeerState.METHOD_FAILED) and out is None:
             return self._fail(
                 f"EAP-TTLS inner EAP failed: {self._inner.failure_reason}", self.framing.ack()

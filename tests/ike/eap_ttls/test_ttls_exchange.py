@@ -275,3 +275,26 @@ def test_client_certificate_without_posture_succeeds_at_once(pki: Pki) -> None:
                  key_pem=pki.client.key_pem),
         b"alice@example.com", InnerAuth.PAP, "unused"))
     check_success(server, peer)
+
+
+class TunnelledSuccessServer(EapTtlsServer):
+    """A TTLS server that also tunnels the inner EAP-Success, then finishes on the ACK."""
+
+    told = False
+
+    def _inner_succeeded(self, success_packet: bytes | None) -> Step:
+        assert success_packet is not None and success_packet[0] == 3
+        self.told = True
+        return self._send(encode_avps([Avp(79, success_packet, mandatory=True)]))
+
+    def _tunnel(self, app: bytes, *, empty: bool) -> Step:
+        if self.told and not app:
+            return self._finish()
+        return super()._tunnel(app, empty=empty)
+
+
+def test_peer_accepts_tunnelled_inner_success(pki: Pki) -> None:
+    server = TunnelledSuccessServer(server_config(pki, TlsVersion.TLS1_3), OUTER)
+    peer = EapTtlsPeer(peer_config(pki, TlsVersion.TLS1_3, InnerAuth.EAP, eap=(26,)))
+    check_success(server, peer)
+    assert peer.inner_peer is not None and peer.inner_peer.succeeded
