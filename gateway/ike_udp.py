@@ -26,6 +26,7 @@ small JSON file (used by the interop tests; the daemon builds its engine from it
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -223,8 +224,11 @@ def _load_peer(spec: dict[str, Any], base: Path) -> PeerConfig:
         x509.load_pem_x509_certificate(path(c).read_bytes()) for c in spec.get("intermediates", ())
     )
     children = tuple(
-        ChildConfig.make(
-            c["name"], c.get("local_ts", ()), c.get("remote_ts", ()), c.get("esp_proposals", ())
+        dataclasses.replace(
+            ChildConfig.make(
+                c["name"], c.get("local_ts", ()), c.get("remote_ts", ()), c.get("esp_proposals", ())
+            ),
+            rekey_time=c.get("rekey_time"),
         )
         for c in spec.get("children", ())
     )
@@ -248,6 +252,7 @@ def _load_peer(spec: dict[str, Any], base: Path) -> PeerConfig:
         pool=_SimplePool(spec["pool"]) if spec.get("pool") else None,
         dns=tuple(ipaddress.ip_address(d) for d in spec.get("dns", ())),
         request_vips=tuple(ipaddress.ip_address(v) for v in spec.get("vips", ())),
+        rekey_time=spec.get("rekey_time"),
         **kwargs,
     )
 

@@ -396,6 +396,9 @@ class PeerConfig:
     remote_addrs: tuple[str, ...] = ()
     fragmentation: bool = True
     send_certreq: bool = True
+    rekey_time: float | None = None
+    """Seconds after which this side rekeys the IKE_SA (swanctl ``rekey_time``); None leaves
+    it to the peer."""
 
     def __post_init__(self) -> None:
         for side, auth in (("local", self.local_auth), ("remote", self.remote_auth)):

@@ -566,6 +566,7 @@ class IkeSa:
     delete_child_pending: list[_ChildState] = field(default_factory=list)
     initial_contact: bool = False
     pending_create: tuple[Any, ...] | None = None
+    ike_rekey_at: float | None = None
     queued: list[tuple[int, list[Payload]]] = field(default_factory=list)
 
     # -- identity ---------------------------------------------------------------------------
@@ -629,6 +630,8 @@ class IkeSa:
         times = [t for t in (self.expires, self.outstanding and self.outstanding.deadline) if t]
         if self.state is S.ESTABLISHED and self.outstanding is None:
             times += [c.rekey_at for c in self.children if c.rekey_at is not None]
+            if self.ike_rekey_at is not None:
+                times.append(self.ike_rekey_at)
         return min(times) if times else None
 
     def on_timer(self, now: float) -> None:
@@ -649,6 +652,10 @@ class IkeSa:
             )
             self.engine._emit_datagrams(out.datagrams, self)
         if self.state is S.ESTABLISHED and self.outstanding is None:
+            if self.ike_rekey_at is not None and now >= self.ike_rekey_at:
+                self.ike_rekey_at = None
+                self.start_ike_rekey(now)
+                return
             due = [c for c in self.children if c.rekey_at is not None and now >= c.rekey_at]
             if due:
                 self.start_child_rekey(due[0], now)
@@ -1102,6 +1109,11 @@ class IkeSa:
         )
         if self.initial_contact and not self.initiator:
             self.engine._initial_contact(self)
+        self._schedule_ike_rekey()
+
+    def _schedule_ike_rekey(self) -> None:
+        if self.peer is not None and self.peer.rekey_time is not None:
+            self.ike_rekey_at = self.engine._now + self.peer.rekey_time
 
     # ======================================================================================
     # Responder handlers
@@ -1702,6 +1714,7 @@ class IkeSa:
         new.local_id, new.remote_id = self.local_id, self.remote_id
         new.eap_identity = self.eap_identity
         new._derive(g_ir, rekey_from=(self._prf(), self.keys.sk_d))
+        new._schedule_ike_rekey()
         new.children, self.children = self.children, []
         new.vips, self.vips = self.vips, []
         self.engine._sas[new_spi] = new
@@ -1738,6 +1751,7 @@ class IkeSa:
             (self.eap_identity),
         )
         new._derive(g_ir, rekey_from=(self._prf(), self.keys.sk_d))
+        new._schedule_ike_rekey()
         self.send_response(
             _CHILD,
             msg.message_id,

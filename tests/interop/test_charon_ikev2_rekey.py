@@ -105,3 +105,74 @@ def test_charon_rekeys_child_and_ike_sa(
         raise
     finally:
         responder.stop()
+
+
+def test_our_responder_rekeys_child_and_ike_sa(
+    netns: Any, charon_factory: Any, tmp_path: Path
+) -> None:
+    """rekey_time on our side: we start the CHILD_SA rekey (with PFS) and the IKE_SA rekey
+    towards charon (the new IKE_SA then has us as its initiator, RFC 7296 2.18)."""
+    gw, cl = _setup(netns)
+    conn = _gw_connection(
+        rekey_time=4,
+        children=[
+            {
+                "name": "net",
+                "local_ts": ["10.1.0.0/16"],
+                "esp_proposals": ["aes128gcm16-x25519"],
+                "rekey_time": 2,
+            }
+        ],
+    )
+    responder = Responder(gw, tmp_path / "ours", [conn])
+    try:
+        charon = charon_factory(cl, "cl")
+        charon.write_swanctl_conf(
+            CLIENT_CONF
+            % {
+                "proposals": "aes128-sha256-x25519",
+                "esp": "aes128gcm16-x25519",
+                "auth": "psk",
+                "rauth": "psk",
+                "cl_id": "cl.test",
+                "local_extra": "",
+                "psk": PSK,
+            }
+        )
+        charon.load_all()
+        charon.initiate("home")
+        _check(charon, responder, "10.3.0.")
+        first_ike = charon.list_sas()[0].raw["initiator-spi"]
+        evs = _wait(
+            responder,
+            lambda e: (
+                any(x["event"] == "IkeSaRekeyed" for x in e)
+                and any(x["event"] == "ChildSaDeleted" for x in e)
+            ),
+            timeout=15,
+        )
+        installed = [e for e in evs if e["event"] == "ChildSaInstalled"]
+        assert len(installed) >= 2
+        (sa,) = charon.wait_for(
+            lambda sas: (
+                len(sas) == 1
+                and sas[0].state == "ESTABLISHED"
+                and sas[0].raw["initiator-spi"] != first_ike
+            ),
+            timeout=10,
+        )
+        rekeyed = next(e for e in evs if e["event"] == "IkeSaRekeyed")
+        assert sa.raw["initiator-spi"] == rekeyed["new_ike_sa"]  # we initiated the new SA
+        # rekeys repeat every 2 s: look at the installed CHILD_SA(s) of this moment
+        installed_now = [c for c in sa.children if c.state == "INSTALLED"]
+        assert installed_now, sa.children
+        child = installed_now[-1]
+        spis = {e["spi_out"] for e in responder.events() if e["event"] == "ChildSaInstalled"}
+        assert child.raw["spi-in"] in spis and child.raw["spi-in"] != installed[0]["spi_out"]
+        assert "CURVE_25519" in str(child.raw.get("dh-group", ""))
+        assert "received DELETE for IKE_SA" in charon.log()
+    except BaseException:
+        print(responder.log()[-8000:])
+        raise
+    finally:
+        responder.stop()
