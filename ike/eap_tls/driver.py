@@ -141,7 +141,8 @@ class TlsServerDriver(_DriverBase):
         )
         self.config = config
         self.identity = identity
-        self._identity_text = identity.decode("utf-8", "replace")
+        # RFC 3748 5.1: some peers append a NUL and options to the identity.
+        self._identity_text = identity.split(b"\x00", 1)[0].decode("utf-8", "replace")
 
     def start(self) -> bytes:
         self._tls = TlsSession(self.config, identity=self._identity_text)

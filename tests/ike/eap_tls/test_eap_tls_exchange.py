@@ -416,3 +416,10 @@ def test_client_chain_missing_intermediate_fails(cert_factory: CertFactory) -> N
     peer = EapTlsPeer(TlsPeerConfig((root.cert_pem,), client_cert.cert_pem,
                                     client_cert.key_pem))
     expect_failure(server, peer, ("unknown ca",))
+
+
+def test_identity_with_nul_and_options_binds_on_the_name(pki: Pki) -> None:
+    server = EapTlsServer(server_config(pki, TlsVersion.TLS1_3),
+                          b"alice@example.com\x00networkid=x,nasid=y")
+    assert run_pair(server, EapTlsPeer(peer_config(pki, TlsVersion.TLS1_3))).server \
+        is Decision.SUCCESS
