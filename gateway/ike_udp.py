@@ -332,7 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(args.config.read_text())
     base = args.config.parent
     peers = tuple(_load_peer(p, base) for p in spec["connections"])
-    engine = IkeEngine(EngineConfig(peers=peers))
+    engine_kw: dict[str, Any] = {}
+    if spec.get("fragment_size"):
+        engine_kw["fragment_size"] = int(spec["fragment_size"])
+    engine = IkeEngine(EngineConfig(peers=peers, **engine_kw))
     events_path = Path(spec["events"]) if spec.get("events") else None
 
     def on_event(event: Event) -> None:

@@ -120,3 +120,49 @@ def test_certificate_without_the_identity_is_refused(
         assert "does not match" in responder.log()
     finally:
         responder.stop()
+
+
+def test_fragmented_ike_auth_both_ways(
+    netns: Any, charon_factory: Any, cert_factory: Any, tmp_path: Path
+) -> None:
+    """RSA-3072 chains make IKE_AUTH larger than 600 octets: charon and we both split it into
+    SKF fragments (RFC 7383) and reassemble the other's."""
+    root = cert_factory.ca("root", key_type="rsa", rsa_bits=3072)
+    gw_cert = cert_factory.issue(
+        root, "gw.test", san_dns=("gw.test",), key_type="rsa", rsa_bits=3072
+    )
+    cl_cert = cert_factory.issue(
+        root, "cl.test", san_dns=("cl.test",), key_type="rsa", rsa_bits=3072
+    )
+    gw, cl = _setup(netns)
+    root_path = tmp_path / "root.pem"
+    root_path.write_bytes(root.cert_pem)
+    conn = {
+        "name": "gw",
+        "local_id": "gw.test",
+        "remote_id": "cl.test",
+        "local_auth": "pubkey",
+        "remote_auth": "pubkey",
+        "cert": str(gw_cert.cert_path),
+        "key": str(gw_cert.key_path),
+        "cacerts": [str(root_path)],
+        "pool": "10.3.0.0/28",
+        "children": [{"name": "net", "local_ts": ["10.1.0.0/16"]}],
+    }
+    responder = Responder(gw, tmp_path / "ours", [conn], fragment_size=600)
+    try:
+        charon = charon_factory(cl, "cl", charon_options="  fragment_size = 600")
+        charon.add_ca(root)
+        charon.add_cert(cl_cert)
+        charon.write_swanctl_conf(_conf(f"{cl_cert.name}.pem"))
+        charon.load_all()
+        charon.initiate("home")
+        _check(charon, responder, "10.3.0.")
+        log = charon.log()
+        assert "splitting IKE message" in log and "reassembled fragmented IKE message" in log
+        assert "EF(" in log
+    except BaseException:
+        print(responder.log()[-6000:])
+        raise
+    finally:
+        responder.stop()

@@ -69,6 +69,7 @@ class Responder:
         connections: list[dict[str, Any]],
         listen: str = "192.0.2.1",
         initiate: list[dict[str, str]] | None = None,
+        fragment_size: int | None = None,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.events_path = workdir / "events.jsonl"
@@ -81,6 +82,7 @@ class Responder:
                     "events": str(self.events_path),
                     "connections": connections,
                     "initiate": initiate or [],
+                    "fragment_size": fragment_size,
                 }
             )
         )
