@@ -235,6 +235,8 @@ def _load_peer(spec: dict[str, Any], base: Path) -> PeerConfig:
     kwargs: dict[str, Any] = {}
     if spec.get("eap"):
         kwargs["eap_server"] = _eap_server_factory(spec["eap"])
+    if spec.get("eap_peer"):
+        kwargs["eap_peer"] = _eap_peer_factory(spec["eap_peer"])
     if spec.get("proposals"):
         kwargs["ike_proposals"] = tuple(IkeProposal.parse(p) for p in spec["proposals"])
     return PeerConfig(
@@ -276,6 +278,28 @@ def _eap_server_factory(spec: dict[str, Any]) -> Callable[[Identity], Any]:
 
     def make(identity: Identity) -> EapServer:
         return EapServer(methods)
+
+    return make
+
+
+def _eap_peer_factory(spec: dict[str, Any]) -> Callable[[], Any]:
+    """``{"method": "mschapv2", "identity": "bob", "password": "hello"}``."""
+    from ike.eap.methods.gtc import GtcPeerMethod
+    from ike.eap.methods.md5 import Md5PeerMethod
+    from ike.eap.methods.mschapv2 import MsChapV2PeerMethod
+    from ike.eap.packet import EapType
+    from ike.eap.peer import EapPeer
+
+    identity = spec["identity"].encode()
+    password = spec["password"]
+    known: dict[str, tuple[int, Any]] = {
+        "md5": (EapType.MD5_CHALLENGE, lambda: Md5PeerMethod(password)),
+        "mschapv2": (EapType.MSCHAPV2, lambda: MsChapV2PeerMethod(identity, password)),
+        "gtc": (EapType.GTC, lambda: GtcPeerMethod(password)),
+    }
+
+    def make() -> EapPeer:
+        return EapPeer(identity, [known[spec.get("method", "mschapv2")]])
 
     return make
 

@@ -136,3 +136,84 @@ def test_we_initiate_to_charon(
         raise
     finally:
         ours.stop()
+
+
+GW_EAP_CONF = """\
+connections {
+  rw {
+    pools = rw_pool
+    local {
+      auth = pubkey
+      id = gw.test
+      certs = %(cert)s
+    }
+    remote {
+      auth = eap-%(method)s
+      eap_id = %%any
+    }
+    children {
+      net {
+        local_ts = 10.1.0.0/16
+      }
+    }
+  }
+}
+pools {
+  rw_pool {
+    addrs = 10.3.7.0/28
+  }
+}
+secrets {
+  eap-bob {
+    id = bob
+    secret = "hello"
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("method", ["md5", "mschapv2"])
+def test_we_initiate_with_eap_to_charon(
+    netns: Any, charon_factory: Any, cert_factory: Any, tmp_path: Path, method: str
+) -> None:
+    gw, cl = _setup(netns)
+    subprocess.run(["ip", "-n", gw.name, "addr", "add", "10.1.0.1/16", "dev", "lo"], check=True)
+    root = cert_factory.ca("root")
+    gw_cert = cert_factory.issue(root, "gw.test", san_dns=("gw.test",))
+    charon = charon_factory(gw, "gw")
+    charon.add_ca(root)
+    charon.add_cert(gw_cert)
+    charon.write_swanctl_conf(GW_EAP_CONF % {"cert": f"{gw_cert.name}.pem", "method": method})
+    charon.load_all()
+    root_path = tmp_path / "root.pem"
+    root_path.write_bytes(root.cert_pem)
+    conn = {
+        "name": "home",
+        "local_id": "cl.test",
+        "remote_id": "gw.test",
+        "local_auth": "eap",
+        "remote_auth": "pubkey",
+        "cacerts": [str(root_path)],
+        "eap_peer": {"method": method, "identity": "bob", "password": "hello"},
+        "vips": ["0.0.0.0"],
+        "children": [{"name": "home", "remote_ts": ["10.1.0.0/16"]}],
+    }
+    ours = Responder(
+        cl,
+        tmp_path / "ours",
+        [conn],
+        listen="192.0.2.2",
+        initiate=[{"connection": "home", "remote": "192.0.2.1"}],
+    )
+    try:
+        evs = _wait_established(ours)
+        assert [e for e in evs if e["event"] == "ChildSaInstalled"], evs
+        (sa,) = charon.wait_for(lambda sas: sas and sas[0].children)
+        assert sa.state == "ESTABLISHED" and sa.remote_eap_id == "bob"
+        assert sa.child("net").state == "INSTALLED"
+        assert f"EAP method EAP_{method.upper()} succeeded" in charon.log()
+    except BaseException:
+        print(ours.log()[-6000:])
+        raise
+    finally:
+        ours.stop()
