@@ -260,7 +260,8 @@ def _load_peer(spec: dict[str, Any], base: Path) -> PeerConfig:
 
 
 def _eap_server_factory(spec: dict[str, Any]) -> Callable[[Identity], Any]:
-    """``{"methods": ["mschapv2", "md5", "gtc"], "users": {"bob": "hello"}}``."""
+    """``{"methods": ["mschapv2", "md5", "gtc", "tls"], "users": {"bob": "hello"},
+    "tls": {"cert": "gw.chain.pem", "key": "gw.key", "ca": ["root.pem"]}}``."""
     from ike.eap.methods.credentials import StaticPasswords, password_check
     from ike.eap.methods.gtc import GtcServerMethod
     from ike.eap.methods.md5 import Md5ServerMethod
@@ -274,6 +275,17 @@ def _eap_server_factory(spec: dict[str, Any]) -> Callable[[Identity], Any]:
         "mschapv2": (EapType.MSCHAPV2, lambda i: MsChapV2ServerMethod(i, users)),
         "gtc": (EapType.GTC, lambda i: GtcServerMethod(i, password_check(users))),
     }
+    if "tls" in spec:
+        from ike.eap_tls.method import EapTlsServer
+        from ike.eap_tls.tls import TlsServerConfig
+
+        tls = spec["tls"]
+        tls_config = TlsServerConfig(
+            cert_chain_pem=Path(tls["cert"]).read_bytes(),
+            key_pem=Path(tls["key"]).read_bytes(),
+            ca_pems=tuple(Path(c).read_bytes() for c in tls.get("ca", ())),
+        )
+        known["tls"] = (EapType.TLS, lambda i: EapTlsServer(tls_config, i))
     methods = [known[m] for m in spec.get("methods", ["mschapv2"])]
 
     def make(identity: Identity) -> EapServer:

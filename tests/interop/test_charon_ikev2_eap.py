@@ -92,3 +92,60 @@ def test_charon_eap_wrong_password(
         assert any(e["event"] == "IkeSaClosed" for e in responder.events())
     finally:
         responder.stop()
+
+
+def test_charon_eap_tls_client(
+    netns: Any, charon_factory: Any, cert_factory: Any, tmp_path: Path
+) -> None:
+    """EAP-TLS (``ike.eap_tls``) inside IKE_AUTH: charon's client certificate is checked by
+    our TLS server, the 64-octet MSK from the TLS exporter signs both final AUTH payloads."""
+    root = cert_factory.ca("root")
+    gw_cert = cert_factory.issue(root, "gw.test", san_dns=("gw.test",))
+    cl_cert = cert_factory.issue(root, "cl.test", san_dns=("cl.test",))
+    gw, cl = _setup(netns)
+    root_path = tmp_path / "root.pem"
+    root_path.write_bytes(root.cert_pem)
+    conn = {
+        "name": "gw",
+        "local_id": "gw.test",
+        "local_auth": "pubkey",
+        "remote_auth": "eap",
+        "cert": str(gw_cert.cert_path),
+        "key": str(gw_cert.key_path),
+        "eap": {
+            "methods": ["tls"],
+            "tls": {
+                "cert": str(gw_cert.chain_path),
+                "key": str(gw_cert.key_path),
+                "ca": [str(root_path)],
+            },
+        },
+        "pool": "10.3.0.0/28",
+        "children": [{"name": "net", "local_ts": ["10.1.0.0/16"]}],
+    }
+    responder = Responder(gw, tmp_path / "ours", [conn])
+    try:
+        charon = charon_factory(cl, "cl")
+        charon.add_ca(root)
+        charon.add_cert(cl_cert)
+        conf = CLIENT_CONF % {
+            "proposals": "aes128-sha256-x25519",
+            "esp": "aes128gcm16",
+            "auth": "eap-tls",
+            "rauth": "pubkey",
+            "cl_id": "cl.test",
+            "local_extra": f"      certs = {cl_cert.name}.pem",
+            "psk": "unused-psk-secret",
+        }
+        charon.write_swanctl_conf(conf[: conf.index("secrets {")])
+        charon.load_all()
+        charon.initiate("home")
+        _check(charon, responder, "10.3.0.")
+        log = charon.log()
+        assert "EAP method EAP_TLS succeeded, MSK established" in log
+        assert "authentication of 'gw.test' with EAP successful" in log
+    except BaseException:
+        print(responder.log()[-8000:])
+        raise
+    finally:
+        responder.stop()
