@@ -17,7 +17,7 @@ from tests.ike.eap_tls.eap_tls_helpers import make_pki, run_pair
 # tls.zip), [TLS 1.2, SHA-256], [TlsPrf1_2HmacSha256] COUNT = 0 (also used by BouncyCastle's
 # PRF tests): pre-master secret -> master secret (label "master secret", clientHello ||
 # serverHello random) and master secret -> key block (label "key expansion",
-# server_random || client_random, first 128 bytes of the 1024-bit key block).
+# server_random || client_random, the whole 1024-bit key block).
 CAVS_PMS = bytes.fromhex(
     "f8938ecc9edebc5030c0c6a441e213cd24e6f770a50dda07876f8d55da062bcadb386b411fd4fe4313a604fce6c17fbc"
 )
