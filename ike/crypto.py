@@ -10,7 +10,6 @@ public value x || y, shared secret x), RFC 8031 (Curve25519 / Curve448).
 from __future__ import annotations
 
 import hmac
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from ike.constants import DhGroup, EncrId, IntegId, PrfId
-from ike.errors import InvalidSyntax, LocalProtocolError
+from ike.errors import IntegrityCheckFailed, InvalidSyntax, LocalProtocolError
 
 with warnings.catch_warnings():
     # FFDH is deprecated in recent `cryptography`; RFC 7296 groups 14-16 still need it.
@@ -44,7 +43,6 @@ __all__ = [
     "derive_ike_keys",
     "encr_alg",
     "prf_plus",
-    "random_bytes",
     "rekey_skeyseed",
     "skeyseed",
 ]
@@ -197,7 +195,7 @@ class EncrAlg:
                 return AESGCM(key[:-4]).decrypt(nonce, ciphertext, aad)
             return ChaCha20Poly1305(key[:-4]).decrypt(nonce, ciphertext, aad)
         except InvalidTag:
-            raise InvalidSyntax("AEAD integrity check failed") from None
+            raise IntegrityCheckFailed("AEAD integrity check failed") from None
 
 
 ENCR_ALGS: tuple[EncrAlg, ...] = (
@@ -484,6 +482,3 @@ def derive_child_keys(
     e, a = encr_key_len, integ_key_len
     return ChildKeys(km[:e], km[e : e + a], km[e + a : 2 * e + a], km[2 * e + a :])
 
-
-def random_bytes(n: int) -> bytes:
-    return os.urandom(n)

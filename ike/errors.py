@@ -16,6 +16,7 @@ __all__ = [
     "ChildSaNotFound",
     "FailedCpRequired",
     "IkeError",
+    "IntegrityCheckFailed",
     "InternalAddressFailure",
     "InvalidIkeSpi",
     "InvalidKePayload",
@@ -53,6 +54,13 @@ class RemoteProtocolError(IkeError):
 
 class InvalidSyntax(RemoteProtocolError):
     notify_type = NotifyType.INVALID_SYNTAX
+
+
+class IntegrityCheckFailed(InvalidSyntax):
+    """The ICV (or AEAD tag) of an SK/SKF payload did not verify.
+
+    RFC 7296, 2.21.2: such a message is dropped silently, never answered.
+    """
 
 
 class UnsupportedCriticalPayload(RemoteProtocolError):

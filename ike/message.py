@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ike.constants import IKE_HEADER_LEN, ExchangeType, HeaderFlag, PayloadType
 from ike.crypto import EncrAlg, IntegAlg
-from ike.errors import InvalidSyntax, LocalProtocolError
+from ike.errors import IntegrityCheckFailed, InvalidSyntax, LocalProtocolError
 from ike.payloads import (
     EncryptedFragment,
     EncryptedPayload,
@@ -177,7 +177,7 @@ class SkCipher:
         else:
             assert self.integ is not None
             if not self.integ.verify(self.ka_in, raw.data[:-icv_len], data[-icv_len:]):
-                raise InvalidSyntax("integrity check failed")
+                raise IntegrityCheckFailed("integrity check failed")
             padded = self.encr.decrypt(self.ke_in, iv, data[iv_len:-icv_len])
         pad_len = padded[-1]
         if pad_len + 1 > len(padded):

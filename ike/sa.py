@@ -74,6 +74,7 @@ from ike.errors import (
     ChildSaNotFound,
     FailedCpRequired,
     IkeError,
+    IntegrityCheckFailed,
     InternalAddressFailure,
     InvalidKePayload,
     InvalidSyntax,
@@ -90,6 +91,7 @@ from ike.message import (
     SkCipher,
     decode_message,
     encode_message,
+    open_message,
 )
 from ike.payloads import (
     Authentication,
@@ -111,6 +113,8 @@ from ike.payloads import (
     Proposal,
     SecurityAssociation,
     TrafficSelector,
+    Transform,
+    TransformAttribute,
     TSi,
     TSr,
     decode_chain,
@@ -271,8 +275,6 @@ class Selected:
     esn: int
 
     def to_proposal(self, protocol: int, spi: bytes) -> Proposal:
-        from ike.payloads import Transform, TransformAttribute
-
         ts: list[Transform] = []
         attrs: tuple[TransformAttribute, ...] = ()
         if self.encr.encr_id != EncrId.ENCR_CHACHA20_POLY1305:
@@ -387,17 +389,13 @@ def _check_single(
 # Traffic selectors
 
 
-def _ip_int(a: IpAddress) -> int:
-    return int(a)
-
-
 def _intersect(a: TrafficSelector, b: TrafficSelector) -> TrafficSelector | None:
     if a.ts_type != b.ts_type:
         return None
     if a.ip_proto and b.ip_proto and a.ip_proto != b.ip_proto:
         return None
-    lo = max(_ip_int(a.start_addr), _ip_int(b.start_addr))
-    hi = min(_ip_int(a.end_addr), _ip_int(b.end_addr))
+    lo = max(int(a.start_addr), int(b.start_addr))
+    hi = min(int(a.end_addr), int(b.end_addr))
     plo, phi = max(a.start_port, b.start_port), min(a.end_port, b.end_port)
     if lo > hi or plo > phi:
         return None
@@ -737,11 +735,13 @@ class IkeSa:
                 first, plain = done
                 return raw.plain(raw.payloads[:-1] + decode_chain(first, plain))
             if isinstance(enc, EncryptedPayload):
-                plain = self.cipher.open(raw)
-                return raw.plain(raw.payloads[:-1] + decode_chain(enc.first_inner, plain))
+                return open_message(raw, self.cipher)
+        except IntegrityCheckFailed as exc:
+            log.info("dropping message: %s", exc)  # RFC 7296, 2.21.2: never answered
+            return None
         except RemoteProtocolError as exc:
-            if exc.notify_type == NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD and not raw.is_response:
-                # Authenticated but unparseable: answer with the notify (RFC 7296, 2.5).
+            if not raw.is_response:
+                # Authenticated but unparseable: answer with the error (RFC 7296, 2.5, 2.21.2).
                 self.next_in += 1
                 self.send_response(
                     raw.header.exchange_type,

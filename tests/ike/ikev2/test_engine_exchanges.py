@@ -738,3 +738,12 @@ def test_ike_rekey_initiated_by_either_side(who: str) -> None:
     pair.pump()
     assert len(pair.events("server", IkeSaClosed)) == 2
     assert [str(a) for a in pool.released] == ["10.3.0.1"]
+
+
+def test_authenticated_but_malformed_request_is_answered_with_invalid_syntax() -> None:
+    pair, sa = _established()
+    sa.send_request(ExchangeType.INFORMATIONAL, [Nonce(b"short")], pair.now)  # < 16 octets
+    pair.pump()
+    (n,) = _last_reply(pair, sa)
+    assert n.notify_type == NotifyType.INVALID_SYNTAX
+    assert sa.state is SaState.ESTABLISHED
