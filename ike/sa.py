@@ -10,6 +10,19 @@ Everything that moves an IKE_SA from one state to another lives in :data:`_TRANS
 is ``(state, exchange type, is_response)``, the value the handler and the states it may move
 to.  A message whose key is missing is a protocol error (answered with INVALID_SYNTAX when it
 is a request we could decrypt, dropped otherwise).
+
+What the engine does: IKE_SA_INIT (proposal choice in configured order, INVALID_KE_PAYLOAD and
+retry, COOKIE above ``cookie_threshold`` half-open SAs, NAT detection and the switch to 4500,
+fragmentation and signature-hash negotiation), IKE_AUTH with PSK, certificates (RFC 7427 and
+the classic RSA/ECDSA methods, chain validation, identity against SAN/DN) or EAP (an injected
+EAP server/peer; AUTH from the MSK), configuration payloads (virtual IP and DNS from the
+connection's :class:`~ike.config.AddressPool`), traffic selector narrowing, CREATE_CHILD_SA
+(new CHILD_SA, CHILD_SA rekey with optional PFS, IKE_SA rekey; both answered and started),
+INFORMATIONAL (delete, liveness, error notifies), retransmission with charon's backoff, a
+one-request window with a response cache for retransmitted requests.  Not implemented: MOBIKE,
+redirect, multiple authentication rounds, simultaneous-rekey collision resolution (RFC 7296
+2.8.1: while a request of ours is outstanding an IKE_SA rekey is refused with
+TEMPORARY_FAILURE).
 """
 
 from __future__ import annotations
