@@ -29,6 +29,7 @@ import hmac
 import logging
 import secrets
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ike.eap.method import Decision, PeerMethodFactory, ServerMethodFactory, Step
@@ -266,21 +267,19 @@ class EapPeapServer(TlsServerDriver):
         msk = self._inner.msk
         return msk[:32] if msk is not None else None
 
+    # Phase 2 as one table: what a response means in each phase.
     def _tunnel(self, app: bytes, *, empty: bool) -> Step:
-        if self._phase2 is _ServerPhase2.WAIT_ACK:
-            if app:
-                return self._fail("PEAP: data instead of the acknowledgement of Finished")
-            self._phase2 = _ServerPhase2.INNER
-            return self._send_inner(self._inner.start())
-        if self._phase2 is _ServerPhase2.V1_SUCCESS_SENT:
-            if app:
-                return self._fail("PEAPv1: data instead of the acknowledgement of Success")
-            self._keys = self._tls_keys()
-            return self._succeed()
+        return _SERVER_PHASE2[self._phase2](self, app)
+
+    def _on_finished_ack(self, app: bytes) -> Step:
+        if app:
+            return self._fail("PEAP: data instead of the acknowledgement of Finished")
+        self._phase2 = _ServerPhase2.INNER
+        return self._send_inner(self._inner.start())
+
+    def _on_inner(self, app: bytes) -> Step:
         if not app:
             return self._fail("PEAP: empty response in phase 2")
-        if self._phase2 is _ServerPhase2.RESULT_SENT:
-            return self._result_response(app)
         if self.version == 0:
             if _is_tlv_packet(app, EapCode.RESPONSE):
                 return self._fail("PEAP: unexpected EAP-TLV response during inner EAP")
@@ -292,7 +291,15 @@ class EapPeapServer(TlsServerDriver):
             return self._fail("PEAP: inner EAP response discarded by the inner EAP server")
         return self._send_inner(out)
 
+    def _on_v1_success_ack(self, app: bytes) -> Step:
+        if app:
+            return self._fail("PEAPv1: data instead of the acknowledgement of Success")
+        self._keys = self._tls_keys()
+        return self._succeed()
+
     def _result_response(self, app: bytes) -> Step:
+        if not app:
+            return self._fail("PEAP: empty response to the Result TLV")
         if not _is_tlv_packet(app, EapCode.RESPONSE):
             return self._fail("PEAP: expected an EAP-TLV response to the Result TLV")
         try:
@@ -334,6 +341,14 @@ class EapPeapServer(TlsServerDriver):
     def _tls_keys(self) -> tuple[bytes, bytes]:
         material = key_material(self.tls, EAP_TYPE_PEAP)
         return material[:64], material[64:]
+
+
+_SERVER_PHASE2: dict[_ServerPhase2, Callable[[EapPeapServer, bytes], Step]] = {
+    _ServerPhase2.WAIT_ACK: EapPeapServer._on_finished_ack,
+    _ServerPhase2.INNER: EapPeapServer._on_inner,
+    _ServerPhase2.RESULT_SENT: EapPeapServer._result_response,
+    _ServerPhase2.V1_SUCCESS_SENT: EapPeapServer._on_v1_success_ack,
+}
 
 
 def peap_server_factory(config: PeapServerConfig) -> ServerMethodFactory:

@@ -198,20 +198,15 @@ class EapTtlsServer(TlsServerDriver):
         return session_id(self.tls, EAP_TYPE_TTLS) if self._keys is not None else None
 
     def _handshake_done(self, app: bytes) -> Step:
-        if app:
-            return self._on_avps(app)
+        if app:  # TLS 1.3 / resumption: the peer's AVPs came with its Finished
+            return self._tunnel(app, empty=False)
         return self._send()
 
+    # Phase 2 as one table: what a response means in each phase.
     def _tunnel(self, app: bytes, *, empty: bool) -> Step:
-        if app:
-            return self._on_avps(app)
-        if self._phase2 is _ServerPhase2.WAIT_MSCHAP_ACK:
-            return self._authenticated()
-        if self._phase2 is _ServerPhase2.WAIT_AVPS:
-            return self._fail("EAP-TTLS: peer sent no phase 2 data")
-        return self._fail("EAP-TTLS: empty response where AVPs were expected")
+        return _SERVER_PHASE2[self._phase2](self, app)
 
-    def _on_avps(self, app: bytes) -> Step:
+    def _parse(self, app: bytes) -> list[Avp] | Step:
         try:
             avps = parse_avps(app)
         except AvpError as exc:
@@ -219,10 +214,27 @@ class EapTtlsServer(TlsServerDriver):
         problem = _check_mandatory(avps)
         if problem is not None:
             return self._fail(f"EAP-TTLS: {problem}")
-        if self._phase2 in (_ServerPhase2.INNER_EAP, _ServerPhase2.POSTURE):
-            return self._inner_eap(avps)
-        if self._phase2 is _ServerPhase2.WAIT_MSCHAP_ACK:
+        return avps
+
+    def _on_wait_avps(self, app: bytes) -> Step:
+        if not app:
+            return self._fail("EAP-TTLS: peer sent no phase 2 data")
+        avps = self._parse(app)
+        return avps if isinstance(avps, Step) else self._first_avps(avps)
+
+    def _on_inner_eap(self, app: bytes) -> Step:
+        if not app:
+            return self._fail("EAP-TTLS: empty response where an EAP-Message was expected")
+        avps = self._parse(app)
+        return avps if isinstance(avps, Step) else self._inner_eap(avps)
+
+    def _on_mschap_ack(self, app: bytes) -> Step:
+        if app:
             return self._fail("EAP-TTLS: data instead of the MS-CHAP2-Success acknowledgement")
+        return self._authenticated()
+
+    def _first_avps(self, avps: list[Avp]) -> Step:
+        """The peer's first AVPs choose the inner authentication."""
         eap = _eap_message(avps)
         if self.ttls.client_cert_authenticates and self.tls.peer_certificate() is not None:
             cert = self.tls.peer_certificate()
@@ -356,6 +368,14 @@ class EapTtlsServer(TlsServerDriver):
         """Inner EAP ended in EAP-Success: not tunnelled (RFC 5281 11.2.1), the outer
         EAP-Success follows at once."""
         return self._finish()
+
+
+_SERVER_PHASE2: dict[_ServerPhase2, Callable[[EapTtlsServer, bytes], Step]] = {
+    _ServerPhase2.WAIT_AVPS: EapTtlsServer._on_wait_avps,
+    _ServerPhase2.INNER_EAP: EapTtlsServer._on_inner_eap,
+    _ServerPhase2.POSTURE: EapTtlsServer._on_inner_eap,
+    _ServerPhase2.WAIT_MSCHAP_ACK: EapTtlsServer._on_mschap_ack,
+}
 
 
 def ttls_server_factory(config: TtlsServerConfig) -> ServerMethodFactory:
