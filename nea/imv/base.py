@@ -151,6 +151,7 @@ class PolicyValidator:
     def batch_ending(self, conn_id: int) -> Sequence[OutboundPa]:
         st = self.connection(conn_id)
         st.rounds += 1
+        self.engine.flush_facts(conn_id)
         if st.decision is not None:
             return []
         return self.evaluate(conn_id, st, final=False)
@@ -160,6 +161,7 @@ class PolicyValidator:
 
     def solicit_recommendation(self, conn_id: int) -> ValidatorRecommendation:
         st = self.connection(conn_id)
+        self.engine.flush_facts(conn_id)
         if st.decision is None:
             self.evaluate(conn_id, st, final=True)
         assert st.decision is not None  # evaluate(final=True) always decides

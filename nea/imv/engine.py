@@ -85,6 +85,7 @@ class _Connection:
     identity: str | None
     state: ConnectionState = ConnectionState.CREATE
     facts: dict[str, Any] = field(default_factory=dict)
+    pending: dict[str, Any] = field(default_factory=dict)
     decided: dict[str, tuple[ActionRecommendation, AssessmentResult, str]] = field(
         default_factory=dict
     )
@@ -148,23 +149,34 @@ class PolicyEngine:
         return DeviceFacts(connection_id, self.clock(), **conn.facts)
 
     def record_facts(self, connection_id: int, **values: Any) -> None:
-        """Merge measured facts (DeviceFacts field names) and report them to the sink."""
+        """Merge measured facts (DeviceFacts field names); :meth:`flush_facts` reports them."""
         unknown = set(values) - set(_FACT_FIELDS)
         if unknown:
             raise TypeError(f"not DeviceFacts fields: {sorted(unknown)}")
         values = {k: v for k, v in values.items() if v is not None}
-        if not values:
+        conn = self._conn(connection_id)
+        conn.facts.update(values)
+        conn.pending.update(values)
+
+    def flush_facts(self, connection_id: int) -> None:
+        """Report the facts recorded since the last flush as one :class:`DeviceFacts`
+        (validators call this at each batch end, so a sink sees one record per batch)."""
+        conn = self._conns.get(connection_id)
+        if conn is None or not conn.pending:
             return
-        self._conn(connection_id).facts.update(values)
-        self.sink.facts_measured(DeviceFacts(connection_id, self.clock(), **values))
+        pending, conn.pending = conn.pending, {}
+        self.sink.facts_measured(DeviceFacts(connection_id, self.clock(), **pending))
 
     # ---- connection state, reported by every validator (deduplicated here)
 
     def connection_changed(self, connection_id: int, state: ConnectionState) -> None:
+        if state is ConnectionState.DELETE and connection_id not in self._conns:
+            return  # another validator already reported the end
         conn = self._conn(connection_id)
         old, conn.state = conn.state, state
         if old == state:
             return
+        self.flush_facts(connection_id)
         now = self.clock()
         if state is ConnectionState.HANDSHAKE:
             conn.handshakes += 1
