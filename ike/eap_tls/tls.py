@@ -49,6 +49,8 @@ __all__ = [
     "TlsSession",
     "TlsSessionCache",
     "TlsVersion",
+    "identity_matches",
+    "server_name_matches",
     "system_clock",
 ]
 
@@ -310,12 +312,18 @@ def _names(cert: x509.Certificate) -> tuple[list[str], list[str], list[str]]:
 
 def identity_matches(cert: x509.Certificate, identity: str) -> bool:
     """EAP identity bound to the certificate: equal to the CN, or a DNS / e-mail SAN
-    (case-insensitively for the SANs, whose syntax is case-insensitive)."""
+    (case-insensitively for the SANs, whose syntax is case-insensitive).  A Windows machine
+    identity ``host/<fqdn>`` matches a DNS SAN (or the CN) equal to ``<fqdn>``."""
     cns, dns, emails = _names(cert)
     if identity in cns:
         return True
     folded = identity.casefold()
-    return any(folded == n.casefold() for n in dns + emails)
+    if any(folded == n.casefold() for n in dns + emails):
+        return True
+    if folded.startswith("host/"):
+        fqdn = folded[len("host/") :]
+        return any(fqdn == n.casefold() for n in dns + cns)
+    return False
 
 
 def server_name_matches(cert: x509.Certificate, name: str) -> bool:

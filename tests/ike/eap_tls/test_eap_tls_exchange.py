@@ -423,3 +423,25 @@ def test_identity_with_nul_and_options_binds_on_the_name(pki: Pki) -> None:
                           b"alice@example.com\x00networkid=x,nasid=y")
     assert run_pair(server, EapTlsPeer(peer_config(pki, TlsVersion.TLS1_3))).server \
         is Decision.SUCCESS
+
+
+def test_identity_binding_rules(cert_factory: CertFactory) -> None:
+    from ike.eap_tls.tls import identity_matches, server_name_matches
+
+    ca = cert_factory.ca("rules-ca")
+    machine = cert_factory.issue(ca, "pc1.corp.example", san_dns=["pc1.corp.example"],
+                                 name="pc1")
+    user = cert_factory.issue(ca, "Alice Example", san_email=["Alice@Example.com"],
+                              name="alice-rules")
+    wildcard = cert_factory.issue(ca, "wild", san_dns=["*.radius.example"], name="wild")
+    assert identity_matches(machine.cert, "host/pc1.corp.example")
+    assert identity_matches(machine.cert, "PC1.corp.example")
+    assert not identity_matches(machine.cert, "host/pc2.corp.example")
+    assert identity_matches(user.cert, "alice@example.com")
+    assert identity_matches(user.cert, "Alice Example")
+    assert not identity_matches(user.cert, "alice example")  # CN compared exactly
+    assert not identity_matches(user.cert, "bob@example.com")
+    assert server_name_matches(wildcard.cert, "a.radius.example")
+    assert not server_name_matches(wildcard.cert, "a.b.radius.example")
+    assert not server_name_matches(wildcard.cert, "wild")  # CN ignored when DNS SANs exist
+    assert server_name_matches(machine.cert, "pc1.corp.example")
