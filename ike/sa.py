@@ -527,9 +527,9 @@ class _Close(Exception):
         self.error = error
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)
 class IkeSa:
-    """One IKE_SA; created and driven by :class:`IkeEngine` only."""
+    """One IKE_SA; created and driven by :class:`IkeEngine` only (its repr shows no secret)."""
 
     engine: IkeEngine
     initiator: bool
@@ -579,6 +579,10 @@ class IkeSa:
     pending_create: tuple[Any, ...] | None = None
     ike_rekey_at: float | None = None
     queued: list[tuple[int, list[Payload]]] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        role = "initiator" if self.initiator else "responder"
+        return f"IkeSa({self.spi_i.hex()}_i {self.spi_r.hex()}_r, {role}, {self.state.name})"
 
     # -- identity ---------------------------------------------------------------------------
 

@@ -34,3 +34,22 @@ def test_psk_establishes_ike_and_child_sa() -> None:
     assert [n for n, _ in pair.wire] == ["c>s", "s>c", "c>s", "s>c"]
     assert ipaddress.ip_address(GW[0]) in [sc.local_ts[0].start_addr, ipaddress.ip_address(GW[0])]
     assert cc.local == CL
+
+
+def test_secrets_never_reach_logs_or_reprs(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from tests.ike.ikev2.ike_pair import PSK
+
+    caplog.set_level(logging.DEBUG, logger="ike")
+    pair = make_pair()
+    spi = pair.initiate()
+    pair.pump()
+    sa = pair.client._sas[spi]
+    child = pair.events("client", ChildSaInstalled)[0]
+    secrets = [PSK, sa.keys.sk_d, sa.keys.sk_ei, child.encr_key_in, child.encr_key_out]
+    text = caplog.text + repr(sa) + repr(sa.keys) + repr(sa.cipher) + repr(child)
+    text += repr(pair.client.config) + "".join(repr(e) for e in pair.client_events)
+    assert "IKE_AUTH" in caplog.text  # the debug log did run
+    for secret in secrets:
+        assert secret.hex() not in text and repr(secret) not in text
