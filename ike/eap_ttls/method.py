@@ -36,7 +36,7 @@ from ike.eap.method import Decision, PeerMethodFactory, ServerMethodFactory, Ste
 from ike.eap.packet import EapResponse, EapType
 from ike.eap.peer import EapPeer, PeerState
 from ike.eap.server import EapServer
-from ike.eap_tls.driver import TlsPeerDriver, TlsServerDriver
+from ike.eap_tls.driver import Phase, TlsPeerDriver, TlsServerDriver
 from ike.eap_tls.keys import EAP_TYPE_TTLS, key_material, session_id
 from ike.eap_tls.tls import TlsPeerConfig, TlsServerConfig
 from ike.eap_ttls.avp import (
@@ -426,6 +426,13 @@ class EapTtlsPeer(TlsPeerDriver):
     @property
     def inner_peer(self) -> EapPeer | None:
         return self._inner
+
+    @property
+    def may_continue(self) -> bool:
+        """RFC 4137 methodState MAY_CONT: after SUCCESS this method still takes Requests
+        (the server may chain posture methods), so an EAP peer layer should keep feeding it
+        Requests of its type instead of starting a fresh instance."""
+        return self.phase is not Phase.FAILED
 
     def msk(self) -> bytes | None:
         if not self._done:

@@ -298,3 +298,24 @@ def test_peer_accepts_tunnelled_inner_success(pki: Pki) -> None:
     peer = EapTtlsPeer(peer_config(pki, TlsVersion.TLS1_3, InnerAuth.EAP, eap=(26,)))
     check_success(server, peer)
     assert peer.inner_peer is not None and peer.inner_peer.succeeded
+
+
+def test_peer_may_continue_after_success(pki: Pki) -> None:
+    posture = FakePosturePeer()
+    server = EapTtlsServer(server_config(pki, TlsVersion.TLS1_3, posture=True), OUTER)
+    peer = EapTtlsPeer(peer_config(pki, TlsVersion.TLS1_3, InnerAuth.PAP, posture=posture))
+    decisions = []
+    request = server.start()
+    while True:
+        step = peer.receive(request)
+        decisions.append(step.decision)
+        assert step.reply is not None
+        s = server.receive(step.reply)
+        if s.decision is not Decision.CONTINUE:
+            break
+        assert s.reply is not None
+        request = s.reply
+    assert s.decision is Decision.SUCCESS
+    # SUCCESS came before the posture round, and the peer kept answering.
+    first = decisions.index(Decision.SUCCESS)
+    assert first < len(decisions) - 1 and peer.may_continue and posture.seen
