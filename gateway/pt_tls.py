@@ -47,6 +47,7 @@ from nea.pt_tls import (
 )
 
 __all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
     "PT_TLS_PORT",
     "PtTlsClientFactory",
     "PtTlsClientProtocol",
@@ -96,9 +97,52 @@ def _peer_identity(transport: Any) -> str | None:
     return certificate_identity(cert.to_cryptography())
 
 
+DEFAULT_IDLE_TIMEOUT = 120.0
+"""Seconds without a byte from the peer before the connection is dropped."""
+
+
 class _EngineProtocol(protocol.Protocol):
     engine: PtTlsServer | PtTlsClient | None = None
     on_event: EventHandler | None = None
+    idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
+    clock: Any = None
+    """An ``IReactorTime`` (the global reactor when None; tests pass a ``Clock``)."""
+    _idle_call: Any = None
+
+    def connectionMade(self) -> None:
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.idle_timeout is None:
+            return
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.reset(self.idle_timeout)
+            return
+        clock = self.clock
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._idle_call = clock.callLater(self.idle_timeout, self.timeoutConnection)
+
+    def _disarm(self) -> None:
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.cancel()
+        self._idle_call = None
+
+    def timeoutConnection(self) -> None:
+        log.info("PT-TLS %s idle for %s s: closing", self._peer_text(), self.idle_timeout)
+        if self.engine is not None:
+            self.engine.connection_lost("idle timeout")
+            self._deliver_events()
+        transport: Any = self.transport
+        transport.abortConnection()
+
+    def _deliver_events(self) -> None:
+        if self.engine is None:
+            return
+        for event in self.engine.events():
+            log.debug("PT-TLS %s: %s", self._peer_text(), type(event).__name__)
+            if self.on_event is not None:
+                self.on_event(self, event)
 
     def _flush(self) -> None:
         engine = self.engine
@@ -108,10 +152,7 @@ class _EngineProtocol(protocol.Protocol):
         out = engine.data_to_send()
         if out:
             transport.write(out)
-        for event in engine.events():
-            log.debug("PT-TLS %s: %s", self._peer_text(), type(event).__name__)
-            if self.on_event is not None:
-                self.on_event(self, event)
+        self._deliver_events()
         if engine.closed:
             transport.loseConnection()
 
@@ -121,6 +162,7 @@ class _EngineProtocol(protocol.Protocol):
         return str(peer) if peer is not None else "?"
 
     def dataReceived(self, data: bytes) -> None:
+        self._arm()
         if self.engine is None:
             self._handshake_done()
         assert self.engine is not None
@@ -131,11 +173,10 @@ class _EngineProtocol(protocol.Protocol):
         raise NotImplementedError
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self._disarm()
         if self.engine is not None:
             self.engine.connection_lost(f"connection lost: {reason.getErrorMessage()}")
-            for event in self.engine.events():
-                if self.on_event is not None:
-                    self.on_event(self, event)
+            self._deliver_events()
 
 
 @implementer(IHandshakeListener)
@@ -145,6 +186,8 @@ class PtTlsServerProtocol(_EngineProtocol):
     def __init__(self, factory: PtTlsServerFactory) -> None:
         self.factory = factory
         self.on_event = factory.on_event
+        self.idle_timeout = factory.idle_timeout
+        self.clock = factory.clock
 
     def handshakeCompleted(self) -> None:
         if self.engine is None:
@@ -169,10 +212,14 @@ class PtTlsServerFactory(protocol.Factory):
         config: PtTlsServerConfig,
         *,
         on_event: EventHandler | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        clock: Any = None,
     ) -> None:
         self.make_tncs = make_tncs
         self.config = config
         self.on_event = on_event
+        self.idle_timeout = idle_timeout
+        self.clock = clock
 
     def buildProtocol(self, addr: Any) -> PtTlsServerProtocol:
         return PtTlsServerProtocol(self)
@@ -185,6 +232,8 @@ class PtTlsClientProtocol(_EngineProtocol):
     def __init__(self, factory: PtTlsClientFactory) -> None:
         self.factory = factory
         self.on_event = factory.on_event
+        self.idle_timeout = factory.idle_timeout
+        self.clock = factory.clock
 
     def handshakeCompleted(self) -> None:
         if self.engine is None:
@@ -215,10 +264,14 @@ class PtTlsClientFactory(protocol.ClientFactory):
         config: PtTlsClientConfig | None = None,
         *,
         on_event: EventHandler | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        clock: Any = None,
     ) -> None:
         self.make_tncc = make_tncc
         self.config = config if config is not None else PtTlsClientConfig()
         self.on_event = on_event
+        self.idle_timeout = idle_timeout
+        self.clock = clock
         self.done: defer.Deferred[PtTlsClient] = defer.Deferred()
 
     def buildProtocol(self, addr: Any) -> PtTlsClientProtocol:

@@ -257,6 +257,9 @@ class SaslMechanismSelection(_Known):
         name = _mech_name(value[1 : 1 + n], HEADER_SIZE)
         return cls(name, value[1 + n :], value[0] >> 5)
 
+    def __repr__(self) -> str:  # the initial response may hold a password (PLAIN)
+        return f"SaslMechanismSelection({self.mechanism!r}, <{len(self.initial)} bytes>)"
+
 
 @dataclass(frozen=True, slots=True)
 class SaslAuthenticationData(_Known):

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from OpenSSL import crypto
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from gateway.pt_tls import (
@@ -59,6 +60,7 @@ def _server_factory(mode: ClientAuth, events: list[Any]) -> PtTlsServerFactory:
         lambda: Tncs([CommandValidator()], config=PbTncConfig(full_duplex=True)),
         PtTlsServerConfig(mode, sasl if mode is not ClientAuth.NONE else {}),
         on_event=lambda proto, ev: events.append(ev),
+        clock=Clock(),
     )
 
 
@@ -93,7 +95,7 @@ def test_adapter_with_string_transports(pki: tuple[Issued, Issued, Issued]) -> N
     server_t = TlsStringTransport(client_cert)
     server_p.makeConnection(server_t)
     server_p.handshakeCompleted()
-    cfactory = PtTlsClientFactory(lambda: Tncc([command_collector("isolate")]))
+    cfactory = PtTlsClientFactory(lambda: Tncc([command_collector("isolate")]), clock=Clock())
     client_p = cfactory.buildProtocol(None)
     client_t = StringTransport()
     client_p.makeConnection(client_t)
@@ -132,6 +134,30 @@ def test_adapter_garbage_gets_pt_tls_error() -> None:
     assert decode_value(frame).error_code == 1  # type: ignore[union-attr]
     assert server_t.disconnecting
     server_p.connectionLost()
+
+
+def test_idle_connection_is_dropped() -> None:
+    events: list[Any] = []
+    clock = Clock()
+    sasl = {"PLAIN": lambda: PlainServer(plain_verifier({"alice": "pw"}))}
+    factory = PtTlsServerFactory(
+        lambda: Tncs([CommandValidator()]), PtTlsServerConfig(ClientAuth.SASL, sasl),
+        on_event=lambda proto, ev: events.append(ev), idle_timeout=30, clock=clock,
+    )
+    server_p = factory.buildProtocol(None)
+    server_t = StringTransport()
+    server_p.makeConnection(server_t)
+    server_p.handshakeCompleted()
+    clock.advance(20)
+    server_p.dataReceived(encode_message(VersionRequest(), 0))  # activity re-arms the timer
+    clock.advance(20)
+    assert not server_t.disconnecting
+    assert not any(isinstance(e, SessionClosed) for e in events)
+    clock.advance(11)
+    assert server_t.disconnecting  # aborted
+    assert [e.reason for e in events if isinstance(e, SessionClosed)] == ["idle timeout"]
+    server_p.connectionLost()
+    assert not clock.getDelayedCalls()
 
 
 def test_certificate_identity(pki: tuple[Issued, Issued, Issued]) -> None:
