@@ -78,10 +78,83 @@ class Identity:
             except ValueError:
                 return self.data.hex()
         if self.id_type == IdType.ID_DER_ASN1_DN:
-            return f"DN:{self.data.hex()}"
+            return _dn_text(self.data) or f"DN:{self.data.hex()}"
         if self.id_type in (IdType.ID_FQDN, IdType.ID_RFC822_ADDR):
             return self.data.decode("utf-8", "replace")
         return self.data.hex()
+
+
+_DN_NAMES = {
+    "2.5.4.6": "C",
+    "2.5.4.8": "ST",
+    "2.5.4.7": "L",
+    "2.5.4.10": "O",
+    "2.5.4.11": "OU",
+    "2.5.4.3": "CN",
+    "1.2.840.113549.1.9.1": "E",
+    "0.9.2342.19200300.100.1.25": "DC",
+    "2.5.4.4": "SN",
+    "0.9.2342.19200300.100.1.1": "UID",
+    "2.5.4.5": "serialNumber",
+}
+
+
+def _der_items(data: bytes) -> list[tuple[int, bytes]] | None:
+    """Split DER TLVs (definite lengths only); None when malformed."""
+    out: list[tuple[int, bytes]] = []
+    pos = 0
+    while pos < len(data):
+        if pos + 2 > len(data):
+            return None
+        tag, length = data[pos], data[pos + 1]
+        pos += 2
+        if length & 0x80:
+            n = length & 0x7F
+            if n == 0 or n > 3 or pos + n > len(data):
+                return None
+            length = int.from_bytes(data[pos : pos + n], "big")
+            pos += n
+        if pos + length > len(data):
+            return None
+        out.append((tag, data[pos : pos + length]))
+        pos += length
+    return out
+
+
+def _oid_text(body: bytes) -> str:
+    if not body:
+        return ""
+    parts = [str(body[0] // 40), str(body[0] % 40)]
+    value = 0
+    for b in body[1:]:
+        value = (value << 7) | (b & 0x7F)
+        if not b & 0x80:
+            parts.append(str(value))
+            value = 0
+    return ".".join(parts)
+
+
+def _dn_text(der: bytes) -> str | None:
+    """A DER Name as strongSwan prints it (``C=CH, O=org, CN=host``), None if unparseable."""
+    outer = _der_items(der)
+    if not outer or len(outer) != 1 or outer[0][0] != 0x30:
+        return None
+    rdns = _der_items(outer[0][1])
+    if rdns is None:
+        return None
+    parts = []
+    for tag, rdn in rdns:
+        atvs = _der_items(rdn) if tag == 0x31 else None
+        if not atvs:
+            return None
+        for atv_tag, atv in atvs:
+            fields = _der_items(atv) if atv_tag == 0x30 else None
+            if not fields or len(fields) != 2 or fields[0][0] != 0x06:
+                return None
+            oid = _oid_text(fields[0][1])
+            value = fields[1][1].decode("utf-8", "replace")
+            parts.append(f"{_DN_NAMES.get(oid, oid)}={value}")
+    return ", ".join(parts)
 
 
 def _dn_der(text: str) -> bytes:

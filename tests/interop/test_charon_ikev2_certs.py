@@ -166,3 +166,44 @@ def test_fragmented_ike_auth_both_ways(
         raise
     finally:
         responder.stop()
+
+
+def test_charon_default_dn_identity(
+    netns: Any, charon_factory: Any, cert_factory: Any, tmp_path: Path
+) -> None:
+    """Without ``id`` charon uses its certificate's subject as ID_DER_ASN1_DN; we match it
+    against the certificate subject (RFC 4945, 3.1.5) with remote_id %any."""
+    root = cert_factory.ca("root")
+    gw_cert = cert_factory.issue(root, "gw.test", san_dns=("gw.test",))
+    cl_cert = cert_factory.issue(root, "cl.test", san_dns=("cl.test",))
+    gw, cl = _setup(netns)
+    root_path = tmp_path / "root.pem"
+    root_path.write_bytes(root.cert_pem)
+    conn = {
+        "name": "gw",
+        "local_id": "gw.test",
+        "local_auth": "pubkey",
+        "remote_auth": "pubkey",
+        "cert": str(gw_cert.cert_path),
+        "key": str(gw_cert.key_path),
+        "cacerts": [str(root_path)],
+        "pool": "10.3.0.0/28",
+        "children": [{"name": "net", "local_ts": ["10.1.0.0/16"]}],
+    }
+    responder = Responder(gw, tmp_path / "ours", [conn])
+    try:
+        charon = charon_factory(cl, "cl")
+        charon.add_ca(root)
+        charon.add_cert(cl_cert)
+        charon.write_swanctl_conf(_conf(f"{cl_cert.name}.pem").replace("      id = cl.test\n", ""))
+        charon.load_all()
+        charon.initiate("home")
+        (sa,) = charon.list_sas()
+        assert sa.state == "ESTABLISHED" and "CN=cl.test" in sa.local_id
+        est = next(e for e in responder.events() if e["event"] == "IkeSaEstablished")
+        assert est["remote_id"] == sa.local_id  # the DN printed the way charon prints it
+    except BaseException:
+        print(responder.log()[-6000:])
+        raise
+    finally:
+        responder.stop()
