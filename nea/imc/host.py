@@ -90,7 +90,7 @@ class HostFacts:
         """(major, minor) from the VERSION_ID ("22.04" -> (22, 4))."""
         parts = []
         for part in self.os_version.split(".")[:2]:
-            digits = "".join(ch for ch in part if ch.isdigit())
+            digits = "".join(ch for ch in part if "0" <= ch <= "9")
             if not digits or digits != part:
                 break
             parts.append(int(digits))

@@ -94,6 +94,18 @@ class ValidatorConnection:
     """The validator's measurements of this handshake, by its own keys."""
 
 
+def _join_reasons(per_policy: list[dict[str, str]]) -> dict[str, str]:
+    """One reason string per language offered by any policy; a policy without that
+    language contributes its English (else its first) text."""
+    langs: list[str] = []
+    for texts in per_policy:
+        langs += [lang for lang in texts if lang not in langs]
+    return {
+        lang: "; ".join(t.get(lang) or t.get("en") or next(iter(t.values())) for t in per_policy)
+        for lang in langs
+    }
+
+
 def evaluation_for(rec: ActionRecommendation) -> AssessmentResult:
     """The evaluation of a failed policy: major when it blocks, minor otherwise."""
     if rec is ActionRecommendation.NO_ACCESS:
@@ -256,7 +268,7 @@ class PolicyValidator:
         facts = self.engine.facts(conn_id)
         identity = self.engine.identity(conn_id)
         pairs: list[tuple[ActionRecommendation, AssessmentResult]] = []
-        reasons: dict[str, list[str]] = {}
+        reasons: list[dict[str, str]] = []
         pa_attrs: list[Attribute] = []
         pb_rem: list[PbRemediationParameters] = []
         for a, m in outcomes:
@@ -278,12 +290,10 @@ class PolicyValidator:
                 outcome, rec = PolicyOutcome.NO_RESULT, a.rec_noresult
                 ev = AssessmentResult.DONT_KNOW
             pairs.append((rec, ev))
-            if outcome in (PolicyOutcome.FAILED, PolicyOutcome.NO_RESULT):
-                texts = dict(pol.reason) or {"en": m.reason or f"policy {pol.name} failed"}
-                if outcome is PolicyOutcome.NO_RESULT and not pol.reason:
-                    texts = {"en": m.reason or f"policy {pol.name}: no result"}
-                for lang, text in texts.items():
-                    reasons.setdefault(lang, []).append(text)
+            if outcome is PolicyOutcome.FAILED:
+                reasons.append(dict(pol.reason) or {"en": m.reason or f"{pol.name} failed"})
+            elif outcome is PolicyOutcome.NO_RESULT:
+                reasons.append({"en": m.reason or f"{pol.name}: no result"})
             if outcome is PolicyOutcome.FAILED:
                 remediation = self._remediate(conn_id, facts.device_id, identity, pol, now,
                                               pa_attrs, pb_rem)
@@ -295,9 +305,7 @@ class PolicyValidator:
                 )
             )
         rec, ev = combine_recommendations(pairs)
-        decision = ValidatorRecommendation(
-            rec, ev, {lang: "; ".join(t) for lang, t in reasons.items()}, tuple(pb_rem)
-        )
+        decision = ValidatorRecommendation(rec, ev, _join_reasons(reasons), tuple(pb_rem))
         self.decide(conn_id, st, decision)
         if final:
             return []  # nothing more can be sent: the RESULT batch carries the decision

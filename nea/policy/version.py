@@ -10,12 +10,20 @@ from __future__ import annotations
 __all__ = ["compare_versions", "parse_os_version"]
 
 
+def _digit(ch: str) -> bool:
+    return "0" <= ch <= "9"
+
+
+def _letter(ch: str) -> bool:
+    return "a" <= ch <= "z" or "A" <= ch <= "Z"
+
+
 def _order(ch: str) -> int:
     if ch == "~":
         return -1
-    if ch.isdigit():
+    if _digit(ch):
         return 0
-    if ch.isalpha():
+    if _letter(ch):
         return ord(ch)
     return ord(ch) + 256
 
@@ -24,21 +32,21 @@ def _compare_part(a: str, b: str) -> int:
     i = j = 0
     while i < len(a) or j < len(b):
         # non-digit run
-        while (i < len(a) and not a[i].isdigit()) or (j < len(b) and not b[j].isdigit()):
-            ca = _order(a[i]) if i < len(a) and not a[i].isdigit() else 0
-            cb = _order(b[j]) if j < len(b) and not b[j].isdigit() else 0
+        while (i < len(a) and not _digit(a[i])) or (j < len(b) and not _digit(b[j])):
+            ca = _order(a[i]) if i < len(a) and not _digit(a[i]) else 0
+            cb = _order(b[j]) if j < len(b) and not _digit(b[j]) else 0
             if ca != cb:
                 return -1 if ca < cb else 1
-            if i < len(a) and not a[i].isdigit():
+            if i < len(a) and not _digit(a[i]):
                 i += 1
-            if j < len(b) and not b[j].isdigit():
+            if j < len(b) and not _digit(b[j]):
                 j += 1
         # digit run
         si = i
-        while i < len(a) and a[i].isdigit():
+        while i < len(a) and _digit(a[i]):
             i += 1
         sj = j
-        while j < len(b) and b[j].isdigit():
+        while j < len(b) and _digit(b[j]):
             j += 1
         na = int(a[si:i] or "0")
         nb = int(b[sj:j] or "0")
@@ -51,7 +59,7 @@ def _split(version: str) -> tuple[int, str, str]:
     epoch = 0
     if ":" in version:
         head, version = version.split(":", 1)
-        epoch = int(head) if head.isdigit() else 0
+        epoch = int(head) if head and all(_digit(c) for c in head) else 0
     if "-" in version:
         upstream, revision = version.rsplit("-", 1)
     else:
@@ -74,7 +82,7 @@ def parse_os_version(text: str) -> tuple[int, ...]:
     for part in text.strip().split(" ")[0].split("."):
         digits = ""
         for ch in part:
-            if not ch.isdigit():
+            if not _digit(ch):
                 break
             digits += ch
         if not digits:

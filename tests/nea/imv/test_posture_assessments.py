@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.endpoint import load_profile
-from nea.imc import HostFacts, ReceivedRemediation, endpoint_report
+from nea.imc import HostFacts, ReceivedRemediation, build_collectors, endpoint_report
 from nea.imv import PolicyOutcome, PolicyResult
 from nea.pa import (
     AttributeRequest,
@@ -27,6 +27,8 @@ from nea.pb_tnc import (
     BatchType,
     ConnectionState,
     PbPa,
+    PbTncConfig,
+    Tncc,
     decode_batch,
 )
 from nea.policy import load_policy
@@ -362,3 +364,28 @@ def test_attribute_request_goes_out_in_the_os_subtype() -> None:
     assert os_validator.batch_ending(6) == []  # asked once per handshake
     rec = os_validator.solicit_recommendation(6)
     assert rec.evaluation is AssessmentResult.DONT_KNOW
+
+
+def test_reason_strings_per_language() -> None:
+    """Every language any failed policy offers; policies without it fall back to English;
+    the TNCS picks the client's preferred language."""
+    gw = Gateway(policy(
+        '[policies.fwd]\ntype = "FWDEN"\nrec_fail = "isolate"\n'
+        'reason = { en = "forwarding on", de = "Forwarding an" }\n'
+        '[policies.pw]\ntype = "PWDEN"\nrec_fail = "isolate"\n'
+        '[[enforcements]]\npolicy = "fwd"\n[[enforcements]]\npolicy = "pw"\n'
+    ))
+    facts = HostFacts("debian", "Debian", "12", forwarding=1, default_password=True)
+    collectors = build_collectors(facts)
+    tncc = Tncc(collectors, config=PbTncConfig(accept_language="de"))
+    tncs = gw.server(1)
+    pump(tncc, tncs, tncc.start(), [])
+    assert tncs.decision is not None
+    os_rec = dict(tncs.decision.per_validator)[3]
+    assert dict(os_rec.reasons) == {
+        "en": "forwarding on; a factory default password is enabled",
+        "de": "Forwarding an; a factory default password is enabled",
+    }
+    assert tncc.result is not None
+    assert [(r.language, r.reason) for r in tncc.result.reasons] == [
+        ("de", "Forwarding an; a factory default password is enabled")]
