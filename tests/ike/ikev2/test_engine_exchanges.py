@@ -747,3 +747,16 @@ def test_authenticated_but_malformed_request_is_answered_with_invalid_syntax() -
     (n,) = _last_reply(pair, sa)
     assert n.notify_type == NotifyType.INVALID_SYNTAX
     assert sa.state is SaState.ESTABLISHED
+
+
+def test_ipv6_outer_addresses_and_selectors() -> None:
+    client = cl_peer(children=(ChildConfig.make("home", remote_ts=["2001:db8:1::/48"]),))
+    server = gw_peer(children=(ChildConfig.make("net", local_ts=["2001:db8:1::/48"]),))
+    pair = make_pair((client,), (server,))
+    pair.client.initiate("home", 0.0, local=("2001:db8::2", 500), remote=("2001:db8::1", 500))
+    pair.pump()
+    (est,) = pair.events("server", IkeSaEstablished)
+    assert est.remote == ("2001:db8::2", 500) and not est.nat_detected
+    (child,) = pair.events("server", ChildSaInstalled)
+    assert [str(t) for t in child.remote_ts] == ["2001:db8::2-2001:db8::2"]
+    assert str(child.local_ts[0]).startswith("2001:db8:1::-2001:db8:1:ffff:")
