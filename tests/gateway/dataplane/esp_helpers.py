@@ -125,3 +125,65 @@ def ipv6(src: str, dst: str, proto: int = 58, payload: bytes = b"\x80\x00\x00\x0
         + ipaddress.IPv6Address(dst).packed
         + payload
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Two standalone userspace dataplanes in namespaces (interop tests and the benchmark)
+
+
+def sa_json(spec: SaSpec) -> dict[str, object]:
+    """A SaSpec as the standalone runner's JSON."""
+    return {
+        "ike_sa": spec.ike_sa.hex(),
+        "name": spec.name,
+        "spi_in": f"{spec.spi_in:08x}",
+        "spi_out": f"{spec.spi_out:08x}",
+        "encr_id": spec.transform.encr_id,
+        "encr_key_bits": spec.transform.encr_key_bits,
+        "integ_id": spec.transform.integ_id,
+        "encr_key_in": spec.encr_key_in.hex(),
+        "integ_key_in": spec.integ_key_in.hex(),
+        "encr_key_out": spec.encr_key_out.hex(),
+        "integ_key_out": spec.integ_key_out.hex(),
+        "local_ts": [_cidr(t) for t in spec.local_ts],
+        "remote_ts": [_cidr(t) for t in spec.remote_ts],
+        "local": spec.local[0],
+        "remote": list(spec.remote),
+        "esn": spec.esn,
+        "replay_window": spec.replay_window,
+    }
+
+
+def _cidr(t: TrafficSelector) -> str:
+    import ipaddress
+
+    (net,) = ipaddress.summarize_address_range(t.start_addr, t.end_addr)  # type: ignore[type-var]
+    return str(net)
+
+
+def control(path: object, request: dict[str, object], timeout: float = 10) -> dict[str, object]:
+    """One JSON request to a runner's control socket."""
+    import json
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(json.dumps(request).encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    reply: dict[str, object] = json.loads(buf)
+    if not reply.get("ok"):
+        raise RuntimeError(f"control request {request.get('op')} failed: {reply}")
+    return reply
+
+
+def stats(path: object) -> dict[str, object]:
+    reply = control(path, {"op": "stats"})
+    out = reply["stats"]
+    assert isinstance(out, dict)
+    return out

@@ -1,0 +1,597 @@
+"""Userspace ESP backend: the sans-I/O :class:`~gateway.dataplane.esp.EspEngine` on a TUN device.
+
+Thin adapter: the TUN file descriptor is a reactor reader (packets routed into the TUN are
+encrypted and handed to ``send_esp``, normally the IKE socket on port 4500); ESP that the IKE
+socket demultiplexed (no non-ESP marker) comes in through :meth:`UserspaceDataplane.esp_received`
+and the inner packets are written to the TUN.  Routes for the remote traffic selectors and
+the virtual IP addresses are set with pyroute2 on the :class:`~gateway.dataplane.base.NetlinkWorker`
+thread.
+
+``python -m gateway.dataplane.userspace --config FILE.json`` runs a standalone dataplane with
+manually keyed SAs and its own UDP socket (the two-namespace tests and the benchmark use it);
+see :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import ipaddress
+import json
+import logging
+import os
+import signal
+import struct
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer, protocol
+from twisted.internet.interfaces import IReadDescriptor
+from twisted.protocols.basic import LineReceiver
+from twisted.python import failure
+from zope.interface import implementer
+
+from gateway.dataplane.base import (
+    DataplaneEvent,
+    DataplaneUnavailable,
+    NetlinkWorker,
+)
+from gateway.dataplane.esp import (
+    EspEngine,
+    EspTransform,
+    Lifetimes,
+    SaHardExpired,
+    SaSpec,
+)
+from ike.constants import NON_ESP_MARKER
+from ike.payloads import TrafficSelector
+from ike.sa import Address
+
+__all__ = ["EspUdpPort", "TunDevice", "UserspaceDataplane", "main", "open_tun"]
+
+log = logging.getLogger("gateway.dataplane.userspace")
+
+TUNSETIFF = 0x400454CA
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+MAX_READS_PER_WAKEUP = 256
+
+
+def open_tun(name: str) -> tuple[int, str]:
+    """Open (create) a TUN device without packet information; returns (fd, actual name)."""
+    try:
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise DataplaneUnavailable(f"cannot open /dev/net/tun: {exc.strerror}") from exc
+    try:
+        ifr = struct.pack("16sH22x", name.encode(), IFF_TUN | IFF_NO_PI)
+        out = fcntl.ioctl(fd, TUNSETIFF, ifr)
+    except OSError as exc:
+        os.close(fd)
+        raise DataplaneUnavailable(f"cannot create TUN device {name}: {exc.strerror}") from exc
+    return fd, out[:16].rstrip(b"\0").decode()
+
+
+@implementer(IReadDescriptor)
+class TunDevice:
+    """The TUN device as a Twisted reader."""
+
+    def __init__(self, fd: int, ifname: str, on_packet: Callable[[bytes], None]) -> None:
+        self.fd = fd
+        self.ifname = ifname
+        self.on_packet = on_packet
+        self.write_errors = 0
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def logPrefix(self) -> str:
+        return f"tun {self.ifname}"
+
+    def doRead(self) -> None:
+        for _ in range(MAX_READS_PER_WAKEUP):
+            try:
+                packet = os.read(self.fd, 65535)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.warning("read from %s: %s", self.ifname, exc)
+                return
+            self.on_packet(packet)
+
+    def write(self, packet: bytes) -> None:
+        try:
+            os.write(self.fd, packet)
+        except OSError as exc:
+            self.write_errors += 1
+            if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
+                log.warning("write to %s: %s", self.ifname, exc)
+
+    def connectionLost(self, reason: failure.Failure) -> None:
+        return None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def ts_networks(selectors: Iterable[TrafficSelector]) -> list[str]:
+    """CIDR prefixes covering traffic selector address ranges (for routes)."""
+    out: list[str] = []
+    for ts in selectors:
+        for net in ipaddress.summarize_address_range(ts.start_addr, ts.end_addr):
+            out.append(str(net))
+    return out
+
+
+class _Routes:
+    """pyroute2 side (runs on the netlink worker thread): TUN link, addresses, routes."""
+
+    def __init__(self, ifname: str, mtu: int) -> None:
+        self.ifname = ifname
+        self.mtu = mtu
+        self._ipr: Any = None
+        self.index = 0
+
+    def _ip(self) -> Any:
+        if self._ipr is None:
+            from pyroute2 import IPRoute
+
+            self._ipr = IPRoute()
+        return self._ipr
+
+    def link_up(self) -> None:
+        ipr = self._ip()
+        (self.index,) = ipr.link_lookup(ifname=self.ifname)
+        ipr.link("set", index=self.index, state="up", mtu=self.mtu)
+
+    def add_address(self, cidr: str) -> None:
+        iface = ipaddress.ip_interface(cidr)
+        try:
+            self._ip().addr(
+                "add", index=self.index, address=str(iface.ip), prefixlen=iface.network.prefixlen
+            )
+        except Exception as exc:  # pyroute2 raises NetlinkError(EEXIST)
+            if getattr(exc, "code", None) != errno.EEXIST:
+                raise
+
+    def remove_address(self, cidr: str) -> None:
+        iface = ipaddress.ip_interface(cidr)
+        self._ip().addr(
+            "del", index=self.index, address=str(iface.ip), prefixlen=iface.network.prefixlen
+        )
+
+    def route(self, op: str, dst: str, prefsrc: str | None) -> None:
+        kwargs: dict[str, Any] = {"dst": dst, "oif": self.index}
+        if prefsrc is not None:
+            kwargs["prefsrc"] = prefsrc
+        try:
+            self._ip().route(op, **kwargs)
+        except Exception as exc:
+            if op == "del" and getattr(exc, "code", None) in (errno.ESRCH, errno.ENODEV):
+                return
+            raise
+
+    def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+
+class UserspaceDataplane:
+    """The userspace backend (see the module docstring and
+    :class:`gateway.dataplane.base.Dataplane`).
+
+    ``send_esp(data, remote)`` writes a UDP datagram from the IKE socket's port 4500 (no
+    non-ESP marker: ESP goes as it is, RFC 3948 2.2).  ``addresses`` are put on the TUN
+    device (a client's virtual IP).  ``manage_routes`` False leaves routing to someone else.
+    """
+
+    backend = "userspace"
+
+    def __init__(
+        self,
+        reactor: Any,
+        send_esp: Callable[[bytes, Address], None],
+        *,
+        ifname: str = "nea-esp0",
+        mtu: int = 1400,
+        addresses: Iterable[str] = (),
+        manage_routes: bool = True,
+        netlink: NetlinkWorker | None = None,
+        reason: str = "configured: userspace",
+        engine: EspEngine | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.send_esp = send_esp
+        self.ifname = ifname
+        self.mtu = mtu
+        self.addresses = list(addresses)
+        self.manage_routes = manage_routes
+        self.netlink = netlink or NetlinkWorker(reactor)
+        self.reason = reason
+        self.engine = engine or EspEngine()
+        self.on_event: Callable[[DataplaneEvent], None] = lambda event: None
+        self.tun: TunDevice | None = None
+        self._routes: _Routes | None = None
+        self._route_refs: dict[tuple[str, str | None], int] = {}
+        self._sa_routes: dict[int, list[tuple[str, str | None]]] = {}
+        self._timer: Any = None
+        self._timer_at: float | None = None
+        self.send_errors = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @defer.inlineCallbacks
+    def start(self) -> Any:
+        fd, self.ifname = open_tun(self.ifname)
+        self.tun = TunDevice(fd, self.ifname, self._from_tun)
+        self._routes = _Routes(self.ifname, self.mtu)
+        yield self.netlink.call(self._routes.link_up)
+        for cidr in self.addresses:
+            yield self.netlink.call(self._routes.add_address, cidr)
+        self.reactor.addReader(self.tun)
+        log.info("userspace ESP on %s (%s)", self.ifname, self.reason)
+
+    def stop(self) -> defer.Deferred[None]:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        if self.tun is not None:
+            self.reactor.removeReader(self.tun)
+            self.tun.close()  # the kernel removes a non-persistent TUN and its routes
+            self.tun = None
+        routes = self._routes
+        self._routes = None
+        if routes is None:
+            return defer.succeed(None)
+        return self.netlink.call(routes.close)
+
+    def now(self) -> float:
+        return float(self.reactor.seconds())
+
+    # -- Dataplane API ----------------------------------------------------------------------
+
+    def allocate_spi(self, remote: str, local: str) -> defer.Deferred[int]:
+        return defer.succeed(self.engine.spis.allocate())
+
+    def install_child_sa(self, spec: SaSpec) -> defer.Deferred[None]:
+        try:
+            self.engine.install(spec, self.now())
+        except Exception:
+            return defer.fail()
+        if not spec.udp_encap:
+            log.warning(
+                "CHILD_SA %08x: userspace ESP is always UDP-encapsulated (RFC 3948); "
+                "the peer must accept ESP-in-UDP on 4500",
+                spec.spi_in,
+            )
+        log.info("installed %r", spec)
+        self._arm()
+        return self._add_routes(spec.spi_in, spec.local_ts, spec.remote_ts)
+
+    def delete_child_sa(self, spi_in: int) -> defer.Deferred[None]:
+        self.engine.remove(spi_in)
+        self._arm()
+        return self._drop_routes(spi_in)
+
+    @defer.inlineCallbacks
+    def update_selectors(
+        self,
+        spi_in: int,
+        local_ts: tuple[TrafficSelector, ...],
+        remote_ts: tuple[TrafficSelector, ...],
+    ) -> Any:
+        self.engine.update_selectors(spi_in, local_ts, remote_ts)
+        yield self._drop_routes(spi_in)
+        yield self._add_routes(spi_in, local_ts, remote_ts)
+
+    def child_sas(self, ike_sa: bytes) -> list[int]:
+        return self.engine.sas_of(ike_sa)
+
+    def esp_received(self, data: bytes, remote: Address, local: Address) -> None:
+        inner = self.engine.inbound(data, remote, self.now())
+        if inner is not None and self.tun is not None:
+            self.tun.write(inner)
+        self._deliver()
+
+    def stats(self) -> defer.Deferred[dict[str, Any]]:
+        return defer.succeed(self.stats_now())
+
+    def stats_now(self) -> dict[str, Any]:
+        e = self.engine
+        return {
+            "backend": self.backend,
+            "reason": self.reason,
+            "ifname": self.ifname,
+            "packets_in": e.packets_in,
+            "packets_out": e.packets_out,
+            "bytes_in": e.bytes_in,
+            "bytes_out": e.bytes_out,
+            "drops": {str(k): v for k, v in e.drops.items()},
+            "tun_write_errors": self.tun.write_errors if self.tun else 0,
+            "send_errors": self.send_errors,
+            "child_sas": [
+                {
+                    "ike_sa": s.ike_sa,
+                    "name": s.name,
+                    "spi_in": f"{s.spi_in:08x}",
+                    "spi_out": f"{s.spi_out:08x}",
+                    "transform": s.transform,
+                    "local_ts": list(s.local_ts),
+                    "remote_ts": list(s.remote_ts),
+                    "remote": list(s.remote),
+                    "packets_in": s.packets_in,
+                    "bytes_in": s.bytes_in,
+                    "packets_out": s.packets_out,
+                    "bytes_out": s.bytes_out,
+                    "replayed": s.replayed,
+                    "auth_failed": s.auth_failed,
+                    "soft_expired": s.soft_expired,
+                }
+                for s in e.sa_stats()
+            ],
+        }
+
+    # -- packets ----------------------------------------------------------------------------
+
+    def _from_tun(self, packet: bytes) -> None:
+        out = self.engine.outbound(packet, self.now())
+        if out is not None:
+            try:
+                self.send_esp(out.data, out.remote)
+            except OSError:  # socket buffer full (EAGAIN) or no route: drop, like a NIC
+                self.send_errors += 1
+        if self.engine._events:
+            self._deliver()
+
+    # -- events and timers ------------------------------------------------------------------
+
+    def _deliver(self) -> None:
+        while (event := self.engine.next_event()) is not None:
+            if isinstance(event, SaHardExpired) and event.spi_in in self._sa_routes:
+                self._drop_routes(event.spi_in)
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("dataplane event consumer failed on %r", event)
+        self._arm()
+
+    def _arm(self) -> None:
+        when = self.engine.get_timer()
+        if when == self._timer_at and self._timer is not None and self._timer.active():
+            return
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer, self._timer_at = None, when
+        if when is not None:
+            self._timer = self.reactor.callLater(max(0.0, when - self.now()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer, self._timer_at = None, None
+        self.engine.handle_timer(self.now())
+        self._deliver()
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def _prefsrc(self, local_ts: tuple[TrafficSelector, ...], version: int) -> str | None:
+        for cidr in self.addresses:
+            ip = ipaddress.ip_interface(cidr).ip
+            if ip.version == version and any(
+                t.start_addr.version == version and t.start_addr <= ip <= t.end_addr  # type: ignore[operator]
+                for t in local_ts
+            ):
+                return str(ip)
+        return None
+
+    def _add_routes(
+        self,
+        spi_in: int,
+        local_ts: tuple[TrafficSelector, ...],
+        remote_ts: tuple[TrafficSelector, ...],
+    ) -> defer.Deferred[None]:
+        if not self.manage_routes or self._routes is None:
+            return defer.succeed(None)
+        routes = self._routes
+        new: list[tuple[str, str | None]] = []
+        mine: list[tuple[str, str | None]] = []
+        for net in ts_networks(remote_ts):
+            key = (net, self._prefsrc(local_ts, ipaddress.ip_network(net).version))
+            mine.append(key)
+            self._route_refs[key] = self._route_refs.get(key, 0) + 1
+            if self._route_refs[key] == 1:
+                new.append(key)
+        self._sa_routes[spi_in] = mine
+
+        def add() -> None:
+            for dst, src in new:
+                routes.route("replace", dst, src)
+
+        return self.netlink.call(add)
+
+    def _drop_routes(self, spi_in: int) -> defer.Deferred[None]:
+        mine = self._sa_routes.pop(spi_in, [])
+        gone: list[tuple[str, str | None]] = []
+        for key in mine:
+            self._route_refs[key] -= 1
+            if self._route_refs[key] == 0:
+                del self._route_refs[key]
+                gone.append(key)
+        routes = self._routes
+        if not gone or routes is None:
+            return defer.succeed(None)
+
+        def drop() -> None:
+            for dst, src in gone:
+                if (dst, src) not in self._route_refs:
+                    routes.route("del", dst, src)
+
+        return self.netlink.call(drop)
+
+
+# --------------------------------------------------------------------------------------------
+# Standalone runner: manual SAs, own UDP socket, control socket (tests, benchmark)
+
+
+class EspUdpPort(protocol.DatagramProtocol):
+    """UDP 4500 demultiplexer for the standalone runner (the daemon uses
+    ``gateway.ike_udp``'s port instead): a zero non-ESP marker means IKE (ignored here),
+    one octet 0xff is a NAT keepalive, anything else is ESP."""
+
+    def __init__(self, dataplane: UserspaceDataplane, host: str, port: int) -> None:
+        self.dataplane = dataplane
+        self.host = host
+        self.port = port
+        self.ike_ignored = 0
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        if data == b"\xff":
+            return
+        if data[:4] == NON_ESP_MARKER:
+            self.ike_ignored += 1
+            return
+        self.dataplane.esp_received(data, (str(addr[0]), int(addr[1])), (self.host, self.port))
+
+    def send(self, data: bytes, remote: Address) -> None:
+        if self.transport is not None:
+            transport: Any = self.transport
+            transport.write(data, remote)
+
+
+def sa_from_json(d: dict[str, Any]) -> SaSpec:
+    """One manually keyed SA of the runner's config (keys in hex)."""
+
+    def sel(items: list[str]) -> tuple[TrafficSelector, ...]:
+        return tuple(TrafficSelector.from_network(x) for x in items)
+
+    lt = d.get("lifetimes", {})
+    return SaSpec(
+        ike_sa=bytes.fromhex(d.get("ike_sa", "00" * 8)),
+        name=d.get("name", "manual"),
+        spi_in=int(d["spi_in"], 16) if isinstance(d["spi_in"], str) else d["spi_in"],
+        spi_out=int(d["spi_out"], 16) if isinstance(d["spi_out"], str) else d["spi_out"],
+        transform=EspTransform(d["encr_id"], d["encr_key_bits"], d.get("integ_id", 0)),
+        encr_key_in=bytes.fromhex(d["encr_key_in"]),
+        integ_key_in=bytes.fromhex(d.get("integ_key_in", "")),
+        encr_key_out=bytes.fromhex(d["encr_key_out"]),
+        integ_key_out=bytes.fromhex(d.get("integ_key_out", "")),
+        local_ts=sel(d["local_ts"]),
+        remote_ts=sel(d["remote_ts"]),
+        local=(d.get("local", "192.0.2.1"), 4500),
+        remote=(d["remote"][0], int(d["remote"][1])),
+        esn=bool(d.get("esn", False)),
+        replay_window=int(d.get("replay_window", 128)),
+        lifetimes=Lifetimes(**lt),
+    )
+
+
+class _Control(LineReceiver):
+    """JSON lines on a UNIX socket: {"op": "install", "sa": {...}}, {"op": "delete",
+    "spi_in": "c0000001"}, {"op": "update", "spi_in": ..., "local_ts": [...], "remote_ts":
+    [...]}, {"op": "stats"}; each answered with one JSON line."""
+
+    delimiter = b"\n"
+
+    def __init__(self, dp: UserspaceDataplane) -> None:
+        self.dp = dp
+
+    @defer.inlineCallbacks
+    def lineReceived(self, line: bytes) -> Any:
+        try:
+            req = json.loads(line)
+            op = req["op"]
+            if op == "install":
+                yield self.dp.install_child_sa(sa_from_json(req["sa"]))
+                reply: dict[str, Any] = {"ok": True}
+            elif op == "delete":
+                yield self.dp.delete_child_sa(int(req["spi_in"], 16))
+                reply = {"ok": True}
+            elif op == "update":
+                yield self.dp.update_selectors(
+                    int(req["spi_in"], 16),
+                    tuple(TrafficSelector.from_network(x) for x in req["local_ts"]),
+                    tuple(TrafficSelector.from_network(x) for x in req["remote_ts"]),
+                )
+                reply = {"ok": True}
+            elif op == "stats":
+                reply = {"ok": True, "stats": self.dp.stats_now()}
+            else:
+                reply = {"ok": False, "error": f"unknown op {op}"}
+        except Exception as exc:
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        transport: Any = self.transport
+        transport.write(json.dumps(reply).encode() + b"\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone userspace dataplane.  Config (JSON)::
+
+        {"listen": "192.0.2.1", "port": 4500, "ifname": "esp0", "mtu": 1400,
+         "addresses": ["10.3.0.2/32"], "control": "/path/ctl.sock",
+         "sas": [{"spi_in": "c0000001", "spi_out": "c0000002", "encr_id": 20,
+                  "encr_key_bits": 128, "integ_id": 0, "encr_key_in": "<hex>",
+                  "encr_key_out": "<hex>", "local_ts": ["10.1.0.0/16"],
+                  "remote_ts": ["10.3.0.2/32"], "remote": ["192.0.2.2", 4500]}]}
+
+    Prints "READY <ifname>" on stdout when the TUN device is up and the SAs installed.
+    """
+    from twisted.internet import reactor as _reactor
+
+    reactor: Any = _reactor
+    parser = argparse.ArgumentParser(prog="python -m gateway.dataplane.userspace")
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    spec = json.loads(args.config.read_text())
+    port_box: list[EspUdpPort] = []
+
+    def send(data: bytes, remote: Address) -> None:
+        port_box[0].send(data, remote)
+
+    dp = UserspaceDataplane(
+        reactor,
+        send,
+        ifname=spec.get("ifname", "nea-esp0"),
+        mtu=int(spec.get("mtu", 1400)),
+        addresses=spec.get("addresses", ()),
+    )
+    dp.on_event = lambda event: log.info("event %r", event)
+    port = EspUdpPort(dp, spec.get("listen", "0.0.0.0"), int(spec.get("port", 4500)))  # noqa: S104
+    port_box.append(port)
+
+    @defer.inlineCallbacks
+    def boot() -> Any:
+        try:
+            yield dp.start()
+            reactor.listenUDP(port.port, port, interface=port.host, maxPacketSize=65535)
+            for sa in spec.get("sas", ()):
+                yield dp.install_child_sa(sa_from_json(sa))
+            if spec.get("control"):
+                factory = protocol.Factory.forProtocol(lambda: _Control(dp))
+                reactor.listenUNIX(spec["control"], factory)
+            print(f"READY {dp.ifname}", flush=True)
+        except Exception:
+            log.exception("start-up failed")
+            reactor.stop()
+
+    def on_term(signum: int, frame: Any) -> None:
+        reactor.callFromThread(reactor.stop)
+
+    signal.signal(signal.SIGTERM, on_term)
+    reactor.callWhenRunning(boot)
+    reactor.run()
+    if spec.get("stats_file"):
+        Path(spec["stats_file"]).write_text(json.dumps(dp.stats_now()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
