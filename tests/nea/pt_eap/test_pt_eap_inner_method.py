@@ -145,3 +145,48 @@ def test_inside_ttls(cert_factory: object) -> None:
         outcomes[command] = (out.server, h.server.recommendation if h.server else None)
     assert outcomes["allow"] == (Decision.SUCCESS, AccessRecommendation.ALLOWED)
     assert outcomes["block"] == (Decision.FAILURE, AccessRecommendation.DENIED)
+
+
+# --------------------------------------------------------------------------- inside PEAP
+
+
+@pytest.mark.parametrize("tnc", [True, False], ids=["eap-tnc", "pt-eap"])
+def test_inside_peap(cert_factory: object, tnc: bool) -> None:
+    peap = pytest.importorskip("ike.eap_peap.method", reason="ike.eap_peap not in this tree")
+    from ike.eap.methods import GtcPeerMethod, gtc_server_factory, password_check
+    from ike.eap_tls.tls import TlsPeerConfig, TlsServerConfig, TlsVersion
+    from nea.pt_eap import EapTncPeer, EapTncServer
+    from tests.ike.eap_tls.eap_tls_helpers import make_pki, run_pair
+
+    pki = make_pki(cert_factory)  # type: ignore[arg-type]
+    eap_type = 38 if tnc else 54
+    outcomes = {}
+    for command in ("isolate", "block"):
+        made: dict[str, object] = {}
+
+        def server_factory(identity: bytes, made: dict[str, object] = made) -> object:
+            tncs = Tncs([CommandValidator()], config=PbTncConfig.for_pt_eap())
+            made["server"] = EapTncServer(tncs) if tnc else PtEapServer(tncs)
+            return made["server"]
+
+        def peer_factory(c: str = command) -> object:
+            tncc = Tncc([command_collector(c)], config=PbTncConfig.for_pt_eap())
+            return EapTncPeer(tncc) if tnc else PtEapPeer(tncc)
+
+        server_cfg = peap.PeapServerConfig(
+            TlsServerConfig(pki.server.chain_pem, pki.server.key_pem, (pki.ca.cert_pem,),
+                            max_version=TlsVersion.TLS1_2, require_client_cert=False),
+            eap_methods=((6, gtc_server_factory(password_check(USERS))),),
+            posture=((eap_type, server_factory),),
+        )
+        peer_cfg = peap.PeapPeerConfig(
+            TlsPeerConfig((pki.ca.cert_pem,), server_name="gw.test",
+                          max_version=TlsVersion.TLS1_2),
+            b"bob",
+            ((6, lambda: GtcPeerMethod("s3cret")), (eap_type, peer_factory)),
+        )
+        out = run_pair(peap.EapPeapServer(server_cfg, b"anonymous"), peap.EapPeapPeer(peer_cfg))
+        inner = made.get("server")
+        outcomes[command] = (out.server, getattr(inner, "recommendation", None))
+    assert outcomes["isolate"] == (Decision.SUCCESS, AccessRecommendation.QUARANTINED)
+    assert outcomes["block"] == (Decision.FAILURE, AccessRecommendation.DENIED)
