@@ -29,7 +29,7 @@ from sqlalchemy import (
     Subquery,
     case,
     func,
-    literal,
+    literal_column,
     select,
 )
 
@@ -129,7 +129,8 @@ def _iso(value: Any) -> str | None:
 
 
 def _state() -> Any:
-    return func.coalesce(S.c.recommendation, literal("interrupted"))
+    # only in SELECT lists: PostgreSQL cannot match a bound literal in GROUP BY
+    return func.coalesce(S.c.recommendation, literal_column("'interrupted'"))
 
 
 def _latest_decided(window: Window) -> Subquery:
@@ -188,29 +189,28 @@ def summary_report(conn: Connection, window: Window) -> Report:
     }
 
     by_rec_rows = conn.execute(
-        select(_state().label("state"), func.count())
+        select(S.c.recommendation, func.count())
         .where(*window.on(S.c.started_at))
-        .group_by(_state())
+        .group_by(S.c.recommendation)
     ).all()
-    by_rec = {str(state): int(n) for state, n in by_rec_rows}
+    by_rec = {str(state or "interrupted"): int(n) for state, n in by_rec_rows}
     rec_rows = [
         {"recommendation": k, "sessions": by_rec[k], "percent": _pct(by_rec[k], sessions)}
         for k in sorted(by_rec, key=lambda k: (_REC_ORDER.index(k) if k in _REC_ORDER else 9, k))
     ]
 
     latest = _latest_decided(window)
-    os_name = func.coalesce(PR.c.name, literal("(unknown)"))
     os_rows = conn.execute(
-        select(os_name, func.count(), _count_if(S.c.recommendation == "allow"))
+        select(PR.c.name, func.count(), _count_if(S.c.recommendation == "allow"))
         .select_from(
             latest.join(S, S.c.id == latest.c.sid).outerjoin(PR, PR.c.id == S.c.product_id)
         )
-        .group_by(os_name)
-        .order_by(func.count().desc(), os_name)
+        .group_by(PR.c.name)
+        .order_by(func.count().desc(), PR.c.name)
     ).all()
     by_os = [
         {
-            "os": name,
+            "os": name or "(unknown)",
             "devices": int(n),
             "compliant": int(c),
             "noncompliant": int(n) - int(c),
