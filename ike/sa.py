@@ -1100,6 +1100,12 @@ class IkeSa:
         if not self.initiator:
             self.vips.clear()
 
+    def _replace_older_sas(self) -> None:
+        """INITIAL_CONTACT (RFC 7296, 2.4), once the peer is authenticated and before its
+        virtual IP is assigned, so the old IKE_SA's lease is released first."""
+        if self.initial_contact and not self.initiator:
+            self.engine._initial_contact(self)
+
     def _established(self) -> None:
         assert self.suite is not None and self.peer is not None
         assert self.remote_id is not None and self.local_id is not None
@@ -1124,8 +1130,6 @@ class IkeSa:
                 self.nat_local or self.nat_remote,
             )
         )
-        if self.initial_contact and not self.initiator:
-            self.engine._initial_contact(self)
         self._schedule_ike_rekey()
 
     def _schedule_ike_rekey(self) -> None:
@@ -1184,6 +1188,7 @@ class IkeSa:
             reply.append(EapPayload(first))
             self.send_response(_AUTH, msg.message_id, reply)
             return S.R_EAP
+        self._replace_older_sas()
         reply += self._r_child(pending)
         self.send_response(_AUTH, msg.message_id, reply)
         self._established()
@@ -1217,6 +1222,7 @@ class IkeSa:
             Authentication(AuthMethod.PSK, self._msk_auth(False, self.id_r_body))
         ]
         assert self.pending_child is not None
+        self._replace_older_sas()
         reply += self._r_child(self.pending_child)
         self.send_response(_AUTH, msg.message_id, reply)
         self._established()

@@ -621,7 +621,9 @@ def test_dead_peer_is_detected() -> None:
 def test_initial_contact_replaces_the_old_ike_sa() -> None:
     from ike.payloads import IDi
 
-    pair = make_pair()
+    pool = MemoryPool()
+    client = cl_peer(request_vips=(ipaddress.ip_address("0.0.0.0"),))
+    pair = make_pair((client,), (gw_peer(pool=pool),))
     pair.initiate()
     pair.pump()
     (first,) = pair.events("server", IkeSaEstablished)
@@ -650,6 +652,9 @@ def test_initial_contact_replaces_the_old_ike_sa() -> None:
     assert [c.ike_sa for c in closed] == [first.ike_sa]
     assert "INITIAL_CONTACT" in closed[0].reason
     assert len(pair.events("server", IkeSaEstablished)) == 2
+    # the old lease went back to the pool before the new SA asked for one
+    assert [str(a) for a in pool.released] == ["10.3.0.1"]
+    assert list(pool.leases.values()) == [pair.events("server", IkeSaEstablished)[1].virtual_ips[0]]
 
 
 def test_malformed_address_request_fails_only_the_child() -> None:
