@@ -6,6 +6,10 @@ else there is UDP-encapsulated ESP (handed to ``esp_handler``, the dataplane) or
 NAT keepalive (dropped).  The service feeds the engine, writes what it returns, keeps a single
 ``callLater`` for the engine's next timer and passes events to ``on_event``.
 
+Bind to a specific address, not the wildcard: the engine hashes the local address into the
+NAT detection payloads (RFC 7296, 2.23), so with ``0.0.0.0`` every peer looks NATed and all
+ESP is UDP-encapsulated.  (A wildcard listener would need IP_PKTINFO to learn the address.)
+
 ``python -m gateway.ike_udp --config FILE.json`` runs a standalone responder/initiator from a
 small JSON file (used by the interop tests; the daemon builds its engine from its own config):
 
