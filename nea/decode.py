@@ -52,8 +52,11 @@ from nea.pt_tls import (
     PbTncBatchMessage,
     PtTlsError,
     PtTlsErrorMessage,
+    SaslAuthenticationData,
+    SaslMechanismSelection,
     decode_value,
     parse_frames,
+    parse_plain,
 )
 from nea.pt_tls.errors import PtTlsErrorCode
 
@@ -303,7 +306,9 @@ def decode_pt_tls(data: bytes) -> Decoded:
                 node.children.append(pb)
             else:
                 info.update(_fields(msg))
-                if isinstance(msg, PtTlsErrorMessage):
+                if isinstance(msg, SaslMechanismSelection | SaslAuthenticationData):
+                    _hide_credentials(msg, info, node)
+                elif isinstance(msg, PtTlsErrorMessage):
                     try:
                         name = PtTlsErrorCode(msg.error_code).name
                     except ValueError:
@@ -316,6 +321,28 @@ def decode_pt_tls(data: bytes) -> Decoded:
         root.data["messages"].append(info)
         root.children.append(node)
     return root
+
+
+def _hide_credentials(
+    msg: SaslMechanismSelection | SaslAuthenticationData, info: dict[str, Any], node: Decoded
+) -> None:
+    """SASL data may carry a PLAIN password: show who, never the password."""
+    raw = msg.initial if isinstance(msg, SaslMechanismSelection) else msg.data
+    key = "initial" if isinstance(msg, SaslMechanismSelection) else "data"
+    if isinstance(msg, SaslMechanismSelection):
+        node.lines.append(f"mechanism: {msg.mechanism}")
+    try:
+        creds = parse_plain(raw)
+    except ValueError:
+        info[key] = f"<{len(raw)} bytes hidden>"
+        node.lines.append(f"{key}: <{len(raw)} bytes hidden>")
+        return
+    info[key] = {"authzid": creds.authzid, "authcid": creds.authcid, "password": "<hidden>"}
+    node.lines.append(
+        f"PLAIN authcid {creds.authcid!r}"
+        + (f", authzid {creds.authzid!r}" if creds.authzid else "")
+        + ", password hidden"
+    )
 
 
 # --------------------------------------------------------------------------- PT-EAP

@@ -13,7 +13,9 @@ from nea.decode import decode, detect_kind, main
 from nea.pt_eap import EapCode, EapEnvelope, EapTncPacket, PtEapPacket
 from nea.pt_tls import (
     PbTncBatchMessage,
+    SaslAuthenticationData,
     SaslMechanisms,
+    SaslMechanismSelection,
     SaslResult,
     VersionRequest,
     VersionResponse,
@@ -104,7 +106,9 @@ def test_pt_tls_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         encode_message(m, i)
         for i, m in enumerate(
             [VersionRequest(), VersionResponse(), SaslMechanisms(("PLAIN",)),
-             SaslResult(0, short=True), SaslMechanisms(), PbTncBatchMessage(_batch())]
+             SaslResult(0, short=True), SaslMechanisms(), PbTncBatchMessage(_batch()),
+             SaslMechanismSelection("PLAIN", b"\x00alice\x00sup3r-secret"),
+             SaslAuthenticationData(b"opaque")]
         )
     )
     assert detect_kind(stream) == "pt-tls"
@@ -112,13 +116,18 @@ def test_pt_tls_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     f.write_bytes(stream)
     code, text = run(capsys, str(f))
     assert code == 0
-    assert "PT-TLS: 6 messages" in text
+    assert "PT-TLS: 8 messages" in text
+    assert "PLAIN authcid 'alice', password hidden" in text
+    assert "sup3r" not in text and b"sup3r".hex() not in text
     assert "VERSION_REQUEST id 0, 20 bytes" in text
     assert "PB-TNC batch CDATA from client" in text and "ITA Command" in text
     code, out = run(capsys, "--json", "--as", "pt-tls", str(f))
     doc = json.loads(out)
     assert code == 0 and doc["messages"][5]["pb_tnc"]["batch_type"] == "CDATA"
     assert doc["messages"][2]["mechanisms"] == ["PLAIN"]
+    assert doc["messages"][6]["initial"]["authcid"] == "alice"
+    assert "sup3r" not in out and b"sup3r".hex() not in out
+    assert doc["messages"][7]["data"] == "<6 bytes hidden>"
 
 
 def test_pt_eap_packets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
