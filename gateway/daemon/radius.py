@@ -1,0 +1,122 @@
+"""The ``[radius]`` front-end of the daemon: :mod:`gateway.radius` built from the gateway's
+configuration, with PT-EAP posture inside TTLS/PEAP when ``radius.posture`` is on."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gateway.daemon.config import ConfigError, GatewayConfig
+
+__all__ = ["radius_config", "start_radius"]
+
+log = logging.getLogger("gateway.daemon.net")
+
+
+def radius_config(config: GatewayConfig) -> Any:
+    """A :class:`gateway.radius.RadiusConfig` for ``config.radius`` (None without one)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from gateway.radius import ConfigError as RadiusConfigError
+    from gateway.radius import parse_config
+
+    spec = config.radius
+    if spec is None:
+        return None
+    users: dict[str, str] = {}
+    for s in config.secrets:
+        if s.kind == "eap" and s.secret is not None:
+            for i in s.ids:
+                users[i] = s.secret.decode("utf-8", "replace")
+    data: dict[str, Any] = {
+        "radius": {
+            "listen": spec.listen,
+            "auth_port": spec.auth_port,
+            "acct_port": spec.acct_port,
+            "conversation_timeout": spec.conversation_timeout,
+            "clients": [
+                {
+                    "address": c.address,
+                    "secret": c.secret,
+                    "name": c.name,
+                    "require_message_authenticator": c.require_message_authenticator,
+                }
+                for c in spec.clients
+            ],
+        },
+        "eap": {"methods": list(spec.methods), "inner_methods": list(spec.inner_methods)},
+        "users": users,
+        "vlans": dict(spec.vlans),
+    }
+    if spec.session_timeout is not None:
+        data["radius"]["session_timeout"] = spec.session_timeout
+    if spec.certs:
+        from cryptography import x509
+
+        leaf = x509.load_pem_x509_certificates(spec.certs[0].read_bytes())[0]
+        pub = leaf.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        key_path = None
+        for s in config.secrets:
+            if s.kind == "private" and s.file is not None:
+                k = serialization.load_pem_private_key(s.file.read_bytes(), s.secret)
+                kp = k.public_key().public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                if kp == pub:
+                    key_path = s.file
+        if key_path is None:
+            raise ConfigError(config.source, "radius.certs", "no [secrets.private-*] for it")
+        data["tls"] = {
+            "cert": str(spec.certs[0]),
+            "key": str(key_path),
+            "ca": [str(p) for p in spec.cacerts] + [str(a.cacert) for a in config.authorities],
+        }
+    try:
+        return parse_config(data, config.control.socket.parent)
+    except RadiusConfigError as exc:
+        raise ConfigError(config.source, "radius", str(exc)) from None
+
+
+def start_radius(gateway: Any, reactor: Any) -> Any:
+    """Listen for RADIUS when ``[radius]`` is configured; returns the service or None."""
+    config = gateway.config
+    rc = radius_config(config)
+    if rc is None:
+        return None
+    from gateway.radius import build_server
+    from gateway.radius import listen as radius_listen
+
+    posture: list[tuple[int, Any]] = []
+    verdicts: dict[bytes, Any] = {}
+    nea = gateway.composition.nea_state
+    if config.radius.posture and nea is not None:
+        from nea.pt_eap import PtEapServer
+
+        def make(identity: bytes) -> Any:
+            method = PtEapServer(nea.make_tncs(identity, None))
+            verdicts[identity] = method
+            return method
+
+        posture.append((54, make))
+
+    def verdict(conversation: Any) -> Any:
+        from nea.pb_tnc import AccessRecommendation
+        from radius import Verdict
+
+        name = conversation.context.user_name
+        method = verdicts.pop(name.encode(), None) if name else None
+        v = getattr(method, "verdict", None)
+        if v is None:
+            return None
+        if v.recommendation is AccessRecommendation.ALLOWED:
+            return Verdict.ALLOW
+        if v.recommendation is AccessRecommendation.QUARANTINED:
+            return Verdict.ISOLATE
+        return Verdict.NO_ACCESS
+
+    server = build_server(rc, posture=posture, verdict=verdict)
+    service, _ports = radius_listen(rc, reactor, server=server)
+    log.info("RADIUS listening on %s ports %d/%d", rc.listen, rc.auth_port, rc.acct_port)
+    return service

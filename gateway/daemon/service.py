@@ -1,0 +1,846 @@
+"""The running gateway: IKE over :class:`gateway.ike_udp.IkeUdpService`, the SA registry,
+counters, the dataplane hand-off, reload and an orderly shutdown.
+
+:class:`Gateway` is reactor-agnostic enough for tests: give it a ``twisted.internet.testing``
+``Clock`` and fake ports, or the real reactor (``start()`` listens).  Control commands
+(:meth:`Gateway.command`) return plain JSON-able data or a Deferred of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from twisted.internet import defer
+
+from gateway.daemon.compose import AccessRouter, Composition, PostureSession, compose
+from gateway.daemon.config import ConfigError, GatewayConfig, load_config
+from gateway.ike_udp import NATT_PORT, IkePort, IkeUdpService
+from ike.constants import NON_ESP_MARKER
+from ike.errors import IkeError
+from ike.message import decode_message
+from ike.sa import (
+    Address,
+    ChildSaDeleted,
+    ChildSaFailed,
+    ChildSaInstalled,
+    Event,
+    IkeEngine,
+    IkeSaClosed,
+    IkeSaEstablished,
+    IkeSaRekeyed,
+    SaState,
+)
+
+__all__ = [
+    "ChildRecord",
+    "Dataplane",
+    "Gateway",
+    "GatewayUdpService",
+    "LoggingDataplane",
+    "SaRecord",
+    "Stats",
+]
+
+log = logging.getLogger("gateway.daemon")
+chd_log = logging.getLogger("gateway.daemon.chd")
+knl_log = logging.getLogger("gateway.daemon.knl")
+net_log = logging.getLogger("gateway.daemon.net")
+
+_HEADER_LEN = 28
+_FLAG_INITIATOR = 0x08
+
+
+# --------------------------------------------------------------------------------------------
+# Records and counters
+
+
+def ts_text(ts: Any) -> str:
+    """A traffic selector as swanctl prints it: ``10.1.0.0/16``, ``10.1.0.5/32[tcp/80]``."""
+    import ipaddress
+
+    nets = list(ipaddress.summarize_address_range(ts.start_addr, ts.end_addr))
+    text = str(nets[0]) if len(nets) == 1 else f"{ts.start_addr}..{ts.end_addr}"
+    if ts.ip_proto or (ts.start_port, ts.end_port) != (0, 65535):
+        ports = (
+            str(ts.start_port) if ts.start_port == ts.end_port else f"{ts.start_port}-{ts.end_port}"
+        )
+        text += f"[{ts.ip_proto}/{ports}]"
+    return text
+
+
+@dataclass
+class ChildRecord:
+    name: str
+    spi_in: int
+    spi_out: int
+    encr: str
+    integ: str
+    local_ts: list[str]
+    remote_ts: list[str]
+    udp_encap: bool
+    installed: float
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": "INSTALLED",
+            "spi_in": f"{self.spi_in:08x}",
+            "spi_out": f"{self.spi_out:08x}",
+            "encr": self.encr,
+            "integ": self.integ,
+            "local_ts": self.local_ts,
+            "remote_ts": self.remote_ts,
+            "encap": self.udp_encap,
+            "installed": round(now - self.installed),
+        }
+
+
+@dataclass
+class SaRecord:
+    unique_id: int
+    ike_sa: bytes
+    connection: str
+    state: str
+    initiator: bool
+    local: Address
+    remote: Address
+    local_id: str = ""
+    remote_id: str = ""
+    eap_identity: str | None = None
+    vips: list[str] = field(default_factory=list)
+    suite: str = ""
+    spi_i: bytes = b""
+    spi_r: bytes = b""
+    nat: bool = False
+    verdict: str | None = None
+    established: float = 0.0
+    children: dict[int, ChildRecord] = field(default_factory=dict)
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        return {
+            "name": self.connection,
+            "uniqueid": self.unique_id,
+            "ike_sa": self.ike_sa.hex(),
+            "state": self.state,
+            "initiator": self.initiator,
+            "spi_i": self.spi_i.hex(),
+            "spi_r": self.spi_r.hex(),
+            "local_host": self.local[0],
+            "local_port": self.local[1],
+            "remote_host": self.remote[0],
+            "remote_port": self.remote[1],
+            "local_id": self.local_id,
+            "remote_id": self.remote_id,
+            "remote_eap_id": self.eap_identity,
+            "remote_vips": self.vips,
+            "suite": self.suite,
+            "nat": self.nat,
+            "verdict": self.verdict,
+            "established": round(now - self.established) if self.established else None,
+            "children": [c.to_json(now) for c in self.children.values()],
+        }
+
+
+@dataclass
+class Stats:
+    started: float = field(default_factory=time.time)
+    ike_received: int = 0
+    ike_sent: int = 0
+    invalid: int = 0
+    errors: int = 0
+    esp_received: int = 0
+    esp_dropped: int = 0
+    keepalives: int = 0
+    established_total: int = 0
+    closed_total: int = 0
+    auth_failed: int = 0
+    children_installed: int = 0
+    children_failed: int = 0
+    posture_assessments: int = 0
+    verdicts: dict[str, int] = field(default_factory=lambda: {"allow": 0, "isolate": 0, "none": 0})
+    reloads: int = 0
+
+
+# --------------------------------------------------------------------------------------------
+# Dataplane
+
+
+class Dataplane:
+    """What the daemon hands CHILD_SAs to; this base (``dataplane = "none"``) only logs."""
+
+    name = "none"
+
+    def install(self, event: ChildSaInstalled) -> None:
+        knl_log.info("dataplane none: not installing CHILD_SA %r", event)
+
+    def delete(self, event: ChildSaDeleted) -> None:
+        knl_log.info(
+            "dataplane none: CHILD_SA in=%08x out=%08x deleted", event.spi_in, event.spi_out
+        )
+
+    def esp_received(self, data: bytes, remote: Address, local: Address) -> bool:
+        """UDP-encapsulated ESP from port 4500; False when nobody takes it."""
+        return False
+
+    def close(self) -> None:
+        return None
+
+
+LoggingDataplane = Dataplane
+
+
+def make_dataplane(kind: str, source: str) -> Dataplane:
+    """``auto``: the kernel (XFRM) or userspace dataplane when ``gateway.dataplane`` is
+    installed and we are root, else ``none``.  An explicit backend that cannot be had is a
+    configuration error."""
+    if kind == "none":
+        return Dataplane()
+    try:
+        import importlib
+
+        module: Any = importlib.import_module("gateway.dataplane")
+    except ImportError:
+        module = None
+    factory = getattr(module, "create_dataplane", None) if module is not None else None
+    if factory is None:
+        if kind == "auto":
+            log.info("dataplane auto: gateway.dataplane not available, using none")
+            return Dataplane()
+        raise ConfigError(source, "dataplane", f"{kind!r} is not available in this installation")
+    if kind == "auto" and os.geteuid() != 0:
+        log.info("dataplane auto: not root, using none")
+        return Dataplane()
+    try:
+        dp: Dataplane = factory(kind)
+    except Exception as exc:
+        if kind == "auto":
+            log.warning("dataplane auto: %s; using none", exc)
+            return Dataplane()
+        raise ConfigError(source, "dataplane", f"{kind}: {exc}") from None
+    return dp
+
+
+# --------------------------------------------------------------------------------------------
+# UDP
+
+
+class GatewayPort(IkePort):
+    """An :class:`IkePort` whose NAT-T port (non-ESP marker) is configurable."""
+
+    def __init__(self, service: GatewayUdpService, host: str, port: int, natt: bool) -> None:
+        super().__init__(service, host, port)
+        self.natt = natt
+        self.gateway_service = service
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        remote = (str(addr[0]), int(addr[1]))
+        svc = self.gateway_service
+        if self.natt:
+            if data == b"\xff":
+                svc.stats.keepalives += 1
+                return
+            if data[:4] != NON_ESP_MARKER:
+                svc.esp_received(data, remote, (self.host, self.port))
+                return
+            data = data[4:]
+        svc.ike_received(data, remote, (self.host, self.port))
+
+    def send(self, data: bytes, remote: Address) -> None:
+        if self.transport is None:
+            return
+        if self.natt:
+            data = NON_ESP_MARKER + data
+        transport: Any = self.transport
+        transport.write(data, remote)
+
+
+class GatewayUdpService(IkeUdpService):
+    """:class:`IkeUdpService` with configurable ports, counters, crash protection and the
+    IKE_SA focus the :class:`AccessRouter` needs."""
+
+    def __init__(
+        self,
+        engine: IkeEngine,
+        clock: Any,
+        host: str,
+        on_event: Callable[[Event], None],
+        esp_handler: Callable[[bytes, Address, Address], None] | None,
+        ports: tuple[int, int],
+        router: AccessRouter,
+        stats: Stats,
+    ) -> None:
+        super().__init__(engine, clock, host, on_event, esp_handler, ports)
+        self.ike_port, self.natt_port = ports
+        self.ports = {p: GatewayPort(self, host, p, p == self.natt_port) for p in ports}
+        self.router = router
+        self.stats = stats
+
+    def ike_received(self, data: bytes, remote: Address, local: Address) -> None:
+        self.stats.ike_received += 1
+        try:
+            decode_message(data)
+        except IkeError:
+            self.stats.invalid += 1
+        except Exception:
+            self.stats.invalid += 1
+        focus = None
+        if len(data) >= _HEADER_LEN:
+            focus = data[8:16] if data[19] & _FLAG_INITIATOR else data[0:8]
+        self.router.focus(focus)
+        try:
+            self.engine.receive_datagram(data, remote, self.now(), local=local)
+        except Exception:
+            self.stats.errors += 1
+            log.exception("engine failed on a datagram from %s:%d", *remote)
+        finally:
+            self.router.focus(None)
+        self.flush()
+
+    def initiate(self, name: str, remote: Address) -> bytes:
+        spi = self.engine.initiate(
+            name, self.now(), local=(self.host, self.ike_port), remote=remote
+        )
+        self.flush()
+        return spi
+
+    def esp_received(self, data: bytes, remote: Address, local: Address) -> None:
+        self.stats.esp_received += 1
+        if self.esp_handler is not None:
+            self.esp_handler(data, remote, local)
+
+    def flush(self) -> None:
+        for d in self.engine.datagrams_to_send(self.now()):
+            lport = d.local[1]
+            if lport == NATT_PORT and lport not in self.ports:
+                lport = self.natt_port  # the engine floats to 4500 by the RFC's number
+            port = self.ports.get(lport) or self.ports[self.ike_port]
+            self.stats.ike_sent += 1
+            port.send(d.data, d.remote)
+        while (event := self.engine.next_event()) is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                self.stats.errors += 1
+                log.exception("event consumer failed on %r", type(event).__name__)
+        self._arm()
+
+    def _fire(self) -> None:
+        self._timer, self._timer_at = None, None
+        try:
+            self.engine.handle_timer(self.now())
+        except Exception:
+            self.stats.errors += 1
+            log.exception("engine failed in a timer")
+        self.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# The gateway
+
+
+class Gateway:
+    """One running gateway.  ``config_path`` None runs the embedded defaults."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        reactor: Any,
+        *,
+        config_path: Path | None = None,
+        composition: Composition | None = None,
+        dataplane: Dataplane | None = None,
+        evidence_sink: Any = None,
+    ) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.config_path = config_path
+        self.stats = Stats()
+        self.evidence_sink = evidence_sink
+        self.composition = composition or compose(
+            config, evidence_sink=evidence_sink, posture_counter=self._posture_started
+        )
+        self.router = self.composition.router
+        self.dataplane = (
+            dataplane if dataplane is not None else make_dataplane(config.dataplane, config.source)
+        )
+        self.engine = IkeEngine(self.composition.engine_config)
+        self.udp = GatewayUdpService(
+            self.engine,
+            reactor,
+            config.ike.listen,
+            self._on_event,
+            self._esp,
+            (config.ike.port, config.ike.port_nat_t),
+            self.router,
+            self.stats,
+        )
+        self.sas: dict[bytes, SaRecord] = {}
+        self._early_children: dict[bytes, dict[int, ChildRecord]] = {}
+        self._ids = 0
+        self._waiters: dict[bytes, list[defer.Deferred[dict[str, Any]]]] = {}
+        self._closed_waiters: dict[bytes, list[defer.Deferred[None]]] = {}
+        self.listening: list[Any] = []
+        self.radius: Any = None
+        self.stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Listen on the IKE ports and start the connections with ``start_action = start``."""
+        host = self.config.ike.listen
+        for port, proto in self.udp.ports.items():
+            self.listening.append(self.reactor.listenUDP(port, proto, interface=host))
+        log.info("IKE listening on %s ports %s", host, sorted(self.udp.ports))
+        for spec in self.config.connections:
+            if any(c.start_action == "start" for c in spec.children):
+                if spec.remote_addrs:
+                    self.reactor.callLater(0, self._initiate_quiet, spec.name)
+                else:
+                    log.warning("%s: start_action = start needs remote_addrs", spec.name)
+
+    def _initiate_quiet(self, name: str) -> None:
+        try:
+            self.initiate(name, None)
+        except (IkeError, ValueError) as exc:
+            log.warning("cannot start %s: %s", name, exc)
+
+    def stop(self, timeout: float = 3.0) -> defer.Deferred[None]:
+        """Send a Delete for every established IKE_SA and wait (up to ``timeout``) for the
+        answers; then close ports, the dataplane and the evidence sink."""
+        self.stopping = True
+        pending: list[defer.Deferred[None]] = []
+        for spi in list(self.engine):
+            state = self.engine.ike_sa_state(spi)
+            if state is SaState.ESTABLISHED:
+                pending.append(self._closed(spi))
+                try:
+                    self.udp.delete(spi)
+                except IkeError as exc:
+                    log.info("delete %s: %s", spi.hex(), exc)
+        log.info("shutting down: deleting %d IKE_SA(s)", len(pending))
+        done: defer.Deferred[None] = defer.Deferred()
+
+        def finish(_: object = None) -> None:
+            if done.called:
+                return
+            self._close_resources()
+            done.callback(None)
+
+        if not pending:
+            self.reactor.callLater(0, finish)
+        else:
+            dl = defer.DeferredList(pending, consumeErrors=True)
+            dl.addBoth(finish)
+            self.reactor.callLater(timeout, finish)
+        return done
+
+    def _close_resources(self) -> None:
+        for port in self.listening:
+            try:
+                port.stopListening()
+            except Exception:
+                log.debug("stopListening failed", exc_info=True)
+        self.listening.clear()
+        try:
+            self.dataplane.close()
+        except Exception:
+            log.exception("dataplane close failed")
+        if self.evidence_sink is not None and hasattr(self.evidence_sink, "close"):
+            try:
+                self.evidence_sink.close(timeout=5.0)
+            except Exception:
+                log.exception("evidence sink close failed")
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _posture_started(self, session: PostureSession) -> None:
+        self.stats.posture_assessments += 1
+
+    def _esp(self, data: bytes, remote: Address, local: Address) -> None:
+        if not self.dataplane.esp_received(data, remote, local):
+            self.stats.esp_dropped += 1
+
+    def _on_event(self, event: Event) -> None:
+        now = self.now()
+        if isinstance(event, IkeSaEstablished):
+            self._ids += 1
+            session = self.router.session(event.ike_sa)
+            verdict = session.verdict.value if session is not None else None
+            rec = SaRecord(
+                unique_id=self._ids,
+                ike_sa=event.ike_sa,
+                connection=event.peer_config,
+                state="ESTABLISHED",
+                initiator=event.initiator,
+                local=event.local,
+                remote=event.remote,
+                local_id=str(event.local_id),
+                remote_id=str(event.remote_id),
+                eap_identity=event.eap_identity.decode("utf-8", "replace")
+                if event.eap_identity
+                else None,
+                vips=[str(v) for v in event.virtual_ips],
+                suite=f"{event.encr}/{event.integ}/{event.prf}/{event.dh}",
+                spi_i=event.spi_i,
+                spi_r=event.spi_r,
+                nat=event.nat_detected,
+                verdict=verdict if session is not None and session.posture_required else None,
+                established=now,
+            )
+            rec.children.update(self._early_children.pop(event.ike_sa, {}))
+            self.sas[event.ike_sa] = rec
+            self.stats.established_total += 1
+            if session is not None and session.posture_required:
+                self.stats.verdicts[session.verdict.value] += 1
+            log.info(
+                "IKE_SA %s[%d] established between %s[%s]...%s[%s]%s%s",
+                rec.connection,
+                rec.unique_id,
+                rec.local[0],
+                rec.local_id,
+                rec.remote[0],
+                rec.remote_id,
+                f" EAP '{rec.eap_identity}'" if rec.eap_identity else "",
+                f" vips {rec.vips}" if rec.vips else "",
+            )
+            for d in self._waiters.pop(event.ike_sa, []):
+                d.callback(rec.to_json(now))
+        elif isinstance(event, ChildSaInstalled):
+            rec2 = self.sas.get(event.ike_sa)
+            child = ChildRecord(
+                event.name,
+                event.spi_in,
+                event.spi_out,
+                f"{event.encr_id}/{event.encr_key_bits}",
+                str(event.integ_id),
+                [ts_text(t) for t in event.local_ts],
+                [ts_text(t) for t in event.remote_ts],
+                event.udp_encap,
+                now,
+            )
+            if rec2 is not None:
+                if event.replaces is not None:
+                    rec2.children.pop(event.replaces, None)
+                rec2.children[event.spi_in] = child
+            else:  # IKE_AUTH: the CHILD_SA comes before the IKE_SA's own event
+                self._early_children.setdefault(event.ike_sa, {})[event.spi_in] = child
+            self.stats.children_installed += 1
+            chd_log.info("CHILD_SA %r installed", event)
+            self._dataplane_call(self.dataplane.install, event)
+        elif isinstance(event, ChildSaDeleted):
+            rec3 = self.sas.get(event.ike_sa)
+            if rec3 is not None:
+                rec3.children.pop(event.spi_in, None)
+            self._early_children.get(event.ike_sa, {}).pop(event.spi_in, None)
+            chd_log.info("CHILD_SA in=%08x out=%08x deleted", event.spi_in, event.spi_out)
+            self._dataplane_call(self.dataplane.delete, event)
+        elif isinstance(event, ChildSaFailed):
+            self.stats.children_failed += 1
+            chd_log.warning("CHILD_SA %s failed: notify %d", event.name or "-", event.error)
+        elif isinstance(event, IkeSaRekeyed):
+            rec4 = self.sas.pop(event.ike_sa, None)
+            if rec4 is not None:
+                rec4.ike_sa = event.new_ike_sa
+                rec4.spi_i, rec4.spi_r = event.spi_i, event.spi_r
+                self.sas[event.new_ike_sa] = rec4
+            self.router.rename(event.ike_sa, event.new_ike_sa)
+        elif isinstance(event, IkeSaClosed):
+            rec5 = self.sas.pop(event.ike_sa, None)
+            self._early_children.pop(event.ike_sa, None)
+            session = self.router.drop(event.ike_sa)
+            if session is not None and session.tncs is not None:
+                self._end_posture(session)
+            if rec5 is not None:
+                self.stats.closed_total += 1
+            elif event.error == 24:  # AUTHENTICATION_FAILED
+                self.stats.auth_failed += 1
+            log.info(
+                "IKE_SA %s closed: %s",
+                f"{rec5.connection}[{rec5.unique_id}]" if rec5 else event.ike_sa.hex(),
+                event.reason,
+            )
+            for d in self._waiters.pop(event.ike_sa, []):
+                d.errback(RuntimeError(f"IKE_SA failed: {event.reason}"))
+            for w in self._closed_waiters.pop(event.ike_sa, []):
+                w.callback(None)
+
+    def _end_posture(self, session: PostureSession) -> None:
+        try:
+            from nea.pb_tnc.imv import ConnectionState
+
+            for v in getattr(session.tncs, "_validators", ()):
+                v.notify_connection_change(session.connection_id, ConnectionState.DELETE)
+        except Exception:
+            log.debug("posture teardown failed", exc_info=True)
+
+    def _dataplane_call(self, fn: Callable[[Any], None], event: Any) -> None:
+        try:
+            fn(event)
+        except Exception:
+            self.stats.errors += 1
+            knl_log.exception("dataplane failed on %r", event)
+
+    def _closed(self, spi: bytes) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = defer.Deferred()
+        self._closed_waiters.setdefault(spi, []).append(d)
+        return d
+
+    def now(self) -> float:
+        return float(self.reactor.seconds())
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def find(self, selector: str) -> list[SaRecord]:
+        """IKE_SAs by connection name, unique id (``#3`` or ``3``) or SPI (hex)."""
+        sel = selector.lstrip("#")
+        return [
+            r
+            for r in self.sas.values()
+            if r.connection == selector or str(r.unique_id) == sel or r.ike_sa.hex() == sel
+        ]
+
+    def list_sas(self, ike: str | None = None) -> list[dict[str, Any]]:
+        now = self.now()
+        out = [r.to_json(now) for r in sorted(self.sas.values(), key=lambda r: r.unique_id)]
+        for spi in self.engine:
+            state = self.engine.ike_sa_state(spi)
+            if spi in self.sas or state is None or state is SaState.CLOSED:
+                continue
+            session = self.router.session(spi)
+            out.append(
+                {
+                    "name": session.connection if session else None,
+                    "uniqueid": None,
+                    "ike_sa": spi.hex(),
+                    "state": "CONNECTING",
+                    "detail": state.value,
+                    "children": [],
+                }
+            )
+        if ike is not None:
+            out = [s for s in out if ike in (s["name"], str(s["uniqueid"]), s["ike_sa"])]
+        return out
+
+    def list_conns(self) -> list[dict[str, Any]]:
+        out = []
+        for spec in self.config.connections:
+            out.append(
+                {
+                    "name": spec.name,
+                    "local_addrs": list(spec.local_addrs) or [self.config.ike.listen],
+                    "remote_addrs": list(spec.remote_addrs) or ["%any"],
+                    "proposals": list(spec.proposals) or ["default"],
+                    "pools": list(spec.pools),
+                    "local": {
+                        "auth": spec.local.auth,
+                        "id": spec.local.id
+                        or str(self.composition.connections[spec.name].peer.local_id),
+                        "certs": [str(p) for p in spec.local.certs],
+                    },
+                    "remote": {
+                        "auth": spec.remote.auth,
+                        "id": spec.remote.id or "%any",
+                        "eap_id": spec.remote.eap_id,
+                    },
+                    "posture": dataclasses.asdict(spec.posture),
+                    "children": [
+                        {
+                            "name": c.name,
+                            "local_ts": list(c.local_ts) or ["dynamic"],
+                            "remote_ts": list(c.remote_ts) or ["dynamic"],
+                            "esp_proposals": list(c.esp_proposals) or ["default"],
+                            "verdict": list(c.verdict),
+                            "pools": list(c.pools) if c.pools is not None else list(spec.pools),
+                            "start_action": c.start_action,
+                        }
+                        for c in spec.children
+                    ],
+                }
+            )
+        return out
+
+    def initiate(self, name: str, remote: str | None, port: int = 500) -> bytes:
+        spec = self.config.connection(name)
+        if spec is None:
+            raise ValueError(f"no connection named {name!r}")
+        if remote is None:
+            addrs = [a for a in spec.remote_addrs if not a.startswith("%") and "/" not in a]
+            if not addrs:
+                raise ValueError(f"{name}: no remote address (give one, or set remote_addrs)")
+            remote = addrs[0]
+        return self.udp.initiate(name, (remote, port))
+
+    def initiate_and_wait(
+        self, name: str, remote: str | None, timeout: float = 15.0, port: int = 500
+    ) -> defer.Deferred[dict[str, Any]]:
+        spi = self.initiate(name, remote, port)
+        rec = self.sas.get(spi)
+        if rec is not None:
+            return defer.succeed(rec.to_json(self.now()))
+        d: defer.Deferred[dict[str, Any]] = defer.Deferred()
+        self._waiters.setdefault(spi, []).append(d)
+        d.addTimeout(timeout, self.reactor)
+        return d
+
+    def terminate(self, selector: str, timeout: float = 5.0) -> defer.Deferred[dict[str, Any]]:
+        """Delete the matching IKE_SAs (INFORMATIONAL Delete) and wait for the answers."""
+        recs = self.find(selector)
+        if not recs:
+            return defer.fail(ValueError(f"no IKE_SA matches {selector!r}"))
+        waits = []
+        for r in recs:
+            waits.append(self._closed(r.ike_sa))
+            self.udp.delete(r.ike_sa)
+        result: dict[str, Any] = {
+            "terminated": [{"name": r.connection, "uniqueid": r.unique_id} for r in recs]
+        }
+        dl = defer.DeferredList(waits, consumeErrors=True)
+        dl.addTimeout(timeout, self.reactor)
+
+        def done(_: object) -> dict[str, Any]:
+            result["complete"] = all(r.ike_sa not in self.sas for r in recs)
+            return result
+
+        dl.addBoth(done)
+        return dl  # type: ignore[return-value]
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the configuration; established IKE_SAs keep the settings they were made
+        with, new IKE_SAs get the new ones.  Listening address/ports need a restart."""
+        if self.config_path is None:
+            raise ValueError("running on the embedded defaults: nothing to reload")
+        new = load_config(self.config_path)
+        pools = self.composition.pools
+        if dict(new.pools) != dict(self.config.pools):
+            pools = None  # type: ignore[assignment]
+        comp = compose(
+            new,
+            router=self.router,
+            pools=pools,
+            evidence_sink=self.evidence_sink,
+            nea_state=self.composition.nea_state,
+            posture_counter=self._posture_started,
+        )
+        if pools is None:
+            self._carry_leases(comp)
+        old_names = {c.name: c for c in self.config.connections}
+        new_names = {c.name: c for c in new.connections}
+        notes = []
+        if (new.ike.listen, new.ike.port, new.ike.port_nat_t) != (
+            self.config.ike.listen,
+            self.config.ike.port,
+            self.config.ike.port_nat_t,
+        ):
+            notes.append("ike.listen/port changes need a restart")
+        if new.control != self.config.control:
+            notes.append("control.socket changes need a restart")
+        self.engine.config = comp.engine_config
+        self.composition = comp
+        self.config = new
+        self.stats.reloads += 1
+        result = {
+            "added": sorted(set(new_names) - set(old_names)),
+            "removed": sorted(set(old_names) - set(new_names)),
+            "changed": sorted(
+                n for n in set(old_names) & set(new_names) if old_names[n] != new_names[n]
+            ),
+            "kept_sas": len(self.sas),
+            "notes": notes,
+        }
+        log.info("configuration reloaded: %s", result)
+        return result
+
+    def _carry_leases(self, comp: Composition) -> None:
+        """New pools: addresses leased to live IKE_SAs stay reserved for them."""
+        for rec in self.sas.values():
+            for v in rec.vips:
+                import ipaddress
+
+                addr = ipaddress.ip_address(v)
+                for name, pool in comp.pools.pools.items():
+                    if addr in pool:
+                        comp.pools.acquire(name, rec.remote_id, addr)
+
+    def stats_json(self) -> dict[str, Any]:
+        half_open = 0
+        connecting = 0
+        for spi in self.engine:
+            state = self.engine.ike_sa_state(spi)
+            if state is SaState.R_INIT_DONE:
+                half_open += 1
+            elif state not in (SaState.ESTABLISHED, SaState.CLOSED, None):
+                connecting += 1
+        s = self.stats
+        return {
+            "uptime": round(time.time() - s.started),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s.started)),
+            "ike_sas": len(self.sas),
+            "half_open": half_open,
+            "connecting": connecting,
+            "child_sas": sum(len(r.children) for r in self.sas.values()),
+            "packets": {
+                "ike_received": s.ike_received,
+                "ike_sent": s.ike_sent,
+                "invalid": s.invalid,
+                "errors": s.errors,
+                "esp_received": s.esp_received,
+                "esp_dropped": s.esp_dropped,
+                "keepalives": s.keepalives,
+            },
+            "totals": {
+                "established": s.established_total,
+                "closed": s.closed_total,
+                "auth_failed": s.auth_failed,
+                "children_installed": s.children_installed,
+                "children_failed": s.children_failed,
+                "posture_assessments": s.posture_assessments,
+                "reloads": s.reloads,
+            },
+            "verdicts": dict(s.verdicts),
+            "dataplane": self.dataplane.name,
+            "listen": {
+                "address": self.config.ike.listen,
+                "ports": [self.config.ike.port, self.config.ike.port_nat_t],
+            },
+            "pools": [
+                {"name": p.name, "size": p.size, "online": p.online, "ranges": list(p.ranges)}
+                for p in self.composition.pools.status()
+            ],
+            "radius": self.radius is not None,
+        }
+
+    def command(self, name: str, args: dict[str, Any]) -> Any:
+        """Run one control command; returns data or a Deferred of data."""
+        if name == "list-sas":
+            return self.list_sas(args.get("ike"))
+        if name == "list-conns":
+            return self.list_conns()
+        if name == "list-pools":
+            return [dataclasses.asdict(p) for p in self.composition.pools.status()]
+        if name == "stats":
+            return self.stats_json()
+        if name == "reload":
+            return self.reload()
+        if name == "initiate":
+            ike = args.get("ike")
+            if not isinstance(ike, str):
+                raise ValueError("initiate needs --ike NAME")
+            return self.initiate_and_wait(
+                ike,
+                args.get("remote"),
+                float(args.get("timeout", 15.0)),
+                int(args.get("remote_port", 500)),
+            )
+        if name == "terminate":
+            ike = args.get("ike")
+            if not isinstance(ike, str):
+                raise ValueError("terminate needs --ike NAME|ID")
+            return self.terminate(ike, float(args.get("timeout", 5.0)))
+        raise ValueError(f"unknown command {name!r}")
