@@ -93,7 +93,12 @@ class _Connection:
 
 
 class PolicyEngine:
-    """Shared by the validators of one gateway; sans-I/O (clock and sink passed in)."""
+    """Shared by the validators of one gateway; sans-I/O (clock and sink passed in).
+
+    ``recommendation_policy`` must be the one the TNCS uses (``PbTncConfig``): the engine
+    repeats the combination for the :class:`SessionDecision` it reports (the access value
+    itself comes from the TNCS's final connection state).
+    """
 
     def __init__(
         self,
