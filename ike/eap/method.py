@@ -85,7 +85,12 @@ class EapServerMethod(Protocol):
 
 @runtime_checkable
 class EapPeerMethod(Protocol):
-    """Peer side of a method."""
+    """Peer side of a method.
+
+    A tunnel method that may still take Requests after it said SUCCESS (the server chains a
+    posture method inside the tunnel) sets an attribute ``may_continue = True`` (RFC 4137
+    methodState MAY_CONT); the EAP peer then keeps feeding it instead of starting afresh.
+    """
 
     @property
     def eap_type(self) -> int: ...

@@ -282,6 +282,17 @@ class EapPeer:
         assert isinstance(pkt, EapRequest)
         return self._run_method(pkt)
 
+    def _on_same_method_after_done(
+        self, pkt: EapRequest | EapSuccess | EapFailure
+    ) -> bytes | None:
+        # RFC 4137 methodState MAY_CONT: a tunnel method that has authenticated may still take
+        # Requests (the server chains a posture method inside the tunnel). Keep feeding the
+        # running instance, staying ready for EAP-Success; any other method starts afresh.
+        assert isinstance(pkt, EapRequest)
+        if getattr(self._method, "may_continue", False):
+            return self._run_method(pkt)
+        return self._on_new_method(pkt)
+
     def _on_success(self, pkt: EapRequest | EapSuccess | EapFailure) -> bytes | None:
         self._set_state(PeerState.SUCCESS)
         self._deadline = None
@@ -318,7 +329,7 @@ class EapPeer:
         (PeerState.METHOD_FAILED, _Input.NOTIFICATION): _on_notification,
         (PeerState.IDLE, _Input.NEW_METHOD): _on_new_method,
         (PeerState.METHOD_DONE, _Input.NEW_METHOD): _on_new_method,
-        (PeerState.METHOD_DONE, _Input.SAME_METHOD): _on_new_method,
+        (PeerState.METHOD_DONE, _Input.SAME_METHOD): _on_same_method_after_done,
         (PeerState.METHOD, _Input.SAME_METHOD): _on_same_method,
         (PeerState.METHOD_DONE, _Input.SUCCESS): _on_success,
         (PeerState.IDLE, _Input.SUCCESS): _on_early_success,
@@ -374,7 +385,9 @@ class EapPeer:
             return None
         if step.decision is Decision.SUCCESS:
             self._events.append(MethodCompleted(self._method_type, True))
-            self._completed.append(self._method_type)
+            if not (self._completed and self._completed[-1] == self._method_type
+                    and self._state is PeerState.METHOD_DONE):
+                self._completed.append(self._method_type)
             if self._msk is None:
                 self._msk = method.msk()
                 self._emsk = method.emsk()

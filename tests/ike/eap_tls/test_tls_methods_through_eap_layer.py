@@ -84,10 +84,6 @@ def test_ttls(pki: Pki, version: TlsVersion, inner: InnerAuth) -> None:
                  TtlsPeerConfig(pconf, b"bob", inner, "pw", inner_peer())))]))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "ike.eap.peer.EapPeer starts a fresh method when a Request of the type that already "
-    "said SUCCESS arrives ((METHOD_DONE, SAME_METHOD) -> _on_new_method); a TTLS peer says "
-    "SUCCESS after its inner authentication but the server may chain PT-EAP afterwards"))
 def test_ttls_posture_after_inner_auth(pki: Pki) -> None:
     sconf, pconf = tls_configs(pki, TlsVersion.TLS1_3, False)
     ttls = TtlsServerConfig(sconf, ((26, mschapv2_server_factory(USERS)),),
