@@ -292,15 +292,12 @@ class _Session:
     def receive_data(self, data: bytes) -> None:
         if self.closed:
             return
-        try:
-            frames = self._parser.feed(data)
-        except PtTlsError as exc:
-            self._error(exc, self._parser.buffered[:HEADER_SIZE])
-            return
-        for frame in frames:
+        for frame in self._parser.feed(data):
             if self.closed:
-                break
+                return
             self._handle_frame(frame)
+        if self._parser.error is not None and not self.closed:
+            self._error(self._parser.error, self._parser.buffered[:HEADER_SIZE])
 
     def data_to_send(self) -> bytes:
         out = bytes(self._out)

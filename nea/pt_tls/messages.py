@@ -23,7 +23,7 @@ import struct
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from nea.pt_tls.errors import InvalidParameter, MalformedMessage
+from nea.pt_tls.errors import InvalidParameter, MalformedMessage, PtTlsError
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_LENGTH",
@@ -487,9 +487,10 @@ def _check_header(data: bytes, at: int, max_length: int) -> tuple[int, int, int,
 class FrameParser:
     """Cuts a byte stream into frames; feed it any split of the stream.
 
-    A header that cannot be (length below 16, above ``max_length``, reserved type) raises:
-    the stream has lost its framing and the session must end.  A truncated message just
-    waits for more bytes (:attr:`pending`).
+    A header that cannot be (length below 16, above ``max_length``, reserved type) means the
+    stream has lost its framing: :attr:`error` holds the :class:`PtTlsError` to report, the
+    frames before it are still returned, and the parser accepts nothing more.  A truncated
+    message just waits for more bytes (:attr:`pending`).
     """
 
     def __init__(self, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> None:
@@ -497,7 +498,11 @@ class FrameParser:
             raise ValueError("max_length below the header size")
         self.max_length = max_length
         self._buffer = bytearray()
-        self.broken = False
+        self.error: PtTlsError | None = None
+
+    @property
+    def broken(self) -> bool:
+        return self.error is not None
 
     @property
     def pending(self) -> int:
@@ -509,7 +514,7 @@ class FrameParser:
         return bytes(self._buffer)
 
     def feed(self, data: bytes) -> list[Frame]:
-        if self.broken:
+        if self.error is not None:
             return []
         self._buffer += data
         frames: list[Frame] = []
@@ -518,9 +523,9 @@ class FrameParser:
                 reserved, vendor, mtype, length, ident = _check_header(
                     bytes(self._buffer[:HEADER_SIZE]), 0, self.max_length
                 )
-            except Exception:
-                self.broken = True
-                raise
+            except PtTlsError as exc:
+                self.error = exc
+                break
             if len(self._buffer) < length:
                 break
             value = bytes(self._buffer[HEADER_SIZE:length])

@@ -487,3 +487,15 @@ def test_sessions_never_crash(items: list[object], as_client: bool) -> None:
         FrameParser().feed(out)  # whatever we send is well-formed
         if session.closed:
             assert session.close_reason
+
+
+def test_good_message_then_broken_header_in_one_read() -> None:
+    server = PtTlsServer(Tncs([CommandValidator()]), server_cfg())
+    bad = struct.pack(">IIII", 0, 4, 3, 1)  # length 3 < 16
+    server.receive_data(encode_message(VersionRequest(), 0) + bad)
+    frames = FrameParser().feed(server.data_to_send())
+    names = [f.type_name() for f in frames]
+    assert names == ["VERSION_RESPONSE", "SASL_MECHANISMS", "PT_TLS_ERROR"]
+    assert decode_value(frames[-1]).error_code == PtTlsErrorCode.MALFORMED_MESSAGE  # type: ignore[union-attr]
+    assert decode_value(frames[-1]).original == bad  # type: ignore[union-attr]
+    assert server.closed
