@@ -55,10 +55,10 @@ from nea.pt_tls import (
     SaslAuthenticationData,
     SaslMechanismSelection,
     decode_value,
-    parse_frames,
     parse_plain,
 )
 from nea.pt_tls.errors import PtTlsErrorCode
+from nea.pt_tls.messages import Frame, FrameParser
 
 __all__ = ["Decoded", "decode", "detect_kind", "main", "read_input"]
 
@@ -272,15 +272,29 @@ def decode_pb(data: bytes) -> Decoded:
 
 def decode_pt_tls(data: bytes) -> Decoded:
     root = Decoded("PT-TLS messages", {"kind": "pt-tls", "messages": []})
-    try:
-        frames = parse_frames(data)
-    except PtTlsError as exc:
-        err = _error("PT-TLS", int(exc.code), exc.code.name, exc.offset, exc.reason)
-        root.title = "PT-TLS messages (malformed stream)"
-        root.data["error"] = err
-        root.errors.append(err)
-        return root
-    root.title = f"PT-TLS: {len(frames)} message{'s' if len(frames) != 1 else ''}"
+    parser = FrameParser(max_length=0xFFFFFFFF)
+    frames: list[tuple[int, Frame]] = []
+    at = 0
+    for frame in parser.feed(data):
+        frames.append((at, frame))
+        at += frame.length
+    stream_error: dict[str, Any] | None = None
+    if parser.error is not None:
+        exc = parser.error
+        stream_error = _error("PT-TLS", int(exc.code), exc.code.name, at + exc.offset, exc.reason)
+    elif parser.pending:
+        left = parser.pending
+        stream_error = _error(
+            "PT-TLS", int(PtTlsErrorCode.MALFORMED_MESSAGE), "MALFORMED_MESSAGE",
+            at + (8 if left >= 16 else 0),
+            f"{left} octets left, not a whole PT-TLS message (truncated)",
+        )
+    n = len(frames)
+    root.title = f"PT-TLS: {n} message{'s' if n != 1 else ''}"
+    if stream_error is not None:
+        root.title += " (then a malformed stream)"
+        root.data["error"] = stream_error
+        root.errors.append(stream_error)
     for offset, frame in frames:
         info: dict[str, Any] = {
             "offset": offset,
