@@ -18,6 +18,7 @@ from nea.imc.host import HostFacts, product_vendor_id
 from nea.imv.subtypes import ITA_TEST, OS, PORTS, SWIMA
 from nea.pa import (
     FLAG_NOSKIP,
+    NO_LIMIT,
     AssessmentResult,
     Attribute,
     AttributeRequest,
@@ -28,6 +29,8 @@ from nea.pa import (
     ItaAttributeType,
     ItaCommand,
     ItaDeviceId,
+    MaxAttributeSizeRequest,
+    MaxAttributeSizeResponse,
     NumericVersion,
     OperationalResult,
     OperationalStatus,
@@ -161,6 +164,10 @@ class HostCollector:
             elif isinstance(attr, RemediationInstructions):
                 assert conn.remediation is not None
                 conn.remediation.append(self._remediation(message.validator_id, attr))
+            elif isinstance(attr, MaxAttributeSizeRequest):
+                # TCG segmentation contract: we accept any size and never need segments
+                # (large Installed Packages are split over several attributes instead)
+                replies.append(MaxAttributeSizeResponse(NO_LIMIT, NO_LIMIT))
             else:
                 replies.extend(self.handle(conn_id, attr))
         return self._send(replies, message.validator_id)

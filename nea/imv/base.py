@@ -34,8 +34,14 @@ from nea.pa import (
 )
 from nea.pa import (
     Attribute,
+    AttributeEnvelope,
+    NeedNextSegment,
     PaMessage,
     RemediationInstructions,
+    SegmentationError,
+    SegmentReassembler,
+    UnknownAttribute,
+    UnsupportedMandatoryAttribute,
     error_message,
     process_message,
 )
@@ -55,12 +61,20 @@ from nea.pb_tnc.messages import (
 from nea.policy.config import Policy, PolicyType
 
 __all__ = [
+    "MAX_ATTRIBUTE_SIZE",
+    "MAX_SEGMENT_SIZE",
     "Measured",
     "Need",
     "PolicyValidator",
     "ValidatorConnection",
     "evaluation_for",
 ]
+
+
+MAX_ATTRIBUTE_SIZE = 4 * 1024 * 1024
+"""Largest attribute a validator reassembles from TCG segments (4 MiB)."""
+MAX_SEGMENT_SIZE = 32000
+"""Segment size validators ask for (fits a PB-TNC message inside PT-EAP, 32722 octets)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,9 @@ class Need:
     key: str
     request: Attribute | None
     reason: str
+    companions: tuple[Attribute, ...] = ()
+    """Attributes sent once before ``request`` in the same message (e.g. the TCG Max
+    Attribute Size Request that allows the collector to segment its answer)."""
 
 
 @dataclass
@@ -91,6 +108,7 @@ class ValidatorConnection:
     decision: ValidatorRecommendation | None = None
     rounds: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+    reassembler: SegmentReassembler | None = None
     """The validator's measurements of this handshake, by its own keys."""
 
 
@@ -156,8 +174,40 @@ class PolicyValidator:
             return [self._to_collector(st, reply, message.pa_vendor_id, message.pa_subtype)]
         msg = result.message
         assert msg is not None  # ok implies a decoded message
+        replies: list[Attribute] = []
         for attr in msg.attributes:
-            self.take(conn_id, st, attr)
+            if isinstance(attr, AttributeEnvelope):
+                replies += self._reassemble(conn_id, st, attr)
+            else:
+                self.take(conn_id, st, attr)
+        if not replies:
+            return []
+        reply_msg = PaMessage.create(replies)
+        return [self._to_collector(st, reply_msg, message.pa_vendor_id, message.pa_subtype)]
+
+    def _reassemble(
+        self, conn_id: int, st: ValidatorConnection, envelope: AttributeEnvelope
+    ) -> list[Attribute]:
+        """TCG IF-M segmentation: collect an attribute sent in segments (as collectors do
+        for a large Installed Packages after our Max Attribute Size Request)."""
+        if st.reassembler is None:
+            st.reassembler = SegmentReassembler(max_attribute_size=MAX_ATTRIBUTE_SIZE,
+                                                max_pending=4)
+        try:
+            event = st.reassembler.receive(envelope)
+        except SegmentationError as exc:
+            return [exc.to_attribute()]
+        if isinstance(event, NeedNextSegment):
+            return [event.request]
+        attr = event.attribute
+        if isinstance(attr, UnknownAttribute) and attr.noskip:
+            err = UnsupportedMandatoryAttribute(
+                f"unsupported attribute {attr.name} with NOSKIP (segmented)",
+                flags=attr.flags, vendor_id=attr.vendor_id, attr_type=attr.attr_type,
+                offset=0, header=b"\xff\xff\xff\xff" + envelope.base_attr_id.to_bytes(4, "big"),
+            )
+            return [err.to_attribute()]
+        self.take(conn_id, st, attr)
         return []
 
     def batch_ending(self, conn_id: int) -> Sequence[OutboundPa]:
@@ -245,8 +295,9 @@ class PolicyValidator:
                     waiting = True
                     if m.key not in st.requested and m.request is not None:
                         st.requested.add(m.key)
-                        if m.request not in requests:
-                            requests.append(m.request)
+                        for extra in (*m.companions, m.request):
+                            if extra not in requests:
+                                requests.append(extra)
                     continue
             outcomes.append((a, m))
         if waiting:

@@ -11,7 +11,14 @@ from __future__ import annotations
 import fnmatch
 from typing import Any, ClassVar
 
-from nea.imv.base import Measured, Need, PolicyValidator, ValidatorConnection
+from nea.imv.base import (
+    MAX_ATTRIBUTE_SIZE,
+    MAX_SEGMENT_SIZE,
+    Measured,
+    Need,
+    PolicyValidator,
+    ValidatorConnection,
+)
 from nea.imv.subtypes import OS
 from nea.pa import (
     Attribute,
@@ -21,6 +28,7 @@ from nea.pa import (
     IetfAttributeType,
     InstalledPackages,
     ItaDeviceId,
+    MaxAttributeSizeRequest,
     NumericVersion,
     OperationalStatus,
     ProductInformation,
@@ -48,6 +56,8 @@ _REQ_PRODUCT = _request(
     IetfAttributeType.NUMERIC_VERSION,
 )
 _REQ_PACKAGES = _request(IetfAttributeType.INSTALLED_PACKAGES)
+_SEGMENTATION = MaxAttributeSizeRequest(MAX_ATTRIBUTE_SIZE, MAX_SEGMENT_SIZE)
+"""Sent with the package request: the collector may segment a large Installed Packages."""
 
 
 def _capped(items: list[list[str]]) -> list[list[str]]:
@@ -160,7 +170,8 @@ class OsValidator(PolicyValidator):
         if "product" not in st.data:
             return Need("product", _REQ_PRODUCT, "the endpoint did not report its OS")
         if "packages" not in st.data:
-            return Need("packages", _REQ_PACKAGES, "the endpoint did not send its packages")
+            return Need("packages", _REQ_PACKAGES, "the endpoint did not send its packages",
+                        (_SEGMENTATION,))
         label = self.engine.facts(conn_id).os_label
         table = self.engine.product_table(conn_id)
         if table is None:

@@ -19,12 +19,15 @@ from nea.imc import (
 from nea.imc.collectors import PACKAGES_PER_ATTRIBUTE, HostCollector
 from nea.pa import (
     FLAG_NOSKIP,
+    NO_LIMIT,
     AttributeRequest,
     FactoryDefaultPasswordEnabled,
     ForwardingEnabled,
     InstalledPackages,
     ItaCommand,
     ItaDeviceId,
+    MaxAttributeSizeRequest,
+    MaxAttributeSizeResponse,
     NumericVersion,
     OperationalStatus,
     PaErrorCode,
@@ -169,3 +172,10 @@ def test_build_collectors() -> None:
                                                       ("swima", 4)]
     with pytest.raises(ValueError, match="unknown collector 'av'"):
         build_collectors(UBUNTU, ["os", "av"])
+
+
+def test_segmentation_contract_answered() -> None:
+    c = OsCollector(UBUNTU)
+    start(c)
+    [out] = to_collector(c, MaxAttributeSizeRequest(4 << 20, 32000), validator_id=3)
+    assert PaMessage.parse(out.body).attributes == (MaxAttributeSizeResponse(NO_LIMIT, NO_LIMIT),)

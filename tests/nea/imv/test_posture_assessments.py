@@ -12,13 +12,18 @@ from gateway.endpoint import load_profile
 from nea.imc import HostFacts, ReceivedRemediation, build_collectors, endpoint_report
 from nea.imv import PolicyOutcome, PolicyResult
 from nea.pa import (
+    AttributeEnvelope,
     AttributeRequest,
     ForwardingEnabled,
     InstalledPackages,
+    MaxAttributeSizeRequest,
+    NextSegment,
+    Package,
     PaErrorCode,
     PaMessage,
     PaTncErrorAttribute,
     ProductInformation,
+    segment_attribute,
 )
 from nea.pb_tnc import (
     AccessRecommendation,
@@ -389,3 +394,41 @@ def test_reason_strings_per_language() -> None:
     assert tncc.result is not None
     assert [(r.language, r.reason) for r in tncc.result.reasons] == [
         ("de", "Forwarding an; a factory default password is enabled")]
+
+
+def test_os_validator_reassembles_segmented_packages() -> None:
+    """TCG IF-M segmentation: a collector may send a large Installed Packages in segments
+    after our Max Attribute Size Request; the validator asks for each Next Segment."""
+    gw = Gateway(policy(
+        '[policies.u]\ntype = "UNSRC"\n[[enforcements]]\npolicy = "u"\n'
+        '[products."Debian*".packages]\nbash = {}\n'
+    ))
+    [os_v] = [v for v in gw.validators if v.NAME == "os"]
+    os_v.notify_connection_change(8, ConnectionState.CREATE)
+    os_v.notify_connection_change(8, ConnectionState.HANDSHAKE)
+    info = PaMessage.create([ProductInformation(9586, 0, "Debian")]).serialize()
+    os_v.receive_message(8, PbPa(0, 1, 3, 0xFFFF, info))
+    [ask] = os_v.batch_ending(8)
+    asked = PaMessage.parse(ask.body)
+    size = asked.first(MaxAttributeSizeRequest)
+    assert size is not None and size.max_segment_size == 32000
+    pkgs = InstalledPackages(tuple(Package(f"p{i}", "1.0") for i in range(300)))
+    envelopes = segment_attribute(pkgs, 42, 1000)
+    assert len(envelopes) == 3  # 2.6 kB in 1000-octet segments
+    for i, env in enumerate(envelopes):
+        out = os_v.receive_message(8, PbPa(0, 1, 3, 0xFFFF, PaMessage.create([env]).serialize()))
+        if i < len(envelopes) - 1:
+            [reply] = out
+            assert PaMessage.parse(reply.body).attributes == (NextSegment(42),)
+        else:
+            assert out == []
+    os_v.batch_ending(8)
+    rec = os_v.provided_recommendation(8)
+    assert rec is not None and rec.recommendation is ActionRecommendation.NO_ACCESS
+    assert gw.sink.results[-1].evidence["unknown_count"] == 300
+    # a continuation nobody started: a segmentation error back, nothing else happens
+    stray = AttributeEnvelope(43, b"xx", 0)
+    [err_msg] = os_v.receive_message(8, PbPa(0, 1, 3, 0xFFFF,
+                                             PaMessage.create([stray]).serialize()))
+    [err] = PaMessage.parse(err_msg.body).find(PaTncErrorAttribute)
+    assert err.error_code == PaErrorCode.INVALID_PARAMETER
