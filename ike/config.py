@@ -26,6 +26,8 @@ from ike.payloads import IpAddress, Proposal, TrafficSelector, Transform, Transf
 __all__ = [
     "AddressPool",
     "AuthClass",
+    "AuthContext",
+    "Authorization",
     "ChildConfig",
     "EapPeerLike",
     "EapServerLike",
@@ -444,6 +446,28 @@ class ChildConfig:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class AuthContext:
+    """What :attr:`PeerConfig.authorize` learns about a freshly authenticated peer."""
+
+    ike_sa: bytes
+    """The engine's handle of the IKE_SA (our SPI), as in every event."""
+    peer_config: str
+    remote_id: Identity
+    remote: tuple[str, int]
+    eap_identity: bytes | None
+    eap_server: EapServerLike | None
+    """The finished EAP conversation (its methods hold e.g. a posture verdict), if any."""
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """The CHILD_SA configurations and address pool granted to one IKE_SA."""
+
+    children: tuple[ChildConfig, ...]
+    pool: AddressPool | None = None
+
+
 @dataclass(frozen=True)
 class PeerConfig:
     """A swanctl connection.  ``remote_id`` None is ``%any``."""
@@ -472,6 +496,10 @@ class PeerConfig:
     rekey_time: float | None = None
     """Seconds after which this side rekeys the IKE_SA (swanctl ``rekey_time``); None leaves
     it to the peer."""
+    authorize: Callable[[AuthContext], Authorization | None] | None = None
+    """Responder: called once the peer is authenticated (after EAP, before any virtual IP or
+    CHILD_SA); its children and pool replace ``children`` / ``pool`` for this IKE_SA (and
+    its rekeys).  None refuses access: the IKE_AUTH answer is AUTHENTICATION_FAILED."""
 
     def __post_init__(self) -> None:
         for side, auth in (("local", self.local_auth), ("remote", self.remote_auth)):

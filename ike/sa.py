@@ -43,7 +43,10 @@ from cryptography import x509
 
 from ike import auth as ikeauth
 from ike.config import (
+    AddressPool,
     AuthClass,
+    AuthContext,
+    Authorization,
     ChildConfig,
     EapPeerLike,
     EapServerLike,
@@ -577,6 +580,7 @@ class IkeSa:
     delete_child_pending: list[_ChildState] = field(default_factory=list)
     initial_contact: bool = False
     pending_create: tuple[Any, ...] | None = None
+    granted: Authorization | None = None
     ike_rekey_at: float | None = None
     queued: list[tuple[int, list[Payload]]] = field(default_factory=list)
 
@@ -1032,7 +1036,7 @@ class IkeSa:
                 out.append(self._assign_vips(peer, pending.cp))
             if pending.sa is None or pending.tsi is None or pending.tsr is None:
                 return out  # no CHILD_SA asked for
-            for cfg in peer.children or (ChildConfig("default"),):
+            for cfg in self._child_configs():
                 remote_cfg = cfg.remote_ts or (
                     tuple(_host_ts(v) for v in self.vips) or (_host_ts(self.remote[0]),)
                 )
@@ -1070,7 +1074,8 @@ class IkeSa:
         ):
             if code not in wants:
                 continue
-            if peer.pool is None:
+            pool = self._pool()
+            if pool is None:
                 raise InternalAddressFailure("no pool for a virtual IP request")
             value = wants[code].value
             if len(value) not in ((0, 4) if version == 4 else (0, 17)):
@@ -1079,7 +1084,7 @@ class IkeSa:
             requested: IpAddress | None = None
             if req_data and any(req_data):
                 requested = ipaddress.ip_address(req_data)
-            addr = peer.pool.acquire(ident, requested, version)
+            addr = pool.acquire(ident, requested, version)
             if addr is None:
                 raise InternalAddressFailure("address pool exhausted")
             self.vips.append(addr)
@@ -1094,11 +1099,43 @@ class IkeSa:
         return ConfigPayload(CfgType.CFG_REPLY, tuple(attrs))
 
     def _release_vips(self) -> None:
-        if self.peer is not None and self.peer.pool is not None and self.remote_id is not None:
+        pool = self._pool()
+        if pool is not None and self.remote_id is not None:
             for v in self.vips:
-                self.peer.pool.release(self.remote_id, v)
+                pool.release(self.remote_id, v)
         if not self.initiator:
             self.vips.clear()
+
+    def _child_configs(self) -> tuple[ChildConfig, ...]:
+        assert self.peer is not None
+        if self.granted is not None:
+            return tuple(self.granted.children)  # an empty grant allows no CHILD_SA
+        return tuple(self.peer.children) or (ChildConfig("default"),)
+
+    def _pool(self) -> AddressPool | None:
+        if self.granted is not None:
+            return self.granted.pool
+        return self.peer.pool if self.peer is not None else None
+
+    def _authorize(self) -> None:
+        """Ask the connection's ``authorize`` hook what this authenticated peer may have."""
+        peer = self.peer
+        assert peer is not None and self.remote_id is not None
+        if peer.authorize is None:
+            return
+        granted = peer.authorize(
+            AuthContext(
+                self.local_spi,
+                peer.name,
+                self.remote_id,
+                self.remote,
+                self.eap_identity,
+                self.eap_server,
+            )
+        )
+        if granted is None:
+            raise AuthenticationFailed(f"access for {self.remote_id} refused by policy")
+        self.granted = granted
 
     def _replace_older_sas(self) -> None:
         """INITIAL_CONTACT (RFC 7296, 2.4), once the peer is authenticated and before its
@@ -1188,6 +1225,7 @@ class IkeSa:
             reply.append(EapPayload(first))
             self.send_response(_AUTH, msg.message_id, reply)
             return S.R_EAP
+        self._authorize()
         self._replace_older_sas()
         reply += self._r_child(pending)
         self.send_response(_AUTH, msg.message_id, reply)
@@ -1222,6 +1260,7 @@ class IkeSa:
             Authentication(AuthMethod.PSK, self._msk_auth(False, self.id_r_body))
         ]
         assert self.pending_child is not None
+        self._authorize()
         self._replace_older_sas()
         reply += self._r_child(self.pending_child)
         self.send_response(_AUTH, msg.message_id, reply)
@@ -1560,9 +1599,7 @@ class IkeSa:
             if old is None:
                 raise ChildSaNotFound("REKEY_SA for an unknown CHILD_SA", rekey.spi)
         configs = (
-            (old.config,)
-            if old is not None and old.config is not None
-            else (peer.children or (ChildConfig("default"),))
+            (old.config,) if old is not None and old.config is not None else self._child_configs()
         )
         for cfg in configs:
             remote_cfg = cfg.remote_ts or (
@@ -1738,6 +1775,7 @@ class IkeSa:
         new.eap_identity = self.eap_identity
         new._derive(g_ir, rekey_from=(self._prf(), self.keys.sk_d))
         new._schedule_ike_rekey()
+        new.granted = self.granted
         new.children, self.children = self.children, []
         new.vips, self.vips = self.vips, []
         self.engine._sas[new_spi] = new
@@ -1775,6 +1813,7 @@ class IkeSa:
         )
         new._derive(g_ir, rekey_from=(self._prf(), self.keys.sk_d))
         new._schedule_ike_rekey()
+        new.granted = self.granted
         self.send_response(
             _CHILD,
             msg.message_id,

@@ -103,3 +103,31 @@ def test_untrusted_responder_certificate_is_reported(cert_factory: Any) -> None:
     assert closed.error == NotifyType.AUTHENTICATION_FAILED and "no path" in closed.reason
     # RFC 7296, 2.21.2: the initiator tells the responder in an INFORMATIONAL
     assert pair.events("server", IkeSaClosed)[0].error == NotifyType.AUTHENTICATION_FAILED
+
+
+def test_authorize_sees_the_finished_eap_conversation(cert_factory: Any) -> None:
+    from dataclasses import replace
+
+    from ike.config import AuthContext, Authorization, EngineConfig
+    from ike.sa import IkeEngine
+
+    seen: list[AuthContext] = []
+
+    def authorize(ctx: AuthContext) -> Authorization:
+        seen.append(ctx)
+        return Authorization(())
+
+    pair = _pair(cert_factory, "mschapv2")
+    server = replace(pair.server.config.peers[0], authorize=authorize)
+    pair.server = IkeEngine(EngineConfig(peers=(server,)))
+    pair.initiate()
+    pair.pump()
+    (ctx,) = seen
+    assert ctx.eap_identity == b"bob" and ctx.eap_server is not None
+    assert ctx.eap_server.succeeded and ctx.eap_server.msk is not None
+    assert len(pair.events("server", IkeSaEstablished)) == 1
+    from ike.constants import NotifyType as NT
+    from ike.sa import ChildSaFailed
+
+    # an empty grant allows no CHILD_SA
+    assert pair.events("client", ChildSaFailed)[0].error == NT.TS_UNACCEPTABLE

@@ -765,3 +765,42 @@ def test_ipv6_outer_addresses_and_selectors() -> None:
     (child,) = pair.events("server", ChildSaInstalled)
     assert [str(t) for t in child.remote_ts] == ["2001:db8::2-2001:db8::2"]
     assert str(child.local_ts[0]).startswith("2001:db8:1::-2001:db8:1:ffff:")
+
+
+def test_authorize_hook_grants_children_and_pool_per_ike_sa() -> None:
+    from ike.config import AuthContext, Authorization
+
+    seen: list[AuthContext] = []
+    quarantine = MemoryPool("10.9.0.0/28")
+    isolate = (ChildConfig.make("isolate", local_ts=["10.9.255.0/24"]),)
+
+    def authorize(ctx: AuthContext) -> Authorization | None:
+        seen.append(ctx)
+        return Authorization(isolate, quarantine)
+
+    client = cl_peer(
+        request_vips=(ipaddress.ip_address("0.0.0.0"),),
+        children=(ChildConfig.make("home", remote_ts=["10.0.0.0/8"]),),
+    )
+    pair = make_pair((client,), (gw_peer(pool=MemoryPool(), authorize=authorize),))
+    spi = pair.initiate()
+    pair.pump()
+    (ctx,) = seen
+    (est,) = pair.events("server", IkeSaEstablished)
+    assert ctx.ike_sa == est.ike_sa and str(ctx.remote_id) == "cl.test"
+    assert [str(v) for v in est.virtual_ips] == ["10.9.0.1"]
+    (child,) = pair.events("server", ChildSaInstalled)
+    assert child.name == "isolate"
+    assert [str(t) for t in child.local_ts] == ["10.9.255.0-10.9.255.255"]
+    pair.client.delete_ike_sa(spi, pair.now)
+    pair.pump()
+    assert [str(a) for a in quarantine.released] == ["10.9.0.1"]
+
+
+def test_authorize_hook_refusal_is_authentication_failed() -> None:
+    pair = make_pair(server_peers=(gw_peer(authorize=lambda ctx: None),))
+    pair.initiate()
+    pair.pump()
+    assert pair.events("client", IkeSaClosed)[0].error == NotifyType.AUTHENTICATION_FAILED
+    assert not pair.events("server", IkeSaEstablished)
+    assert "refused by policy" in pair.events("server", IkeSaClosed)[0].reason
