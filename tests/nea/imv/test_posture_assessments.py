@@ -4,6 +4,7 @@ example endpoint profiles, against our validators enforcing examples/policy.toml
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,10 @@ def test_forbidden_package() -> None:
     assert res["forbidden-software"].evidence["found"] == [
         "regid.2026-11.org.nea-gateway__debian-telnetd-0.17+2.4-2"
     ]
+    # evidence is plain JSON for the evidence database
+    assert json.loads(json.dumps([r.evidence for r in gw.sink.results]))
+    # one result per enforced policy per handshake
+    assert len(gw.sink.results) == len(res)
     # the SWIMA inventory is stored per device
     stored = gw.store.get("2d8a4c6e0f3b5d7a9c1e3f5b7d9a1c3e")
     assert stored is not None and len(stored.software) == 5
