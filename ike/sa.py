@@ -1765,21 +1765,7 @@ class IkeSa:
             raise InvalidSyntax("IKE_SA rekey response does not fit our request")
         g_ir = dh.exchange(ke_p.data)
         # RFC 7296, 2.18: whoever starts the rekey is the initiator of the new IKE_SA.
-        new = IkeSa(
-            self.engine, True, new_spi, sel.spi, self.local, self.remote, S.ESTABLISHED, peer=peer
-        )
-        new.suite, new.nonce_i, new.nonce_r = sel, nonce_i, nonce_p.data
-        new.peer_fragmentation, new.peer_hashes = self.peer_fragmentation, self.peer_hashes
-        new.nat_local, new.nat_remote = self.nat_local, self.nat_remote
-        new.local_id, new.remote_id = self.local_id, self.remote_id
-        new.eap_identity = self.eap_identity
-        new._derive(g_ir, rekey_from=(self._prf(), self.keys.sk_d))
-        new._schedule_ike_rekey()
-        new.granted = self.granted
-        new.children, self.children = self.children, []
-        new.vips, self.vips = self.vips, []
-        self.engine._sas[new_spi] = new
-        self.engine._events.append(IkeSaRekeyed(self.local_spi, new_spi, new_spi, sel.spi))
+        self._successor(True, new_spi, sel.spi, sel, nonce_i, nonce_p.data, g_ir)
         self.send_request(_INFO, [Delete(ProtocolId.IKE)], now)
         return S.DELETING
 
@@ -1800,20 +1786,6 @@ class IkeSa:
         g_ir = mine.exchange(ke.data)
         new_spi = self.engine._new_ike_spi()
         nonce_r = self.engine.random(NONCE_LEN)
-        new = IkeSa(
-            self.engine, False, sel.spi, new_spi, self.local, self.remote, S.ESTABLISHED, peer=peer
-        )
-        new.suite, new.nonce_i, new.nonce_r = sel, nonce_p.data, nonce_r
-        new.peer_fragmentation, new.peer_hashes = self.peer_fragmentation, self.peer_hashes
-        new.nat_local, new.nat_remote = self.nat_local, self.nat_remote
-        new.local_id, new.remote_id, new.eap_identity = (
-            self.local_id,
-            self.remote_id,
-            (self.eap_identity),
-        )
-        new._derive(g_ir, rekey_from=(self._prf(), self.keys.sk_d))
-        new._schedule_ike_rekey()
-        new.granted = self.granted
         self.send_response(
             _CHILD,
             msg.message_id,
@@ -1823,10 +1795,42 @@ class IkeSa:
                 KeyExchange(sel.dh, mine.public),
             ],
         )
+        self._successor(False, sel.spi, new_spi, sel, nonce_p.data, nonce_r, g_ir)
+
+    def _successor(
+        self,
+        initiator: bool,
+        spi_i: bytes,
+        spi_r: bytes,
+        sel: Selected,
+        nonce_i: bytes,
+        nonce_r: bytes,
+        g_ir: bytes,
+    ) -> None:
+        """The IKE_SA that replaces this one after a rekey (RFC 7296, 2.18): new keys from
+        SK_d, the same peer, identities, grant, CHILD_SAs and virtual IPs."""
+        assert self.keys is not None
+        new = IkeSa(
+            self.engine,
+            initiator,
+            spi_i,
+            spi_r,
+            self.local,
+            self.remote,
+            S.ESTABLISHED,
+            peer=self.peer,
+        )
+        new.suite, new.nonce_i, new.nonce_r = sel, nonce_i, nonce_r
+        new.peer_fragmentation, new.peer_hashes = self.peer_fragmentation, self.peer_hashes
+        new.nat_local, new.nat_remote = self.nat_local, self.nat_remote
+        new.local_id, new.remote_id = self.local_id, self.remote_id
+        new.eap_identity, new.granted = self.eap_identity, self.granted
+        new._derive(g_ir, rekey_from=(self._prf(), self.keys.sk_d))
+        new._schedule_ike_rekey()
         new.children, self.children = self.children, []
         new.vips, self.vips = self.vips, []
-        self.engine._sas[new_spi] = new
-        self.engine._events.append(IkeSaRekeyed(self.local_spi, new_spi, sel.spi, new_spi))
+        self.engine._sas[new.local_spi] = new
+        self.engine._events.append(IkeSaRekeyed(self.local_spi, new.local_spi, spi_i, spi_r))
 
     def start_delete(self, now: float) -> None:
         self.send_request(_INFO, [Delete(ProtocolId.IKE)], now)
