@@ -639,6 +639,7 @@ def _peer(
             pool=RoutedPool(pools, by_verdict, router) if has_pool else None,
             dns=tuple(dict.fromkeys(dns)),
             remote_addrs=spec.remote_addrs,
+            request_vips=tuple(ipaddress.ip_address(v) for v in spec.vips),
             fragmentation=spec.fragmentation,
             send_certreq=spec.send_certreq,
         )

@@ -166,6 +166,7 @@ class ConnectionSpec:
     posture: PostureSpec = field(default_factory=PostureSpec)
     fragmentation: bool = True
     send_certreq: bool = True
+    vips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -582,6 +583,7 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
             "fragmentation",
             "send_certreq",
             "version",
+            "vips",
         ),
         w,
     )
@@ -602,6 +604,12 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
             IkeProposal.parse(p)
         except (IkeError, ValueError) as exc:
             raise ctx.error(f"{w}.proposals", str(exc)) from None
+    vips = ctx.strings(t, "vips", w)
+    for v in vips:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ctx.error(f"{w}.vips", f"{v!r} is not an address (0.0.0.0 or ::)") from None
     conn_pools = ctx.strings(t, "pools", w)
     for p in conn_pools:
         if p not in pools:
@@ -653,6 +661,7 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
         posture=posture,
         fragmentation=ctx.boolean(t, "fragmentation", w, True),
         send_certreq=ctx.boolean(t, "send_certreq", w, True),
+        vips=vips,
     )
 
 
