@@ -581,6 +581,7 @@ class IkeSa:
     initial_contact: bool = False
     pending_create: tuple[Any, ...] | None = None
     granted: Authorization | None = None
+    collision: tuple[_ChildState, bytes, bytes] | None = None
     ike_rekey_at: float | None = None
     queued: list[tuple[int, list[Payload]]] = field(default_factory=list)
 
@@ -1637,6 +1638,10 @@ class IkeSa:
             TSr(tsr),
         ]
         self.send_response(_CHILD, msg.message_id, reply)
+        pending = self.pending_create
+        if old is not None and pending is not None and pending[0] == "child" and pending[1] is old:
+            # RFC 7296, 2.8.1: both ends rekey the same CHILD_SA; decided when ours completes.
+            self.collision = (child, nonce_p.data, nonce_r)
         self.engine._events.append(
             self._child_keys_event(
                 child,
@@ -1744,6 +1749,16 @@ class IkeSa:
                 int.from_bytes(old.spi_in, "big"),
             )
         )
+        collision, self.collision = self.collision, None
+        if collision is not None:
+            # RFC 7296, 2.8.1: the CHILD_SA made with the lowest of the four nonces is
+            # redundant and deleted by the end that started its exchange; the other end's
+            # rekey survives and that end deletes the old CHILD_SA.
+            _, their_ni, our_nr = collision
+            lowest = min(nonce_i, nonce_p.data, their_ni, our_nr)
+            if lowest in (nonce_i, nonce_p.data):
+                self.start_child_delete(int.from_bytes(new.spi_in, "big"), now)
+                return S.ESTABLISHED
         if old in self.children:
             self.start_child_delete(int.from_bytes(old.spi_in, "big"), now)
         return S.ESTABLISHED

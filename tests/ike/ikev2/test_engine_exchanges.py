@@ -804,3 +804,43 @@ def test_authorize_hook_refusal_is_authentication_failed() -> None:
     assert pair.events("client", IkeSaClosed)[0].error == NotifyType.AUTHENTICATION_FAILED
     assert not pair.events("server", IkeSaEstablished)
     assert "refused by policy" in pair.events("server", IkeSaClosed)[0].reason
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_simultaneous_child_rekey_leaves_one_child(seed: int) -> None:
+    """RFC 7296, 2.8.1: both ends rekey at the same instant; the lowest nonce decides which
+    new CHILD_SA is redundant, and both ends end up with the same single CHILD_SA."""
+    import random
+
+    rng = random.Random(seed)
+    server_child = ChildConfig(
+        "net", ChildConfig.make("x", ["10.1.0.0/16"]).local_ts, rekey_time=600.0
+    )
+    client_child = ChildConfig(
+        "home", (), ChildConfig.make("x", (), ["10.1.0.0/16"]).remote_ts, rekey_time=600.0
+    )
+    from ike.config import EngineConfig
+    from ike.sa import IkeEngine
+    from tests.ike.ikev2.ike_pair import Pair
+
+    def rnd(n: int) -> bytes:
+        return rng.randbytes(n)
+
+    pair = Pair(
+        IkeEngine(EngineConfig(peers=(cl_peer(children=(client_child,)),)), random=rnd),
+        IkeEngine(EngineConfig(peers=(gw_peer(children=(server_child,)),)), random=rnd),
+    )
+    spi = pair.initiate()
+    pair.pump()
+    pair.now = 600.0
+    pair.client.handle_timer(600.0)  # both send their rekey before seeing the other's
+    pair.server.handle_timer(600.0)
+    pair.pump()
+    c_sa = pair.client._sas[spi]
+    s_sa = next(iter(pair.server._sas.values()))
+    assert len(c_sa.children) == 1 and len(s_sa.children) == 1, (c_sa.children, s_sa.children)
+    assert c_sa.children[0].spi_in == s_sa.children[0].spi_out
+    assert c_sa.children[0].spi_out == s_sa.children[0].spi_in
+    installed = {e.spi_in for e in pair.events("client", ChildSaInstalled)}
+    deleted = {e.spi_in for e in pair.events("client", ChildSaDeleted)}
+    assert installed - deleted == {int.from_bytes(c_sa.children[0].spi_in, "big")}
