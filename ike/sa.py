@@ -19,10 +19,11 @@ EAP server/peer; AUTH from the MSK), configuration payloads (virtual IP and DNS 
 connection's :class:`~ike.config.AddressPool`), traffic selector narrowing, CREATE_CHILD_SA
 (new CHILD_SA, CHILD_SA rekey with optional PFS, IKE_SA rekey; both answered and started),
 INFORMATIONAL (delete, liveness, error notifies), retransmission with charon's backoff, a
-one-request window with a response cache for retransmitted requests.  Not implemented: MOBIKE,
-redirect, multiple authentication rounds, simultaneous-rekey collision resolution (RFC 7296
-2.8.1: while a request of ours is outstanding an IKE_SA rekey is refused with
-TEMPORARY_FAILURE).
+one-request window with a response cache for retransmitted requests, simultaneous CHILD_SA
+rekeys resolved by the lowest nonce (RFC 7296, 2.8.1).  Not implemented: MOBIKE, redirect,
+multiple authentication rounds, NAT keepalives from an initiator behind a NAT, IKE_SA rekey
+collisions (while a request of ours is outstanding a peer's IKE_SA rekey is refused with
+TEMPORARY_FAILURE and the peer retries).
 """
 
 from __future__ import annotations
