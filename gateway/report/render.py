@@ -7,6 +7,8 @@
   A report with several tables (summary, endpoint) is a series of blocks: each starts with a
   header row whose first cell is ``section``, and each of its rows starts with the section
   name; the headline figures come first as ``section,name,value`` / ``figures,...``.
+  Text cells starting with ``= + - @`` get a leading ``'`` so a spreadsheet does not run them
+  as formulas (the identity and reason strings come from endpoints).
 * ``html``: one self-contained file (inline CSS, charts as inline SVG, no script, no external
   asset) an auditor can open offline or archive.
 * ``table``: rich tables for a terminal.
@@ -74,23 +76,35 @@ def render_json(report: Report) -> str:
     return json.dumps(doc, indent=2, default=str) + "\n"
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
 def render_csv(report: Report) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
+
+    def safe(value: Any) -> str:
+        # a spreadsheet runs text starting with = + - @ as a formula (CSV injection); an
+        # identity or a reason string comes from the endpoint, so such text is quoted
+        text = _cell(value)
+        if isinstance(value, str) and text[:1] in _FORMULA:
+            return "'" + text
+        return text
+
     if len(report.sections) == 1:
         section = report.sections[0]
         writer.writerow(section.columns)
         for row in section.rows:
-            writer.writerow([_cell(row.get(c)) for c in section.columns])
+            writer.writerow([safe(row.get(c)) for c in section.columns])
         return buf.getvalue()
     if report.figures:
         writer.writerow(["section", "name", "value"])
         for key, value in report.figures.items():
-            writer.writerow(["figures", key, _cell(value)])
+            writer.writerow(["figures", key, safe(value)])
     for section in report.sections:
         writer.writerow(["section", *section.columns])
         for row in section.rows:
-            writer.writerow([section.name, *(_cell(row.get(c)) for c in section.columns)])
+            writer.writerow([section.name, *(safe(row.get(c)) for c in section.columns)])
     return buf.getvalue()
 
 

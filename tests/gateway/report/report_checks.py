@@ -107,8 +107,8 @@ def check_html(text: str) -> None:
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert "<svg" in text
     # self-contained: no external references (scripts, style sheets, images, fonts)
-    assert not re.search(r"<script|<link|<img|@import|url\(|src=", text)
-    assert not re.search(r'href="(?!#)', text)
+    assert not re.search(r"<(script|link|img|iframe|object|embed)\b|@import|url\(", text)
+    assert not re.search(r"<[a-zA-Z][^<>]*\s(src|href)=", text)
 
 
 def check_endpoints(url: str) -> None:

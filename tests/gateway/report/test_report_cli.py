@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -153,3 +155,42 @@ def test_relative_since(url: str) -> None:
     # depending on the date, so compare against an explicit window instead
     doc = checks.report_json(url, "sessions", "--since", "520w")
     assert len(doc["sections"]["sessions"]) == 6
+
+
+def test_endpoint_supplied_text_is_escaped(tmp_path: Path) -> None:
+    """Identities, device ids and reasons come from endpoints: HTML-escaped, CSV-defused."""
+    from nea.imv.evidence import DeviceFacts, SessionStart
+    from tests.gateway.evidence.evidence_data import DAY1, _decide, _result
+
+    url = f"sqlite:///{tmp_path / 'hostile.db'}"
+    sink = open_evidence_sink(url, threaded=False)
+    who = '<script>alert("x")</script>@corp'
+    device = '=HYPERLINK("http://203.0.113.9")'
+    sink.session_started(SessionStart(1, who, DAY1))
+    sink.facts_measured(DeviceFacts(1, DAY1, device_id=device, product="<b>OS</b>"))
+    sink.policy_result(
+        _result(
+            1,
+            device,
+            who,
+            "packages",
+            "failed",
+            DAY1,
+            rec="block",
+            reason="+1 <img src=x onerror=alert(1)>",
+        )
+    )
+    sink.session_decided(_decide(1, device, who, "block", DAY1))
+    sink.close()
+    for command in (["noncompliant"], ["endpoints"], ["sessions"], ["endpoint", device]):
+        code, out, err = checks.run("--db", url, "--format", "html", *command)
+        assert code == 0, err
+        assert "<script>alert" not in out and "<img" not in out and "<b>OS" not in out
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;@corp" in out
+        checks.check_html(out)
+    code, out, _ = checks.run("--db", url, "--format", "csv", "noncompliant")
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert row["device"] == "'" + device and row["identity"] == who
+    assert row["why"].startswith("packages failed -> block: +1 <img")
+    doc = checks.report_json(url, "noncompliant")
+    assert doc["sections"]["noncompliant"][0]["device"] == device  # JSON keeps the data as is
