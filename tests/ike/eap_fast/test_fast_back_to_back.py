@@ -1,0 +1,244 @@
+"""Our EAP-FAST peer against our EAP-FAST server under ike.eap (no sockets): anonymous and
+authenticated provisioning, PAC resumption (our own TLS 1.2 abbreviated handshake), inner
+MS-CHAPv2 and GTC, PAC refresh, foreign/expired PACs, key rotation, crypto-binding tampering."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ike.eap.methods import (
+    GtcPeerMethod,
+    MsChapV2PeerMethod,
+    StaticPasswords,
+    gtc_server_factory,
+    mschapv2_server_factory,
+    password_check,
+)
+from ike.eap.packet import EapType
+from ike.eap.peer import EapPeer
+from ike.eap.server import EapServer
+from ike.eap_fast import (
+    EapFastPeer,
+    EapFastServer,
+    FastPeerConfig,
+    FastServerConfig,
+    PacKeyring,
+    PacStore,
+    Provisioning,
+)
+from ike.eap_tls import TlsPeerConfig, TlsServerConfig
+from tests.harness.certs import CertFactory, Issued
+
+PASSWORDS = StaticPasswords({"bob": "hello"})
+A_ID = b"\x01" * 16
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> tuple[Issued, Issued]:
+    factory = CertFactory(tmp_path / "certs")
+    ca = factory.ca("ca", key_type="rsa", rsa_bits=2048)
+    server = factory.issue(
+        ca,
+        "radius.test",
+        san_dns=("radius.test",),
+        eku=("serverAuth",),
+        key_type="rsa",
+        rsa_bits=2048,
+    )
+    return ca, server
+
+
+def server_config(
+    server: Issued,
+    clock: Clock,
+    keyring: PacKeyring | None = None,
+    inner: str = "mschapv2",
+    **kw: object,
+) -> FastServerConfig:
+    tls = TlsServerConfig(
+        cert_chain_pem=server.chain_pem, key_pem=server.key_pem, require_client_cert=False
+    )
+    methods = {
+        "mschapv2": ((EapType.MSCHAPV2, mschapv2_server_factory(PASSWORDS)),),
+        "gtc": ((EapType.GTC, gtc_server_factory(password_check(PASSWORDS))),),
+    }[inner]
+    return FastServerConfig(
+        tls=tls,
+        a_id=A_ID,
+        eap_methods=methods,
+        password_lookup=PASSWORDS,
+        keyring=keyring or PacKeyring(pac_lifetime=86400 * 30),
+        clock=clock,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def peer_config(
+    ca: Issued,
+    store: PacStore,
+    modes: Provisioning,
+    inner: str = "mschapv2",
+    password: str = "hello",
+    **kw: object,
+) -> FastPeerConfig:
+    tls = TlsPeerConfig(ca_pems=(ca.cert_pem,), server_name="radius.test")
+    factories: dict[str, tuple[tuple[int, Callable[[], object]], ...]] = {
+        "mschapv2": ((EapType.MSCHAPV2, lambda: MsChapV2PeerMethod(b"bob", password)),),
+        "gtc": ((EapType.GTC, lambda: GtcPeerMethod(password)),),
+    }
+    return FastPeerConfig(
+        tls=tls,
+        identity=b"bob",
+        eap_methods=factories[inner],  # type: ignore[arg-type]
+        pac_store=store,
+        provisioning=modes,
+        password=password,
+        **kw,
+    )  # type: ignore[arg-type]
+
+
+def run(sconf: FastServerConfig, pconf: FastPeerConfig) -> tuple[EapServer, EapPeer]:
+    servers: list[EapFastServer] = []
+
+    def factory(identity: bytes) -> EapFastServer:
+        servers.append(EapFastServer(sconf, identity))
+        return servers[-1]
+
+    server = EapServer([(EapType.FAST, factory)])
+    peer = EapPeer(b"anonymous", [(EapType.FAST, lambda: EapFastPeer(pconf))], idle_timeout=None)
+    msg: bytes | None = server.start()
+    for _ in range(60):
+        assert msg is not None
+        reply = peer.receive(msg)
+        if server.done or reply is None:
+            break
+        msg = server.receive(reply)
+        if server.done:
+            assert msg is not None
+            peer.receive(msg)
+            break
+    server.fast = servers  # type: ignore[attr-defined]
+    return server, peer
+
+
+def test_anonymous_provisioning_then_resumption(pki: tuple[Issued, Issued]) -> None:
+    ca, srv = pki
+    clock = Clock()
+    sconf = server_config(srv, clock)
+    store = PacStore()
+    server, peer = run(sconf, peer_config(ca, store, Provisioning.ANONYMOUS))
+    assert server.failed and len(store) == 1, server.failure_reason
+    assert "anonymous provisioning complete" in (server.failure_reason or "")
+    fast = server.fast[0]  # type: ignore[attr-defined]
+    assert fast.anonymous and fast.pac_issued
+    server, peer = run(sconf, peer_config(ca, store, Provisioning.ANONYMOUS))
+    assert server.succeeded and peer.succeeded, server.failure_reason
+    fast = server.fast[0]  # type: ignore[attr-defined]
+    assert fast.resumed and fast.inner_identity == b"bob"
+    assert server.msk is not None and server.msk == peer.msk and len(server.msk) == 64
+    assert server.emsk == peer.emsk
+
+
+def test_authenticated_provisioning_gets_keys_and_pac(pki: tuple[Issued, Issued]) -> None:
+    ca, srv = pki
+    sconf = server_config(srv, Clock())
+    store = PacStore()
+    server, peer = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))
+    assert server.succeeded and peer.succeeded, server.failure_reason
+    assert server.msk == peer.msk and len(store) == 1
+    assert not server.fast[0].resumed  # type: ignore[attr-defined]
+    server, peer = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))
+    assert server.succeeded and server.fast[0].resumed  # type: ignore[attr-defined]
+    assert server.msk == peer.msk
+
+
+def test_gtc_inner(pki: tuple[Issued, Issued]) -> None:
+    ca, srv = pki
+    sconf = server_config(srv, Clock(), inner="gtc")
+    store = PacStore()
+    server, peer = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED, inner="gtc"))
+    assert server.succeeded and peer.succeeded, server.failure_reason
+    server, peer = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED, inner="gtc"))
+    assert server.succeeded and server.fast[0].resumed  # type: ignore[attr-defined]
+    assert server.msk == peer.msk
+
+
+def test_wrong_password_fails(pki: tuple[Issued, Issued]) -> None:
+    ca, srv = pki
+    server, _peer = run(
+        server_config(srv, Clock()),
+        peer_config(ca, PacStore(), Provisioning.AUTHENTICATED, password="nope"),
+    )
+    assert server.failed and server.msk is None
+
+
+def test_expired_and_foreign_pac_fall_back_to_provisioning(pki: tuple[Issued, Issued]) -> None:
+    ca, srv = pki
+    clock = Clock()
+    sconf = server_config(srv, clock)
+    store = PacStore()
+    assert run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))[0].succeeded
+    clock.now += 86400 * 31  # the PAC has expired
+    server, _ = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))
+    # Our peer cannot switch from its own resumption engine to OpenSSL mid-handshake: it
+    # fails this attempt, forgets the PAC, and the next attempt provisions a new one.
+    assert server.failed and len(store) == 0
+    server, _peer = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))
+    assert server.succeeded and len(store) == 1
+    other = server_config(srv, clock)  # another server key: the PAC is foreign there
+    server, _ = run(other, peer_config(ca, store, Provisioning.AUTHENTICATED))
+    assert server.failed and len(store) == 0
+
+
+def test_key_rotation_keeps_old_pacs_until_expiry(pki: tuple[Issued, Issued]) -> None:
+    ca, srv = pki
+    clock = Clock()
+    keyring = PacKeyring(pac_lifetime=86400 * 30)
+    sconf = server_config(srv, clock, keyring)
+    store = PacStore()
+    assert run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))[0].succeeded
+    old = store.get(A_ID)
+    keyring.rotate(clock.now)
+    server, _ = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))
+    assert server.succeeded and server.fast[0].resumed  # type: ignore[attr-defined]
+    assert old is not None
+    clock.now += 86400 * 30 + 1
+    keyring.prune(clock.now)
+    assert len(keyring.key_ids) == 1
+
+
+def test_pac_refresh_before_expiry(pki: tuple[Issued, Issued]) -> None:
+    ca, srv = pki
+    clock = Clock()
+    sconf = server_config(srv, clock, pac_refresh=86400 * 10)
+    store = PacStore()
+    assert run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))[0].succeeded
+    first = store.get(A_ID)
+    clock.now += 86400 * 25  # five days left: refresh
+    server, peer = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))
+    assert server.succeeded and peer.succeeded, server.failure_reason
+    assert server.fast[0].resumed and server.fast[0].pac_issued  # type: ignore[attr-defined]
+    assert store.get(A_ID) != first and server.msk == peer.msk
+
+
+@pytest.mark.parametrize("side", ["server", "peer"])
+def test_tampered_crypto_binding_fails(pki: tuple[Issued, Issued], side: str) -> None:
+    ca, srv = pki
+    sconf = server_config(srv, Clock(), test_corrupt_crypto_binding=side == "server")
+    pconf = peer_config(
+        ca, PacStore(), Provisioning.AUTHENTICATED, test_corrupt_crypto_binding=side == "peer"
+    )
+    server, peer = run(sconf, pconf)
+    assert server.failed and not peer.succeeded
+    assert server.msk is None
