@@ -61,7 +61,7 @@ from ike.sa import (
     IkeSaRekeyed,
 )
 
-__all__ = ["IkePort", "IkeUdpService", "main"]
+__all__ = ["NATT_PORT", "Clock", "DelayedCall", "IkePort", "IkeUdpService", "main"]
 
 log = logging.getLogger("gateway.ike_udp")
 
