@@ -195,7 +195,7 @@ def _print_sas(console: Console, sas: list[dict[str, Any]]) -> None:
         return
     table = Table(title="IKE_SAs", show_lines=True)
     for col in ("IKE_SA", "state", "local", "remote", "EAP id / vips", "verdict", "CHILD_SAs"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for sa in sas:
         if sa.get("state") == "CONNECTING":
             table.add_row(
@@ -235,7 +235,7 @@ def _print_conns(console: Console, conns: list[dict[str, Any]]) -> None:
         return
     table = Table(title="connections", show_lines=True)
     for col in ("connection", "addresses", "local", "remote", "pools", "posture", "children"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for c in conns:
         children = "\n".join(
             f"{ch['name']} ({'/'.join(ch['verdict'])}): {', '.join(ch['local_ts'])} === "
@@ -297,7 +297,7 @@ def _print_stats(console: Console, s: dict[str, Any]) -> None:
 def _print_pools(console: Console, pools: list[dict[str, Any]]) -> None:
     table = Table(title="pools")
     for col in ("pool", "ranges", "size", "online", "leased"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for p in pools:
         table.add_row(
             p["name"], ", ".join(p["ranges"]), str(p["size"]), str(p["online"]), str(p["leased"])
@@ -367,7 +367,8 @@ def _socket_path(args: argparse.Namespace) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console()
+    # A pipe or a file gets whole lines (no ellipsis), a terminal its own width.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     try:
         if args.cmd == "run":
             config = load_config(args.config) if args.config else default_config()
