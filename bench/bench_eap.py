@@ -1,0 +1,381 @@
+"""Server CPU per EAP authentication: EAP-TLS, PEAP-MS-CHAPv2 and TTLS-PAP (issue 5).
+
+Two measurements per method, both CPU time (not wall clock), TLS 1.2, ECDSA P-256
+certificates, full handshakes (no session resumption on either side):
+
+* **in-process** -- the EAP server exactly as the RADIUS front-end builds it
+  (``gateway.radius.compose.build_eap_factory``) against our own EAP peer
+  (``ike.eap.peer.EapPeer`` with the matching peer method), back to back in memory. Only the
+  server's ``start()`` / ``receive()`` calls are timed (``time.thread_time``); the peer runs
+  untimed between them. No RADIUS framing, no sockets.
+* **end to end** -- ``python -m gateway.radius`` as a subprocess on loopback, driven by
+  wpa_supplicant's ``eapol_test -r N`` (N+1 authentications in one run). The server process's
+  CPU (utime + stime from ``/proc/PID/stat``, every thread) is read before and after and
+  divided by the number of successful authentications counted in the server's log. This
+  includes RADIUS decoding/encoding, Message-Authenticator, MPPE key hiding, the Twisted
+  reactor and one INFO log line per Access-Accept.
+
+Run: ``python bench/bench_eap.py [auths]`` (default 200 in-process, auths/4 end to end).
+``--no-e2e`` skips the eapol_test part. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from gateway.radius.compose import build_eap_factory  # noqa: E402
+from gateway.radius.config import RadiusConfig, parse_config  # noqa: E402
+from ike.eap.methods import MsChapV2PeerMethod  # noqa: E402
+from ike.eap.peer import EapPeer  # noqa: E402
+from ike.eap_peap.method import EapPeapPeer, PeapPeerConfig  # noqa: E402
+from ike.eap_tls.method import EapTlsPeer  # noqa: E402
+from ike.eap_tls.tls import TlsPeerConfig, TlsVersion  # noqa: E402
+from ike.eap_ttls.method import EapTtlsPeer, InnerAuth, TtlsPeerConfig  # noqa: E402
+from radius import RadiusClient, RequestContext  # noqa: E402
+from tests.harness.certs import CertFactory, Issued  # noqa: E402
+
+__all__ = [
+    "METHODS",
+    "Method",
+    "Pki",
+    "ServerProcess",
+    "count_eapol_successes",
+    "eapol_block",
+    "handshake_problem",
+    "make_pki",
+    "our_server",
+    "process_cpu",
+    "run_eapol",
+]
+
+SECRET = "bench-secret"
+USER, PASSWORD = "bob", "hello"
+
+
+@dataclass(frozen=True)
+class Method:
+    label: str
+    config_name: str
+    """The name in ``[eap] methods`` (our server) / FreeRADIUS ``default_eap_type``."""
+
+
+METHODS = (
+    Method("EAP-TLS", "tls"),
+    Method("PEAP-MS-CHAPv2", "peap"),
+    Method("TTLS-PAP", "ttls"),
+)
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Issued
+    server: Issued
+    client: Issued
+
+
+def make_pki(directory: Path) -> Pki:
+    factory = CertFactory(directory)
+    ca = factory.ca("bench-ca")
+    server = factory.issue(ca, "radius.test", san_dns=("radius.test",), eku=("serverAuth",))
+    client = factory.issue(
+        ca, "alice", san_email=("alice@example.test",), eku=("clientAuth",)
+    )
+    return Pki(ca, server, client)
+
+
+def config_text(method: Method, pki: Pki, *, port: int = 0, acct_port: int = 0) -> str:
+    """Our server's TOML: one method (so no Nak round trip), TLS 1.2 like FreeRADIUS."""
+    return f"""
+[radius]
+listen = "127.0.0.1"
+auth_port = {port}
+acct_port = {acct_port}
+
+[[radius.clients]]
+address = "127.0.0.1/32"
+secret = "{SECRET}"
+name = "bench"
+
+[eap]
+methods = ["{method.config_name}"]
+inner_methods = ["mschapv2"]
+
+[users]
+{USER} = "{PASSWORD}"
+alice = "unused"
+
+[tls]
+cert = "{pki.server.chain_path}"
+key = "{pki.server.key_path}"
+ca = ["{pki.ca.cert_path}"]
+min_version = "1.2"
+max_version = "1.2"
+"""
+
+
+# -- in-process ---------------------------------------------------------------------------
+
+
+def _peer(method: Method, pki: Pki) -> EapPeer:
+    tls = TlsPeerConfig(
+        (pki.ca.cert_pem,),
+        pki.client.chain_pem if method.config_name == "tls" else None,
+        pki.client.key_pem if method.config_name == "tls" else None,
+        server_name="radius.test",
+        max_version=TlsVersion.TLS1_2,
+    )
+    if method.config_name == "tls":
+        return EapPeer(b"alice", [(13, lambda: EapTlsPeer(tls))])
+    if method.config_name == "peap":
+        inner: Any = ((26, lambda: MsChapV2PeerMethod(USER.encode(), PASSWORD)),)
+        return EapPeer(
+            b"anonymous",
+            [(25, lambda: EapPeapPeer(PeapPeerConfig(tls, USER.encode(), inner)))],
+        )
+    return EapPeer(
+        b"anonymous",
+        [
+            (
+                21,
+                lambda: EapTtlsPeer(
+                    TtlsPeerConfig(tls, USER.encode(), InnerAuth.PAP, PASSWORD)
+                ),
+            )
+        ],
+    )
+
+
+def one_in_process(factory: Callable[[RequestContext], Any], context: RequestContext,
+                   method: Method, pki: Pki) -> float:
+    """One authentication; the CPU seconds spent in the server's calls."""
+    peer = _peer(method, pki)
+    t0 = time.thread_time()
+    server = factory(context)
+    packet: bytes | None = server.start()
+    spent = time.thread_time() - t0
+    # The NAS-side Identity exchange is part of the EAP conversation here (EAP-Start).
+    for _ in range(200):
+        if packet is None:
+            break
+        answer = peer.receive(packet)
+        if server.done or peer.done or answer is None:
+            break
+        t0 = time.thread_time()
+        packet = server.receive(answer)
+        spent += time.thread_time() - t0
+    if not (server.succeeded and peer.succeeded):
+        raise SystemExit(
+            f"{method.label}: in-process authentication failed: "
+            f"server {server.failure_reason!r}, peer {peer.failure_reason!r}"
+        )
+    return spent
+
+
+def in_process(method: Method, pki: Pki, n: int) -> tuple[float, float]:
+    """(mean, median) server CPU seconds per authentication over ``n`` authentications."""
+    config: RadiusConfig = parse_config(
+        __import__("tomllib").loads(config_text(method, pki)), Path("/")
+    )
+    factory = build_eap_factory(config)
+    client = RadiusClient.from_prefix("127.0.0.1/32", SECRET, "bench")
+    context = RequestContext(client, ("127.0.0.1", 1), USER, None, None, None)
+    one_in_process(factory, context, method, pki)  # warm up (imports, OpenSSL contexts)
+    times = sorted(one_in_process(factory, context, method, pki) for _ in range(n))
+    return sum(times) / n, times[n // 2]
+
+
+# -- end to end ---------------------------------------------------------------------------
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads) in seconds, from /proc/PID/stat."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    # The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / _CLK_TCK
+
+
+def eapol_block(method: Method, pki: Pki) -> str:
+    """eapol_test ``network`` block for ``method`` (TLS 1.2: Debian's default for EAP)."""
+    common = f'ca_cert="{pki.ca.cert_path}"\nphase1="tls_disable_tlsv1_3=1"\n'
+    if method.config_name == "tls":
+        return (
+            f'eap=TLS\nidentity="alice"\n{common}'
+            f'client_cert="{pki.client.cert_path}"\nprivate_key="{pki.client.key_path}"\n'
+        )
+    if method.config_name == "peap":
+        return (
+            f'eap=PEAP\nidentity="{USER}"\nanonymous_identity="anonymous"\n'
+            f'password="{PASSWORD}"\n{common}phase2="auth=MSCHAPV2"\n'
+        )
+    return (
+        f'eap=TTLS\nidentity="{USER}"\nanonymous_identity="anonymous"\n'
+        f'password="{PASSWORD}"\n{common}phase2="auth=PAP"\n'
+    )
+
+
+_SUCCESS = re.compile(r"CTRL-EVENT-EAP-SUCCESS")
+
+
+def count_eapol_successes(output: str) -> int:
+    return len(_SUCCESS.findall(output))
+
+
+def handshake_problem(output: str) -> str | None:
+    """Why eapol_test's run was not all full TLS 1.2 handshakes, or None."""
+    if "resumed=1" in output:
+        return "a TLS session was resumed"
+    versions = set(re.findall(r"SSL: Using TLS version (\S+)", output))
+    if versions != {"TLSv1.2"}:
+        return f"TLS versions {sorted(versions)}, expected TLSv1.2 only"
+    return None
+
+
+def run_eapol(block: str, port: int, secret: str, workdir: Path, repeats: int) -> str:
+    """One eapol_test process doing ``repeats + 1`` authentications; its output."""
+    from tests.harness.eapol_test import network_conf
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "peer.conf"
+    conf.write_text(network_conf(block))
+    proc = subprocess.run(
+        [
+            "eapol_test",
+            f"-c{conf}",
+            "-a127.0.0.1",
+            f"-p{port}",
+            f"-s{secret}",
+            "-t30",
+            f"-r{repeats}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        timeout=60 + 5 * repeats,
+        check=False,
+        cwd=workdir,
+    )
+    return proc.stdout
+
+
+@dataclass
+class ServerProcess:
+    pid: int
+    port: int
+    log: Path
+
+    def accepts(self) -> int:
+        return self.log.read_text(errors="replace").count("Access-Accept for")
+
+
+@contextmanager
+def our_server(workdir: Path, method: Method, pki: Pki) -> Iterator[ServerProcess]:
+    """``python -m gateway.radius`` (INFO logging, as in production) for ``method``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "radius.toml"
+    conf.write_text(config_text(method, pki))
+    log = workdir / "server.log"
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.radius", "--config", str(conf)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line.startswith("listening"):
+                raise SystemExit(f"our server did not start: {log.read_text()[-2000:]}")
+            port = int(line.split()[1].rsplit(":", 1)[1])
+            yield ServerProcess(proc.pid, port, log)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def end_to_end(method: Method, pki: Pki, workdir: Path, n: int) -> tuple[float, int]:
+    """(server CPU seconds per authentication, authentications) with eapol_test -r."""
+    with our_server(workdir, method, pki) as server:
+        block = eapol_block(method, pki)
+        run_eapol(block, server.port, SECRET, workdir / "warm", 0)  # warm up
+        before_cpu, before_accepts = process_cpu(server.pid), server.accepts()
+        output = run_eapol(block, server.port, SECRET, workdir / "run", n - 1)
+        time.sleep(0.2)  # the last Access-Accept's log line
+        cpu = process_cpu(server.pid) - before_cpu
+        accepts = server.accepts() - before_accepts
+        ok = count_eapol_successes(output)
+    if accepts == 0 or ok != accepts:
+        raise SystemExit(
+            f"{method.label}: eapol_test saw {ok} successes, server {accepts} accepts:\n"
+            f"{output[-3000:]}"
+        )
+    if (problem := handshake_problem(output)) is not None:
+        raise SystemExit(f"{method.label}: {problem}")
+    return cpu / accepts, accepts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("auths", nargs="?", type=int, default=200)
+    parser.add_argument("--no-e2e", action="store_true", help="skip the eapol_test runs")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    e2e = not args.no_e2e
+    if e2e and subprocess.run(["which", "eapol_test"], capture_output=True).returncode:
+        print("eapol_test not installed (Debian package eapoltest): end to end skipped",
+              file=sys.stderr)
+        e2e = False
+    n_e2e = max(args.auths // 4, 10)
+    table = Table(title="server CPU per EAP authentication (TLS 1.2, ECDSA P-256, full "
+                        "handshakes)")
+    for col in ("method", "in-process mean", "in-process median", "n",
+                "end to end (RADIUS, eapol_test)", "n"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    with tempfile.TemporaryDirectory(prefix="bench-eap-") as tmp:
+        pki = make_pki(Path(tmp) / "certs")
+        for method in METHODS:
+            mean, median = in_process(method, pki, args.auths)
+            row = [method.label, f"{mean * 1e3:.2f} ms", f"{median * 1e3:.2f} ms",
+                   str(args.auths)]
+            if e2e:
+                per_auth, count = end_to_end(method, pki, Path(tmp) / method.config_name, n_e2e)
+                row += [f"{per_auth * 1e3:.1f} ms", str(count)]
+            else:
+                row += ["-", "-"]
+            table.add_row(*row)
+    Console().print(table)
+    print(f"({os.cpu_count()} CPUs; /proc CPU times have {1000 / _CLK_TCK:.0f} ms resolution, "
+          "so end-to-end figures are totals over the whole run divided by its count)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
