@@ -433,3 +433,14 @@ def test_cli_exit_2_with_message(tmp_path: Path, cmd: str) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"nea-gateway: {p}: ike.port: must be 1..65535, not 0"
     assert "Traceback" not in proc.stderr
+
+
+def test_example_file_parses() -> None:
+    c = load_config(REPO / "examples" / "gateway.toml")
+    assert [x.name for x in c.connections] == ["rw-posture", "rw-tls"]
+    posture = c.connections[0]
+    assert posture.posture.assess and [ch.verdict for ch in posture.children] == [
+        ("allow",),
+        ("isolate",),
+    ]
+    assert c.radius is not None and c.radius.posture
