@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from nea.imc.host import HostFacts, product_vendor_id
 from nea.imv.subtypes import ITA_TEST, OS, PORTS, SWIMA
 from nea.pa import (
+    ATTRIBUTE_HEADER_LEN,
     FLAG_NOSKIP,
     NO_LIMIT,
     AssessmentResult,
     Attribute,
+    AttributeEnvelope,
     AttributeRequest,
+    AttributeSegmenter,
     FactoryDefaultPasswordEnabled,
     ForwardingEnabled,
     IetfAttributeType,
@@ -29,8 +32,10 @@ from nea.pa import (
     ItaAttributeType,
     ItaCommand,
     ItaDeviceId,
+    LocalPaTncError,
     MaxAttributeSizeRequest,
     MaxAttributeSizeResponse,
+    NextSegment,
     NumericVersion,
     OperationalResult,
     OperationalStatus,
@@ -44,6 +49,7 @@ from nea.pa import (
     RemediationInstructions,
     RemediationString,
     RemediationUri,
+    SegmentationError,
     StringVersion,
     SwEvent,
     SwIdentifierEvents,
@@ -52,6 +58,7 @@ from nea.pa import (
     SwRequest,
     Vendor,
     error_message,
+    needs_segmentation,
     process_message,
 )
 from nea.pa.ietf import UNKNOWN_LAST_USE
@@ -79,8 +86,13 @@ SWID_REGID = "regid.2026-11.org.nea-gateway"
 """Tag creator of the software identifiers the SWIMA collector makes up from packages."""
 
 PACKAGES_PER_ATTRIBUTE = 500
-"""Installed Packages are split over several attributes (and PA messages) of at most this
-many packages, so that each fits a PB-TNC message even inside PT-EAP (32722 octets)."""
+"""Without a segmentation contract (a validator that did not send a TCG Max Attribute Size
+Request), a large Installed Packages is split over several attributes (and PA messages) of
+at most this many packages, so that each fits a PB-TNC message even inside PT-EAP (32722
+octets). With a contract it is sent as one attribute, in segments when it is larger than
+the validator's maximum segment size."""
+MAX_PACKAGES = 0xFFFF
+"""Installed Packages counts packages in 16 bits."""
 
 
 def software_identifier(os_id: str, name: str, version: str) -> str:
@@ -103,9 +115,15 @@ class _Conn:
     assessments: list[tuple[int, int]] | None = None
     remediation: list[ReceivedRemediation] | None = None
     errors: list[PaTncErrorAttribute] | None = None
+    contracts: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Segmentation contracts by validator id: (max attribute size, max segment size)."""
+    segmenters: dict[int, AttributeSegmenter] = field(default_factory=dict)
+    next_base_id: int = 1
 
     def reset(self) -> None:
         self.assessments, self.remediation, self.errors = [], [], []
+        self.contracts.clear()
+        self.segmenters.clear()
 
 
 class HostCollector:
@@ -139,8 +157,8 @@ class HostCollector:
             conn.reset()
 
     def begin_handshake(self, conn_id: int) -> Sequence[OutboundPa]:
-        attrs = self.initial(conn_id, self._conn(conn_id).handshakes)
-        return self._send(attrs, PID_ANY)
+        conn = self._conn(conn_id)
+        return self._send(self.initial(conn_id, conn.handshakes), PID_ANY, conn)
 
     def receive_message(self, conn_id: int, message: PbPa) -> Sequence[OutboundPa]:
         conn = self._conn(conn_id)
@@ -165,12 +183,29 @@ class HostCollector:
                 assert conn.remediation is not None
                 conn.remediation.append(self._remediation(message.validator_id, attr))
             elif isinstance(attr, MaxAttributeSizeRequest):
-                # TCG segmentation contract: we accept any size and never need segments
-                # (large Installed Packages are split over several attributes instead)
+                # TCG segmentation contract: the validator's limits for what we send; ours
+                # for what we receive: any size, no segments needed
+                conn.contracts[message.validator_id] = (attr.max_attribute_size,
+                                                        attr.max_segment_size)
                 replies.append(MaxAttributeSizeResponse(NO_LIMIT, NO_LIMIT))
+            elif isinstance(attr, NextSegment):
+                replies.extend(self._next_segment(conn, attr))
             else:
                 replies.extend(self.handle(conn_id, attr))
-        return self._send(replies, message.validator_id)
+        return self._send(replies, message.validator_id, conn)
+
+    @staticmethod
+    def _next_segment(conn: _Conn, request: NextSegment) -> list[Attribute]:
+        seg = conn.segmenters.get(request.base_attr_id)
+        if seg is None:
+            err = SegmentationError(
+                f"no segmented attribute with base ID {request.base_attr_id}", offset=0,
+                header=b"\xff\xff\xff\xff" + request.base_attr_id.to_bytes(4, "big"))
+            return [err.to_attribute()]
+        envelope = seg.handle_next_segment(request)
+        if seg.done:
+            del conn.segmenters[request.base_attr_id]
+        return [envelope] if envelope is not None else []
 
     def batch_ending(self, conn_id: int) -> Sequence[OutboundPa]:
         return []
@@ -223,17 +258,46 @@ class HostCollector:
         return OutboundPa(vendor, subtype, message.serialize(), peer_id=validator_id,
                           exclusive=validator_id != PID_ANY)
 
-    def _send(self, attrs: list[Attribute], validator_id: int) -> list[OutboundPa]:
-        """One PA message, except that each Installed Packages attribute travels alone."""
-        if not attrs:
-            return []
-        big = [a for a in attrs if isinstance(a, InstalledPackages)]
-        rest = [a for a in attrs if not isinstance(a, InstalledPackages)]
+    def _send(self, attrs: list[Attribute], validator_id: int, conn: _Conn) -> list[OutboundPa]:
+        """One PA message; a large attribute travels alone: in TCG segments when the
+        validator made a segmentation contract, else (Installed Packages) split up."""
+        small: list[Attribute] = []
+        alone: list[Attribute] = []
+        contract = conn.contracts.get(validator_id)
+        for attr in attrs:
+            if isinstance(attr, InstalledPackages):
+                pkgs = attr.packages
+                per = MAX_PACKAGES if contract is not None else PACKAGES_PER_ATTRIBUTE
+                parts = [InstalledPackages(pkgs[i:i + per]) for i in range(0, len(pkgs), per)]
+                alone += parts or [attr]
+            elif isinstance(attr, AttributeEnvelope):
+                alone.append(attr)
+            else:
+                small.append(attr)
+        if contract is not None:
+            alone = [a if isinstance(a, AttributeEnvelope) else
+                     self._maybe_segment(conn, a, contract) for a in alone]
         out = []
-        if rest:
-            out.append(self._outbound(PaMessage.create(rest), validator_id))
-        out.extend(self._outbound(PaMessage.create([a]), validator_id) for a in big)
+        if small:
+            out.append(self._outbound(PaMessage.create(small), validator_id))
+        out.extend(self._outbound(PaMessage.create([a]), validator_id) for a in alone)
         return out
+
+    @staticmethod
+    def _maybe_segment(conn: _Conn, attr: Attribute, contract: tuple[int, int]) -> Attribute:
+        max_attr, max_seg = contract
+        try:
+            segment = needs_segmentation(attr, max_attribute_size=max_attr,
+                                         max_segment_size=max_seg)
+        except LocalPaTncError:
+            segment = False  # larger than the validator accepts: send it whole anyway
+        if not segment or max_seg < ATTRIBUTE_HEADER_LEN:
+            return attr
+        base_id = conn.next_base_id
+        conn.next_base_id = base_id % 0xFFFFFF + 1
+        seg = AttributeSegmenter(attr, base_id, max_seg)
+        conn.segmenters[base_id] = seg
+        return seg.first_segment()
 
 
 def _last_use(at: _dt.datetime | None) -> str:
@@ -274,11 +338,7 @@ class OsCollector(HostCollector):
                 return []
             return [FactoryDefaultPasswordEnabled(int(f.default_password))]
         if attr_type == t.INSTALLED_PACKAGES:
-            pkgs = [Package(n, v) for n, v in f.packages]
-            return [
-                InstalledPackages(tuple(pkgs[i:i + PACKAGES_PER_ATTRIBUTE]))
-                for i in range(0, max(len(pkgs), 1), PACKAGES_PER_ATTRIBUTE)
-            ]
+            return [InstalledPackages(tuple(Package(n, v) for n, v in f.packages))]
         return []
 
     def initial(self, conn_id: int, handshake: int) -> list[Attribute]:

@@ -20,6 +20,7 @@ from nea.imc.collectors import PACKAGES_PER_ATTRIBUTE, HostCollector
 from nea.pa import (
     FLAG_NOSKIP,
     NO_LIMIT,
+    AttributeEnvelope,
     AttributeRequest,
     FactoryDefaultPasswordEnabled,
     ForwardingEnabled,
@@ -28,6 +29,8 @@ from nea.pa import (
     ItaDeviceId,
     MaxAttributeSizeRequest,
     MaxAttributeSizeResponse,
+    NeedNextSegment,
+    NextSegment,
     NumericVersion,
     OperationalStatus,
     PaErrorCode,
@@ -36,7 +39,9 @@ from nea.pa import (
     PortFilter,
     PortFilterEntry,
     ProductInformation,
+    Reassembled,
     RequestedAttribute,
+    SegmentReassembler,
     StringVersion,
     SwIdentifierEvents,
     SwIdentifierInventory,
@@ -179,3 +184,33 @@ def test_segmentation_contract_answered() -> None:
     start(c)
     [out] = to_collector(c, MaxAttributeSizeRequest(4 << 20, 32000), validator_id=3)
     assert PaMessage.parse(out.body).attributes == (MaxAttributeSizeResponse(NO_LIMIT, NO_LIMIT),)
+
+
+def test_large_packages_segmented_under_contract() -> None:
+    many = tuple((f"package-{i:05d}", f"1.{i}-1") for i in range(3000))
+    c = OsCollector(HostFacts(os_id="debian", packages=many))
+    start(c)
+    req = AttributeRequest((RequestedAttribute(Vendor.IETF, 7),))
+    out = to_collector(c, MaxAttributeSizeRequest(1 << 22, 20000), req, validator_id=3)
+    assert PaMessage.parse(out[0].body).attributes == (
+        MaxAttributeSizeResponse(NO_LIMIT, NO_LIMIT),)
+    [first] = PaMessage.parse(out[1].body).attributes
+    assert isinstance(first, AttributeEnvelope) and first.start and first.more
+    reassembler = SegmentReassembler(max_attribute_size=1 << 22)
+    event = reassembler.receive(first)
+    rounds = 0
+    while isinstance(event, NeedNextSegment):
+        [reply] = to_collector(c, event.request, validator_id=3)
+        [env] = PaMessage.parse(reply.body).attributes
+        assert isinstance(env, AttributeEnvelope) and len(env.segment) <= 20000
+        event = reassembler.receive(env)
+        rounds += 1
+    assert isinstance(event, Reassembled)
+    size = len(event.attribute.serialize())
+    assert size > 60000 and rounds == -(-size // 20000) - 1  # one Next Segment per segment
+    assert isinstance(event.attribute, InstalledPackages)
+    assert len(event.attribute.packages) == 3000  # one attribute: the list is complete
+    # a Next Segment for nothing in flight: a segmentation error
+    [err_msg] = to_collector(c, NextSegment(999), validator_id=3)
+    [err] = PaMessage.parse(err_msg.body).find(PaTncErrorAttribute)
+    assert err.error_code == PaErrorCode.INVALID_PARAMETER

@@ -54,9 +54,10 @@ class Gateway:
         )
         self.tncs: dict[int, Tncs] = {}
 
-    def server(self, conn_id: int, identity: str | None = None) -> Tncs:
+    def server(self, conn_id: int, identity: str | None = None,
+               config: PbTncConfig | None = None) -> Tncs:
         self.engine.open_connection(conn_id, identity)
-        tncs = Tncs(self.validators, connection_id=conn_id)
+        tncs = Tncs(self.validators, connection_id=conn_id, config=config)
         self.tncs[conn_id] = tncs
         return tncs
 

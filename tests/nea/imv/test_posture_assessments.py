@@ -437,3 +437,23 @@ def test_os_validator_reassembles_segmented_packages() -> None:
                                              PaMessage.create([stray]).serialize()))
     [err] = PaMessage.parse(err_msg.body).find(PaTncErrorAttribute)
     assert err.error_code == PaErrorCode.INVALID_PARAMETER
+
+
+def test_very_many_packages_travel_in_segments_over_pt_eap_limits() -> None:
+    """A package list far larger than one PT-EAP PB-TNC message arrives complete: the OS
+    validator offers a segmentation contract and reassembles (no partial evaluation)."""
+    gw = Gateway(policy(
+        '[policies.u]\ntype = "UNSRC"\n[[enforcements]]\npolicy = "u"\n'
+        '[products."Debian*".packages]\nbash = {}\n'
+    ))
+    pkgs = (*((f"libsomething-long-name-{i:05d}", f"1.2.3-{i}+deb12u1") for i in range(4000)),
+            ("bash", "5.2"))
+    facts = HostFacts("debian", "Debian", "12", packages=pkgs, device_id="big")
+    collectors = build_collectors(facts)
+    tncc = Tncc(collectors, config=PbTncConfig.for_pt_eap(close_after_result=True))
+    tncs = gw.server(1, config=PbTncConfig.for_pt_eap())
+    log: list[tuple[str, int]] = []
+    pump(tncc, tncs, tncc.start(), log)
+    [r] = gw.sink.results
+    assert r.evidence["packages"] == 4001 and r.evidence["unknown_count"] == 4000
+    assert len(log) > 8  # several rounds of Next Segment
