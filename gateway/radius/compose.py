@@ -31,6 +31,7 @@ _MODULES = {
     "tls": "ike.eap_tls.method",
     "ttls": "ike.eap_ttls.method",
     "peap": "ike.eap_peap.method",
+    "fast": "ike.eap_fast.method",
 }
 
 
@@ -41,7 +42,7 @@ def _importable(module: str) -> bool:
         return False
 
 
-_WIRED = frozenset({"md5", "mschapv2", "gtc", "tls", "ttls", "peap"})
+_WIRED = frozenset({"md5", "mschapv2", "gtc", "tls", "ttls", "peap", "fast"})
 """Methods this composition root knows how to build."""
 
 
@@ -128,6 +129,21 @@ def _method_factories(
                 posture=tuple(posture),
             )
             out.append((EapType.PEAP, peap_server_factory(peap_config)))
+        elif name == "fast":
+            from ike.eap_fast.method import FastServerConfig, Provisioning, fast_server_factory
+            from ike.eap_fast.pac import PacKeyring
+
+            # One keyring per server process: PACs open in every later conversation.
+            fast_config = FastServerConfig(
+                tls=_tls_server_config(config, client_cert=False),
+                a_id=config.fast_a_id.encode(),
+                eap_methods=tuple(_inner_methods(config)),
+                posture=tuple(posture),
+                provisioning=Provisioning(config.fast_provisioning),
+                password_lookup=passwords,
+                keyring=PacKeyring(pac_lifetime=config.fast_pac_lifetime),
+            )
+            out.append((EapType.FAST, fast_server_factory(fast_config)))
         else:
             raise ValueError(f"EAP method {name!r} is not wired into the RADIUS front-end yet")
     return out

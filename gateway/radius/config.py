@@ -19,6 +19,9 @@
     methods = ["tls", "peap", "ttls", "mschapv2", "md5", "gtc"]   # proposed in this order
     inner_methods = ["mschapv2", "md5", "gtc"]  # inner EAP of TTLS / PEAP (the default)
     peap_require_cryptobinding = true           # refuse PEAP peers without Crypto-Binding
+    fast_a_id = "nea-gateway"                   # EAP-FAST Authority-ID (PACs are bound to it)
+    fast_provisioning = 3                       # 1 anonymous, 2 authenticated, 3 both
+    fast_pac_lifetime = 7776000                 # seconds (90 days)
 
     [users]                      # identity = password (MD5, MS-CHAPv2, GTC, inner methods)
     bob = "hello"
@@ -56,7 +59,7 @@ __all__ = [
     "parse_config",
 ]
 
-KNOWN_METHODS = ("tls", "peap", "ttls", "mschapv2", "md5", "gtc")
+KNOWN_METHODS = ("tls", "peap", "ttls", "fast", "mschapv2", "md5", "gtc")
 INNER_METHODS = ("mschapv2", "md5", "gtc")
 
 
@@ -81,6 +84,9 @@ class RadiusConfig:
     methods: tuple[str, ...]
     inner_methods: tuple[str, ...] = INNER_METHODS
     peap_require_cryptobinding: bool = True
+    fast_a_id: str = "nea-gateway"
+    fast_provisioning: int = 3
+    fast_pac_lifetime: int = 90 * 86400
     users: dict[str, str] = field(default_factory=dict, repr=False)
     tls: TlsSettings | None = None
     policy: AuthorizationPolicy = field(default_factory=AuthorizationPolicy)
@@ -181,7 +187,13 @@ def parse_config(data: dict[str, Any], base: Path) -> RadiusConfig:
         for version in (tls.min_version, tls.max_version):
             if version not in ("1.2", "1.3"):
                 raise ConfigError(f"tls: version {version!r} is not 1.2 or 1.3")
-    if tls is None and any(m in ("tls", "peap", "ttls") for m in methods):
+    fast_provisioning = eap.get("fast_provisioning", 3)
+    if fast_provisioning not in (0, 1, 2, 3):
+        raise ConfigError("eap.fast_provisioning must be 0, 1, 2 or 3")
+    fast_pac_lifetime = eap.get("fast_pac_lifetime", 90 * 86400)
+    if not isinstance(fast_pac_lifetime, int) or fast_pac_lifetime <= 0:
+        raise ConfigError("eap.fast_pac_lifetime must be a positive number of seconds")
+    if tls is None and any(m in ("tls", "peap", "ttls", "fast") for m in methods):
         raise ConfigError("eap.methods lists a TLS-based method but [tls] is missing")
 
     vlans = _table(data, "vlans")
@@ -202,6 +214,9 @@ def parse_config(data: dict[str, Any], base: Path) -> RadiusConfig:
         methods=tuple(methods),
         inner_methods=tuple(inner_methods),
         peap_require_cryptobinding=bool(eap.get("peap_require_cryptobinding", True)),
+        fast_a_id=str(eap.get("fast_a_id", "nea-gateway")),
+        fast_provisioning=int(fast_provisioning),
+        fast_pac_lifetime=int(fast_pac_lifetime),
         users=dict(users),
         tls=tls,
         policy=AuthorizationPolicy(session_timeout, allow, isolate),
