@@ -142,6 +142,7 @@ __all__ = [
     "ChildSaDeleted",
     "ChildSaFailed",
     "ChildSaInstalled",
+    "ChildState",
     "Datagram",
     "Event",
     "IkeEngine",
@@ -497,6 +498,40 @@ class _Outstanding:
     datagrams: list[bytes]
     tries: int
     deadline: float
+    deletes: tuple[bytes, ...] = ()
+    """Inbound SPIs of the CHILD_SAs this request deletes."""
+
+
+class ChildState(enum.Enum):
+    INSTALLED = "installed"
+    REKEYING = "rekeying (our CREATE_CHILD_SA is in flight)"
+    REKEYED = "rekeyed (a newer CHILD_SA replaces it; the peer deletes this one)"
+    DELETING = "deleting (our Delete is in flight)"
+    DELETED = "deleted"
+
+
+C = ChildState
+_CHILD_TRANSITIONS: dict[tuple[ChildState, str], ChildState] = {
+    (C.INSTALLED, "rekey"): C.REKEYING,
+    (C.REKEYING, "rekey_failed"): C.INSTALLED,
+    (C.REKEYING, "rekey_lost"): C.REKEYED,  # RFC 7296, 2.8.1: the peer's rekey survives
+    (C.INSTALLED, "peer_rekeyed"): C.REKEYED,
+    (C.REKEYING, "peer_rekeyed"): C.REKEYING,  # a collision, decided when ours completes
+    (C.REKEYED, "peer_rekeyed"): C.REKEYED,
+    (C.INSTALLED, "delete"): C.DELETING,
+    (C.REKEYING, "delete"): C.DELETING,
+    (C.REKEYED, "delete"): C.DELETING,
+    (C.DELETING, "delete_acked"): C.DELETED,
+    (C.INSTALLED, "peer_deleted"): C.DELETED,
+    (C.REKEYING, "peer_deleted"): C.DELETED,
+    (C.REKEYED, "peer_deleted"): C.DELETED,
+    (C.DELETING, "peer_deleted"): C.DELETED,  # both sent Delete (RFC 7296, 1.4.1)
+    (C.INSTALLED, "ike_closed"): C.DELETED,
+    (C.REKEYING, "ike_closed"): C.DELETED,
+    (C.REKEYED, "ike_closed"): C.DELETED,
+    (C.DELETING, "ike_closed"): C.DELETED,
+}
+"""The CHILD_SA state machine: (state, event) -> next state; anything else is a bug."""
 
 
 @dataclass(slots=True)
@@ -508,6 +543,7 @@ class _ChildState:
     local_ts: tuple[TrafficSelector, ...] = ()
     remote_ts: tuple[TrafficSelector, ...] = ()
     rekey_at: float | None = None
+    state: ChildState = ChildState.INSTALLED
 
 
 @dataclass(slots=True)
@@ -578,11 +614,11 @@ class IkeSa:
     child_offer: tuple[_ChildState, tuple[TrafficSelector, ...], tuple[TrafficSelector, ...]] | (
         None
     ) = None
-    delete_child_pending: list[_ChildState] = field(default_factory=list)
     initial_contact: bool = False
     pending_create: tuple[Any, ...] | None = None
     granted: Authorization | None = None
     collision: tuple[_ChildState, bytes, bytes] | None = None
+    answered: _Outstanding | None = None
     ike_rekey_at: float | None = None
     queued: list[tuple[int, list[Payload]]] = field(default_factory=list)
 
@@ -628,8 +664,14 @@ class IkeSa:
         msg = self._message(exchange, payloads, False, self.next_out)
         log.debug("IKE_SA %s sending %s", self.local_spi.hex(), msg.describe())
         datagrams = self._encode(msg, protect)
+        deletes = tuple(
+            spi
+            for p in payloads
+            if isinstance(p, Delete) and p.protocol == ProtocolId.ESP
+            for spi in p.spis
+        )
         self.outstanding = _Outstanding(
-            self.next_out, datagrams, 0, now + self.engine.config.retransmit_timeout
+            self.next_out, datagrams, 0, now + self.engine.config.retransmit_timeout, deletes
         )
         self.engine._emit_datagrams(datagrams, self)
         if exchange == _INIT:
@@ -650,7 +692,11 @@ class IkeSa:
     def timer(self) -> float | None:
         times = [t for t in (self.expires, self.outstanding and self.outstanding.deadline) if t]
         if self.state is S.ESTABLISHED and self.outstanding is None:
-            times += [c.rekey_at for c in self.children if c.rekey_at is not None]
+            times += [
+                c.rekey_at
+                for c in self.children
+                if c.rekey_at is not None and c.state is C.INSTALLED
+            ]
             if self.ike_rekey_at is not None:
                 times.append(self.ike_rekey_at)
         return min(times) if times else None
@@ -677,7 +723,11 @@ class IkeSa:
                 self.ike_rekey_at = None
                 self.start_ike_rekey(now)
                 return
-            due = [c for c in self.children if c.rekey_at is not None and now >= c.rekey_at]
+            due = [
+                c
+                for c in self.children
+                if c.rekey_at is not None and now >= c.rekey_at and c.state is C.INSTALLED
+            ]
             if due:
                 self.start_child_rekey(due[0], now)
 
@@ -715,7 +765,7 @@ class IkeSa:
         key = (self.state, h.exchange_type, raw.is_response)
         entry = _TRANSITIONS.get(key)
         if raw.is_response:
-            self.outstanding = None
+            self.answered, self.outstanding = self.outstanding, None
             self.next_out += 1
         if entry is None:
             if not raw.is_response:
@@ -1107,6 +1157,27 @@ class IkeSa:
                 pool.release(self.remote_id, v)
         if not self.initiator:
             self.vips.clear()
+
+    def _child_event(self, child: _ChildState, event: str) -> None:
+        """Move a CHILD_SA through :data:`_CHILD_TRANSITIONS`; DELETED emits ChildSaDeleted
+        and forgets it."""
+        new = _CHILD_TRANSITIONS.get((child.state, event))
+        if new is None:
+            raise LocalProtocolError(f"CHILD_SA {child.name}: {event} in {child.state.name}")
+        log.debug(
+            "CHILD_SA %s %s: %s -> %s", child.name, child.spi_in.hex(), child.state.name, new.name
+        )
+        child.state = new
+        if new is C.DELETED:
+            if child in self.children:
+                self.children.remove(child)
+            self.engine._events.append(
+                ChildSaDeleted(
+                    self.local_spi,
+                    int.from_bytes(child.spi_in, "big"),
+                    int.from_bytes(child.spi_out, "big"),
+                )
+            )
 
     def _child_configs(self) -> tuple[ChildConfig, ...]:
         assert self.peer is not None
@@ -1537,15 +1608,10 @@ class IkeSa:
             for spi in d.spis:
                 for child in list(self.children):
                     if child.spi_out == spi:
-                        self.children.remove(child)
-                        spis_back.append(child.spi_in)
-                        self.engine._events.append(
-                            ChildSaDeleted(
-                                self.local_spi,
-                                int.from_bytes(child.spi_in, "big"),
-                                int.from_bytes(child.spi_out, "big"),
-                            )
-                        )
+                        # RFC 7296, 1.4.1: no Delete back for one we are deleting ourselves.
+                        if child.state is not C.DELETING:
+                            spis_back.append(child.spi_in)
+                        self._child_event(child, "peer_deleted")
         if spis_back:
             reply.append(Delete(ProtocolId.ESP, tuple(spis_back)))
         err = self._error_notify(msg)
@@ -1556,23 +1622,24 @@ class IkeSa:
 
     def _info_response(self, msg: Message, now: float) -> SaState:
         # RFC 7296, 1.4.1: our Delete was answered (with or without the peer's half).
-        for child in self.delete_child_pending:
-            self.engine._events.append(
-                ChildSaDeleted(
-                    self.local_spi,
-                    int.from_bytes(child.spi_in, "big"),
-                    int.from_bytes(child.spi_out, "big"),
-                )
-            )
-        self.delete_child_pending.clear()
+        acked = self.answered.deletes if self.answered is not None else ()
+        for child in [c for c in self.children if c.state is C.DELETING]:
+            if child.spi_in in acked:
+                self._child_event(child, "delete_acked")
         return S.ESTABLISHED
 
     def start_child_delete(self, spi_in: int, now: float) -> None:
-        child = next((c for c in self.children if int.from_bytes(c.spi_in, "big") == spi_in), None)
+        child = next(
+            (
+                c
+                for c in self.children
+                if int.from_bytes(c.spi_in, "big") == spi_in and c.state is not C.DELETING
+            ),
+            None,
+        )
         if child is None:
             raise LocalProtocolError(f"no CHILD_SA with inbound SPI {spi_in:08x}")
-        self.children.remove(child)
-        self.delete_child_pending.append(child)
+        self._child_event(child, "delete")
         self.send_request(_INFO, [Delete(ProtocolId.ESP, (child.spi_in,))], now)
 
     def _delete_response(self, msg: Message, now: float) -> SaState:
@@ -1597,7 +1664,10 @@ class IkeSa:
         rekey = self._notifies(msg).get(NotifyType.REKEY_SA)
         old: _ChildState | None = None
         if rekey is not None:
-            old = next((c for c in self.children if c.spi_out == rekey.spi), None)
+            old = next(
+                (c for c in self.children if c.spi_out == rekey.spi and c.state is not C.DELETING),
+                None,
+            )
             if old is None:
                 raise ChildSaNotFound("REKEY_SA for an unknown CHILD_SA", rekey.spi)
         configs = (
@@ -1639,6 +1709,8 @@ class IkeSa:
             TSr(tsr),
         ]
         self.send_response(_CHILD, msg.message_id, reply)
+        if old is not None:
+            self._child_event(old, "peer_rekeyed")
         pending = self.pending_create
         if old is not None and pending is not None and pending[0] == "child" and pending[1] is old:
             # RFC 7296, 2.8.1: both ends rekey the same CHILD_SA; decided when ours completes.
@@ -1658,6 +1730,7 @@ class IkeSa:
     def start_child_rekey(self, old: _ChildState, now: float) -> None:
         """RFC 7296, 1.3.3: rekey ``old`` (REKEY_SA, PFS when its proposals name DH groups)."""
         cfg = old.config or ChildConfig(old.name)
+        self._child_event(old, "rekey")
         old.rekey_at = None
         new = _ChildState(old.name, self._new_spi(), b"", cfg)
         groups = [g for p in cfg.esp_proposals for g in p.dh]
@@ -1732,11 +1805,12 @@ class IkeSa:
                 tsr.selectors, old.remote_ts
             ):
                 raise TsUnacceptable("responder widened the traffic selectors")
-        except _NotifyError as exc:
-            self.engine._events.append(ChildSaFailed(self.local_spi, new.name, exc.code))
-            return S.ESTABLISHED
-        except RemoteProtocolError as exc:
-            self.engine._events.append(ChildSaFailed(self.local_spi, new.name, exc.notify_type))
+        except (_NotifyError, RemoteProtocolError) as exc:
+            code = exc.code if isinstance(exc, _NotifyError) else exc.notify_type
+            self.engine._events.append(ChildSaFailed(self.local_spi, new.name, code))
+            self.collision = None
+            if old.state is C.REKEYING:
+                self._child_event(old, "rekey_failed")
             return S.ESTABLISHED
         new.spi_out = sel.spi
         self.children.append(new)
@@ -1758,9 +1832,11 @@ class IkeSa:
             _, their_ni, our_nr = collision
             lowest = min(nonce_i, nonce_p.data, their_ni, our_nr)
             if lowest in (nonce_i, nonce_p.data):
+                if old.state is C.REKEYING:
+                    self._child_event(old, "rekey_lost")
                 self.start_child_delete(int.from_bytes(new.spi_in, "big"), now)
                 return S.ESTABLISHED
-        if old in self.children:
+        if old.state is not C.DELETED:
             self.start_child_delete(int.from_bytes(old.spi_in, "big"), now)
         return S.ESTABLISHED
 
@@ -1853,15 +1929,8 @@ class IkeSa:
         self._set_state(S.DELETING)
 
     def close_cleanup(self) -> None:
-        for child in self.children:
-            self.engine._events.append(
-                ChildSaDeleted(
-                    self.local_spi,
-                    int.from_bytes(child.spi_in, "big"),
-                    int.from_bytes(child.spi_out, "big"),
-                )
-            )
-        self.children.clear()
+        for child in list(self.children):
+            self._child_event(child, "ike_closed")
         self._release_vips()
         self._set_state(S.CLOSED)
 

@@ -844,3 +844,45 @@ def test_simultaneous_child_rekey_leaves_one_child(seed: int) -> None:
     installed = {e.spi_in for e in pair.events("client", ChildSaInstalled)}
     deleted = {e.spi_in for e in pair.events("client", ChildSaDeleted)}
     assert installed - deleted == {int.from_bytes(c_sa.children[0].spi_in, "big")}
+
+
+def test_child_delete_is_acknowledged_only_by_its_own_response() -> None:
+    pair, sa = _established()
+    (child,) = pair.events("client", ChildSaInstalled)
+    pair.client.send_liveness(sa.local_spi, pair.now)
+    pair.client.delete_child_sa(sa.local_spi, child.spi_in, pair.now)  # queued
+    (liveness,) = pair.client.datagrams_to_send(pair.now)
+    pair.server.receive_datagram(liveness.data, CL, pair.now, local=GW)
+    (answer,) = pair.server.datagrams_to_send(pair.now)
+    pair.client.receive_datagram(answer.data, GW, pair.now, local=CL)
+    pair.collect()
+    assert not pair.events("client", ChildSaDeleted)  # the Delete is only now on its way
+    pair.pump()
+    assert len(pair.events("client", ChildSaDeleted)) == 1
+
+
+def test_both_ends_delete_the_same_child() -> None:
+    from ike.payloads import decode_chain
+
+    pair, sa = _established()
+    (cchild,) = pair.events("client", ChildSaInstalled)
+    (sest,) = pair.events("server", IkeSaEstablished)
+    pair.client.delete_child_sa(sa.local_spi, cchild.spi_in, pair.now)
+    pair.server.delete_child_sa(sest.ike_sa, cchild.spi_out, pair.now)
+    pair.pump()
+    assert len(pair.events("client", ChildSaDeleted)) == 1
+    assert len(pair.events("server", ChildSaDeleted)) == 1
+    # RFC 7296, 1.4.1: neither response carries a Delete for the half already being deleted
+    for name, d in pair.wire[-4:]:
+        raw = decode_message(d.data)
+        if raw.is_response:
+            cipher = (sa if name == "s>c" else pair.server._sas[sest.ike_sa]).cipher
+            assert decode_chain(raw.payloads[0].first_inner, cipher.open(raw)) == ()
+
+
+def test_child_state_table_refuses_impossible_moves() -> None:
+    from ike.errors import LocalProtocolError
+
+    _pair, sa = _established()
+    with pytest.raises(LocalProtocolError, match="rekey_failed in INSTALLED"):
+        sa._child_event(sa.children[0], "rekey_failed")
