@@ -1,0 +1,722 @@
+"""One endpoint: IKEv2 initiator + EAP peer + PT-EAP with a TNCC, on a Twisted UDP socket.
+
+:class:`EndpointClient` builds an :class:`ike.sa.IkeEngine` with one initiator connection
+from :class:`~gateway.nea_endpoint.options.EndpointOptions`, binds a UDP socket beside it
+(the adapter is :class:`gateway.ike_udp.IkeUdpService`), initiates, and resolves
+:meth:`EndpointClient.connect`'s Deferred with an :class:`EndpointResult`: the IKE outcome,
+the virtual IP, the CHILD_SAs and what the posture assessment told the endpoint (the
+PB-TNC verdict, reasons and remediation instructions, :class:`nea.imc.EndpointReport`).
+
+Outcomes and the exit codes of ``nea-endpoint --once``:
+
+=============== ==== ===================================================================
+``allow``        0   IKE_SA up; posture Allowed, or the gateway ran no assessment
+``isolate``      3   IKE_SA up; posture Quarantined (the gateway's isolate networks/pool)
+``denied``       4   the gateway refused after the assessment (Denied / no recommendation)
+``auth-failed``  4   authentication failed (EAP-Failure, AUTHENTICATION_FAILED)
+``error``        1   no answer, protocol error, no proposal chosen, ...
+=============== ==== ===================================================================
+
+Several clients may share one reactor (the demo runs a fleet); each owns its engine and
+socket.  The dataplane is not touched: this is the "plain" mode (the SAs and the virtual IP
+are negotiated and reported, not installed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from twisted.internet import defer
+
+from gateway.ike_udp import IkeUdpService
+from gateway.nea_endpoint.options import EndpointOptions, OptionsError
+from ike.config import AuthClass, ChildConfig, EngineConfig, Identity, PeerConfig
+from ike.constants import NotifyType
+from ike.sa import (
+    ChildSaFailed,
+    ChildSaInstalled,
+    Event,
+    IkeEngine,
+    IkeSaClosed,
+    IkeSaEstablished,
+)
+from nea.imc import EndpointReport, HostCollector, HostFacts, build_collectors, endpoint_report
+from nea.pb_tnc import AccessRecommendation, PbTncConfig, Tncc
+
+__all__ = [
+    "EXIT_CODES",
+    "ChildInfo",
+    "EndpointClient",
+    "EndpointResult",
+    "eap_fast_available",
+    "load_facts",
+    "run_many",
+    "ts_text",
+]
+
+log = logging.getLogger("gateway.nea_endpoint")
+
+EXIT_CODES = {"allow": 0, "isolate": 3, "denied": 4, "auth-failed": 4, "error": 1}
+CONNECTION = "nea-endpoint"
+CONN_ID = 1
+
+
+@dataclass(frozen=True)
+class ChildInfo:
+    name: str
+    spi_in: str
+    spi_out: str
+    local_ts: tuple[str, ...]
+    remote_ts: tuple[str, ...]
+    udp_encap: bool
+
+
+@dataclass(frozen=True)
+class EndpointResult:
+    """What one connection attempt came to."""
+
+    outcome: str
+    """``allow``, ``isolate``, ``denied``, ``auth-failed`` or ``error``."""
+    message: str
+    server: tuple[str, int]
+    local: tuple[str, int]
+    identity: str
+    auth: str
+    """The EAP method (``eap-ttls``...), ``psk`` or ``pubkey``."""
+    duration: float
+    ike: dict[str, Any] | None = None
+    """Established IKE_SA: SPIs, algorithms, identities (None if it never came up)."""
+    virtual_ips: tuple[str, ...] = ()
+    children: tuple[ChildInfo, ...] = ()
+    child_errors: tuple[str, ...] = ()
+    posture: EndpointReport | None = None
+    """What the TNCC received, if PT-EAP (or EAP-TNC) ran."""
+    posture_ran: bool = False
+    dataplane: str = "none (plain mode: SAs and virtual IP reported, not installed)"
+    error: str | None = None
+    """The IKE notify that ended the attempt, by name."""
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.outcome]
+
+    @property
+    def verdict(self) -> str:
+        """The posture verdict in the gateway's words (allow / isolate / no access /
+        not assessed)."""
+        if self.posture is None or not self.posture_ran:
+            return "not assessed"
+        return {
+            AccessRecommendation.ALLOWED: "allow",
+            AccessRecommendation.QUARANTINED: "isolate",
+            AccessRecommendation.DENIED: "no access",
+        }.get(self.posture.access, "no access") if self.posture.access else "no access"
+
+    def to_json(self) -> dict[str, Any]:
+        posture: dict[str, Any] | None = None
+        if self.posture is not None and self.posture_ran:
+            p = self.posture
+            posture = {
+                "recommendation": p.access.name.lower() if p.access is not None else None,
+                "evaluation": _enum_name(p.evaluation),
+                "reasons": [{"language": lang, "text": text} for lang, text in p.reasons],
+                "remediation": [
+                    {
+                        "collector": r.collector,
+                        "validator_id": r.validator_id,
+                        "uri": r.uri,
+                        "text": r.text,
+                        "language": r.language,
+                    }
+                    for r in p.remediation
+                ],
+                "assessments": [
+                    {"collector": c, "validator_id": v, "result": _assessment_name(value)}
+                    for c, v, value in p.assessments
+                ],
+            }
+        return {
+            "outcome": self.outcome,
+            "exit_code": self.exit_code,
+            "verdict": self.verdict,
+            "message": self.message,
+            "error": self.error,
+            "server": f"{self.server[0]}:{self.server[1]}",
+            "local": f"{self.local[0]}:{self.local[1]}",
+            "identity": self.identity,
+            "auth": self.auth,
+            "duration": round(self.duration, 3),
+            "ike": self.ike,
+            "virtual_ips": list(self.virtual_ips),
+            "children": [dataclasses.asdict(c) for c in self.children],
+            "child_errors": list(self.child_errors),
+            "posture": posture,
+            "dataplane": self.dataplane,
+        }
+
+
+def ts_text(ts: Any) -> str:
+    """A traffic selector the way swanctl prints it: ``10.1.0.0/16``, ``10.1.0.5/32[6/80]``."""
+    nets = list(ipaddress.summarize_address_range(ts.start_addr, ts.end_addr))
+    text = str(nets[0]) if len(nets) == 1 else f"{ts.start_addr}..{ts.end_addr}"
+    if ts.ip_proto or (ts.start_port, ts.end_port) != (0, 65535):
+        ports = (
+            str(ts.start_port) if ts.start_port == ts.end_port else f"{ts.start_port}-{ts.end_port}"
+        )
+        text += f"[{ts.ip_proto}/{ports}]"
+    return text
+
+
+def _unique_remediation(items: Sequence[Any]) -> tuple[Any, ...]:
+    """The same instruction often arrives twice (from the validator in PA-TNC and in
+    PB-Remediation-Parameters): keep the first of each text/URI."""
+    seen: set[tuple[str | None, str | None]] = set()
+    out = []
+    for r in items:
+        key = (r.text, r.uri)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return tuple(out)
+
+
+def _enum_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    name = getattr(value, "name", None)
+    return name.lower() if isinstance(name, str) else str(value)
+
+
+def _assessment_name(value: int) -> str:
+    from nea.pb_tnc import AssessmentResult
+
+    try:
+        return AssessmentResult(value).name.lower()
+    except ValueError:
+        return str(value)
+
+
+def _notify_name(code: int | None) -> str | None:
+    if code is None:
+        return None
+    try:
+        return NotifyType(code).name
+    except ValueError:
+        return str(code)
+
+
+def eap_fast_available() -> bool:
+    """Whether this installation has an EAP-FAST peer method (``ike.eap_fast.method``)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("ike.eap_fast.method") is not None
+    except ImportError:
+        return False
+
+
+def load_facts(options: EndpointOptions) -> HostFacts | None:
+    """The facts the collectors report: the profile, this host, or None (posture off)."""
+    if not options.posture:
+        return None
+    if options.profile is not None:
+        from gateway.endpoint import ProfileError, load_profile
+
+        try:
+            return load_profile(options.profile)
+        except ProfileError as exc:
+            raise OptionsError(f"--profile: {exc}") from None
+    from gateway.endpoint import read_host
+
+    return read_host()
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise OptionsError(f"--{what}: {path}: {exc.strerror}") from None
+
+
+def _certs(path: Path, what: str) -> list[x509.Certificate]:
+    try:
+        certs = x509.load_pem_x509_certificates(_read(path, what))
+    except ValueError as exc:
+        raise OptionsError(f"--{what}: {path}: not PEM certificates ({exc})") from None
+    return certs
+
+
+class _Posture:
+    """The collectors and TNCC of the current posture conversation (the gateway may run
+    PT-EAP or EAP-TNC; each new method instance starts a fresh TNCC)."""
+
+    def __init__(self, facts: HostFacts) -> None:
+        self.facts = facts
+        self.tncc: Tncc | None = None
+        self.collectors: list[HostCollector] = []
+
+    def make_tncc(self) -> Tncc:
+        self.collectors = build_collectors(self.facts)
+        self.tncc = Tncc(self.collectors, connection_id=CONN_ID, config=PbTncConfig.for_pt_eap())
+        return self.tncc
+
+    def pt_eap(self) -> Any:
+        from nea.pt_eap import PtEapPeer
+
+        return PtEapPeer(self.make_tncc())
+
+    def eap_tnc(self) -> Any:
+        from nea.pt_eap import EapTncPeer
+
+        return EapTncPeer(self.make_tncc())
+
+    @property
+    def ran(self) -> bool:
+        return self.tncc is not None
+
+    def report(self) -> EndpointReport | None:
+        if self.tncc is None:
+            return None
+        report = endpoint_report(self.tncc.result, self.collectors, CONN_ID)
+        return dataclasses.replace(report, remediation=_unique_remediation(report.remediation))
+
+
+def build_peer_config(options: EndpointOptions, facts: HostFacts | None) -> tuple[PeerConfig, Any]:
+    """The initiator connection for ``options``; also the posture holder (or None)."""
+    from ike.eap.packet import EapType
+
+    identity = options.eap_identity.encode()
+    password = options.password or ""
+    ca_certs = [c for p in options.ca for c in _certs(p, "ca")]
+    ca_pems = tuple(_read(p, "ca") for p in options.ca)
+    cert_pem = _read(options.cert, "cert") if options.cert else None
+    key_pem = _read(options.key, "key") if options.key else None
+    posture = _Posture(facts) if facts is not None else None
+
+    def inner_methods() -> tuple[tuple[int, Any], ...]:
+        from ike.eap.methods.gtc import GtcPeerMethod
+        from ike.eap.methods.md5 import Md5PeerMethod
+        from ike.eap.methods.mschapv2 import MsChapV2PeerMethod
+
+        known: dict[str, tuple[int, Any]] = {
+            "md5": (EapType.MD5_CHALLENGE, lambda: Md5PeerMethod(password)),
+            "mschapv2": (EapType.MSCHAPV2, lambda: MsChapV2PeerMethod(identity, password)),
+            "gtc": (EapType.GTC, lambda: GtcPeerMethod(password)),
+        }
+        order = [options.inner] + [m for m in known if m != options.inner]
+        return tuple(known[m] for m in order)
+
+    def posture_methods() -> tuple[tuple[int, Any], ...]:
+        if posture is None:
+            return ()
+        return ((EapType.PT_EAP, posture.pt_eap), (EapType.TNC, posture.eap_tnc))
+
+    def tls_config() -> Any:
+        from ike.eap_tls.tls import TlsPeerConfig
+
+        try:
+            return TlsPeerConfig(
+                ca_pems=ca_pems,
+                cert_chain_pem=cert_pem,
+                key_pem=key_pem,
+                server_name=options.server_id if options.server_id else None,
+            )
+        except Exception as exc:  # pyOpenSSL errors name the problem
+            raise OptionsError(f"TLS settings: {exc}") from None
+
+    methods: list[tuple[int, Any]]
+    eap = options.eap
+    if eap is None:
+        methods = []
+    elif eap == "eap-tls":
+        from ike.eap_tls.method import EapTlsPeer
+
+        tls = tls_config()
+        methods = [(EapType.TLS, lambda: EapTlsPeer(tls))]
+    elif eap == "eap-ttls":
+        from ike.eap_ttls.method import EapTtlsPeer, InnerAuth, TtlsPeerConfig
+
+        ttls = TtlsPeerConfig(
+            tls=tls_config(),
+            identity=identity,
+            inner=InnerAuth.EAP,
+            password=password,
+            eap_methods=inner_methods() + posture_methods(),
+        )
+        methods = [(EapType.TTLS, lambda: EapTtlsPeer(ttls))]
+    elif eap == "eap-peap":
+        from ike.eap_peap.method import EapPeapPeer, PeapPeerConfig
+
+        peap = PeapPeerConfig(
+            tls=tls_config(), identity=identity, eap_methods=inner_methods() + posture_methods()
+        )
+        methods = [(EapType.PEAP, lambda: EapPeapPeer(peap))]
+    elif eap == "eap-fast":
+        if not eap_fast_available():
+            raise OptionsError(
+                "--eap eap-fast: this installation has no EAP-FAST peer method "
+                "(ike.eap_fast.method is missing)"
+            )
+        from ike.eap_fast.method import EapFastPeer, FastPeerConfig, Provisioning
+
+        fast = FastPeerConfig(
+            tls=tls_config(),
+            identity=identity,
+            eap_methods=inner_methods() + posture_methods(),
+            provisioning=Provisioning.AUTHENTICATED,
+            password=password,
+        )
+        methods = [(EapType.FAST, lambda: EapFastPeer(fast))]
+    else:
+        methods = [m for m in inner_methods() if _METHOD_NAMES[m[0]] == eap]
+
+    eap_peer: Callable[[], Any] | None = None
+    if methods:
+        from ike.eap.peer import EapPeer
+
+        def eap_peer() -> Any:
+            return EapPeer(identity, methods)
+
+    certificate = key = None
+    intermediates: tuple[x509.Certificate, ...] = ()
+    if eap is None and options.cert is not None and options.key is not None:
+        chain = _certs(options.cert, "cert")
+        certificate, intermediates = chain[0], tuple(chain[1:])
+        try:
+            key = load_pem_private_key(_read(options.key, "key"), None)
+        except (ValueError, TypeError) as exc:
+            raise OptionsError(f"--key: {options.key}: {exc}") from None
+
+    if eap is not None:
+        local_auth = AuthClass.EAP
+    elif options.psk is not None:
+        local_auth = AuthClass.PSK
+    else:
+        local_auth = AuthClass.PUBKEY
+    remote_auth = AuthClass.PSK if options.psk is not None else AuthClass.PUBKEY
+    try:
+        config = PeerConfig(
+            name=CONNECTION,
+            local_id=Identity.parse(options.id),
+            remote_id=Identity.parse(options.server_id) if options.server_id else None,
+            local_auth=local_auth,
+            remote_auth=remote_auth,
+            psk=options.psk.encode() if options.psk is not None else None,
+            certificate=certificate,
+            private_key=key,  # type: ignore[arg-type]
+            intermediates=intermediates,
+            trust_anchors=tuple(ca_certs),
+            eap_peer=eap_peer,
+            children=(ChildConfig.make("home", remote_ts=["0.0.0.0/0"]),),
+            request_vips=(ipaddress.ip_address("0.0.0.0"),),  # noqa: S104 - "any VIP"
+        )
+    except Exception as exc:  # LocalProtocolError / ValueError from identities
+        raise OptionsError(f"connection settings: {exc}") from None
+    return config, posture
+
+
+_METHOD_NAMES = {4: "eap-md5", 26: "eap-mschapv2", 6: "eap-gtc"}
+
+
+@dataclass
+class _State:
+    ike_sa: bytes | None = None
+    established: IkeSaEstablished | None = None
+    children: list[ChildSaInstalled] = field(default_factory=list)
+    child_errors: list[str] = field(default_factory=list)
+    closed: IkeSaClosed | None = None
+
+
+class EndpointClient:
+    """Connect one endpoint; ``connect()`` fires with an :class:`EndpointResult`.
+
+    ``facts`` overrides what :func:`load_facts` would read (the demo passes profiles it has
+    loaded once).  ``on_progress`` hears short status lines ("IKE_SA_INIT", "EAP", ...).
+    """
+
+    def __init__(
+        self,
+        options: EndpointOptions,
+        reactor: Any,
+        *,
+        facts: HostFacts | None = None,
+        on_progress: Callable[[str], None] = lambda text: None,
+        on_closed: Callable[[str], None] = lambda reason: None,
+    ) -> None:
+        self.options = options
+        self.reactor = reactor
+        self.facts = facts if facts is not None else load_facts(options)
+        self.on_progress = on_progress
+        self.on_closed = on_closed
+        self.config, self._posture = build_peer_config(options, self.facts)
+        self.engine = IkeEngine(EngineConfig(peers=(self.config,)))
+        self.remote_ip = options.resolve()
+        self.local_ip = options.local_address(self.remote_ip)
+        # One port, bound in _bind() (IkeUdpService is typed for the 500/4500 pair).
+        self.service = IkeUdpService(
+            self.engine, reactor, self.local_ip, self._event, ports=cast(Any, (0,))
+        )
+        self._ports: list[Any] = []
+        self._state = _State()
+        self._started = 0.0
+        self._done: defer.Deferred[EndpointResult] | None = None
+        self._closed: defer.Deferred[None] | None = None
+        self._timeout: Any = None
+        self._settle: Any = None
+
+    # -- socket ---------------------------------------------------------------------------
+
+    def _bind(self) -> None:
+        """One UDP socket on an ephemeral port; as root towards port 500 also 500 + 4500
+        when they are free (then the engine's switch to 4500 behind a NAT works)."""
+        from twisted.internet.error import CannotListenError
+
+        port_obj = self.service.ports.pop(0)
+        if self.options.port == 500 and os.geteuid() == 0:
+            pair = {500: port_obj}
+            from gateway.ike_udp import IkePort
+
+            pair[4500] = IkePort(self.service, self.local_ip, 4500)
+            listening = []
+            try:
+                for number, proto in pair.items():
+                    proto.port = number
+                    listening.append(self.reactor.listenUDP(number, proto, interface=self.local_ip))
+            except CannotListenError:
+                for lp in listening:
+                    lp.stopListening()
+            else:
+                self.service.ports = pair
+                self._ports = listening
+                return
+        lp = self.reactor.listenUDP(0, port_obj, interface=self.local_ip)
+        port_obj.port = lp.getHost().port
+        self.service.ports = {port_obj.port: port_obj}
+        self._ports = [lp]
+
+    @property
+    def local_port(self) -> int:
+        return min(self.service.ports) if self.service.ports else 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def connect(self) -> defer.Deferred[EndpointResult]:
+        """Bind, initiate and wait for the outcome (never errbacks: failures are results)."""
+        self._done = defer.Deferred()
+        self._started = time.monotonic()
+        try:
+            self._bind()
+        except Exception as exc:
+            self._finish("error", f"cannot open a UDP socket on {self.local_ip}: {exc}")
+            return self._done
+        self.on_progress("IKE_SA_INIT")
+        now = self.service.now()
+        try:
+            self._state.ike_sa = self.engine.initiate(
+                CONNECTION,
+                now,
+                local=(self.local_ip, self.local_port),
+                remote=(self.remote_ip, self.options.port),
+            )
+        except Exception as exc:
+            self._finish("error", f"cannot initiate: {exc}")
+            return self._done
+        self.service.flush()
+        self._timeout = self.reactor.callLater(self.options.timeout, self._timed_out)
+        return self._done
+
+    def disconnect(self, timeout: float = 3.0) -> defer.Deferred[None]:
+        """Delete the IKE_SA (INFORMATIONAL Delete), wait for the answer up to ``timeout``
+        seconds, close the socket."""
+        d: defer.Deferred[None] = defer.Deferred()
+        sa = self._state.ike_sa
+        if (
+            sa is not None
+            and self._state.established is not None
+            and self._state.closed is None
+            and self.engine.ike_sa_state(sa) is not None
+        ):
+            self._closed = d
+            self.on_progress("deleting IKE_SA")
+            try:
+                self.service.delete(sa)
+            except Exception:
+                log.exception("delete failed")
+                self._closed = None
+                self._close_ports()
+                d.callback(None)
+                return d
+
+            def give_up() -> None:
+                if self._closed is not None and not self._closed.called:
+                    self._closed = None
+                    self._close_ports()
+                    d.callback(None)
+
+            self.reactor.callLater(timeout, give_up)
+        else:
+            self._close_ports()
+            d.callback(None)
+        return d
+
+    def _close_ports(self) -> None:
+        for lp in self._ports:
+            try:
+                lp.stopListening()
+            except Exception:  # pragma: no cover - already closed
+                log.debug("closing the UDP port failed", exc_info=True)
+        self._ports = []
+        timer = self.service._timer
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    # -- engine events ---------------------------------------------------------------------
+
+    def _event(self, event: Event) -> None:
+        st = self._state
+        if isinstance(event, IkeSaEstablished) and event.ike_sa == st.ike_sa:
+            st.established = event
+            # The CHILD_SA events of the same IKE_AUTH answer follow in this flush.
+            self._settle = self.reactor.callLater(0, self._on_established)
+        elif isinstance(event, ChildSaInstalled) and event.ike_sa == st.ike_sa:
+            st.children.append(event)
+        elif isinstance(event, ChildSaFailed) and event.ike_sa == st.ike_sa:
+            st.child_errors.append(f"{event.name}: {_notify_name(event.error)}")
+        elif isinstance(event, IkeSaClosed) and event.ike_sa == st.ike_sa:
+            st.closed = event
+            ours = self._closed is not None
+            if self._closed is not None:
+                d, self._closed = self._closed, None
+                self._close_ports()
+                d.callback(None)
+            if self._done is not None and not self._done.called:
+                self._on_closed(event)
+            elif self._done is not None and not ours:
+                self._close_ports()
+                self.on_closed(event.reason)
+
+    def _on_established(self) -> None:
+        self.on_progress("established")
+        report = self._posture.report() if self._posture is not None else None
+        access = report.access if report is not None else None
+        if self._posture is not None and self._posture.ran:
+            if access is AccessRecommendation.QUARANTINED:
+                self._finish("isolate", "connected; the posture assessment isolated this endpoint")
+                return
+            if access is not AccessRecommendation.ALLOWED:
+                name = access.name.lower() if access is not None else "no recommendation"
+                self._finish("denied", f"connected although the recommendation is {name}")
+                return
+            self._finish("allow", "connected; the posture assessment allowed this endpoint")
+            return
+        self._finish("allow", "connected (the gateway ran no posture assessment)")
+
+    def _on_closed(self, event: IkeSaClosed) -> None:
+        report = self._posture.report() if self._posture is not None else None
+        if self._posture is not None and self._posture.ran and report is not None:
+            tncc = self._posture.tncc
+            got_result = tncc is not None and tncc.result is not None
+            if got_result and report.access is not AccessRecommendation.ALLOWED:
+                self._finish(
+                    "denied",
+                    f"refused after the posture assessment ({event.reason})",
+                    error=_notify_name(event.error),
+                )
+                return
+        if event.error == NotifyType.AUTHENTICATION_FAILED or "EAP" in event.reason:
+            self._finish("auth-failed", event.reason, error=_notify_name(event.error))
+            return
+        self._finish("error", event.reason, error=_notify_name(event.error))
+
+    def _timed_out(self) -> None:
+        self._timeout = None
+        if self._done is None or self._done.called:
+            return
+        self._finish(
+            "error", f"no answer from {self.remote_ip}:{self.options.port} "
+            f"within {self.options.timeout:g} s"
+        )
+
+    def _finish(self, outcome: str, message: str, *, error: str | None = None) -> None:
+        if self._done is None or self._done.called:
+            return
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+        self._timeout = None
+        st = self._state
+        est = st.established
+        ike: dict[str, Any] | None = None
+        if est is not None:
+            ike = {
+                "spi_i": est.spi_i.hex(),
+                "spi_r": est.spi_r.hex(),
+                "local_id": str(est.local_id),
+                "remote_id": str(est.remote_id),
+                "proposal": f"{est.encr}/{est.integ}/{est.prf}/{est.dh}",
+                "nat": est.nat_detected,
+                "eap_identity": est.eap_identity.decode("utf-8", "replace")
+                if est.eap_identity
+                else None,
+            }
+        children = tuple(
+            ChildInfo(
+                name=c.name,
+                spi_in=f"{c.spi_in:08x}",
+                spi_out=f"{c.spi_out:08x}",
+                local_ts=tuple(ts_text(t) for t in c.local_ts),
+                remote_ts=tuple(ts_text(t) for t in c.remote_ts),
+                udp_encap=c.udp_encap,
+            )
+            for c in st.children
+        )
+        result = EndpointResult(
+            outcome=outcome,
+            message=message,
+            server=(self.remote_ip, self.options.port),
+            local=(self.local_ip, self.local_port),
+            identity=self.options.id,
+            auth=self.options.eap or ("psk" if self.options.psk is not None else "pubkey"),
+            duration=time.monotonic() - self._started,
+            ike=ike,
+            virtual_ips=tuple(str(v) for v in est.virtual_ips) if est else (),
+            children=children,
+            child_errors=tuple(st.child_errors),
+            posture=self._posture.report() if self._posture is not None else None,
+            posture_ran=self._posture is not None and self._posture.ran,
+            error=error,
+        )
+        if est is None:
+            self._close_ports()
+        self._done.callback(result)
+
+
+def run_many(
+    reactor: Any, clients: Sequence[EndpointClient], *, parallel: int = 4
+) -> defer.Deferred[list[EndpointResult]]:
+    """Connect ``clients`` with at most ``parallel`` at a time; each is disconnected once
+    its result is in.  Fires with the results in order."""
+    sem = defer.DeferredSemaphore(parallel)
+
+    def one(client: EndpointClient) -> defer.Deferred[EndpointResult]:
+        d = client.connect()
+
+        def done(result: EndpointResult) -> defer.Deferred[EndpointResult]:
+            dd: defer.Deferred[Any] = client.disconnect()
+            dd.addCallback(lambda _: result)
+            return cast("defer.Deferred[EndpointResult]", dd)
+
+        d.addCallback(done)
+        return d
+
+    ds: list[defer.Deferred[EndpointResult]] = [sem.run(one, c) for c in clients]
+    return defer.gatherResults(ds, consumeErrors=True)
