@@ -272,6 +272,8 @@ class HostCollector:
                 alone += parts or [attr]
             elif isinstance(attr, AttributeEnvelope):
                 alone.append(attr)
+            elif contract is not None and _too_big(attr, contract):
+                alone.append(attr)  # e.g. a large SWIMA inventory
             else:
                 small.append(attr)
         if contract is not None:
@@ -298,6 +300,14 @@ class HostCollector:
         seg = AttributeSegmenter(attr, base_id, max_seg)
         conn.segmenters[base_id] = seg
         return seg.first_segment()
+
+
+def _too_big(attr: Attribute, contract: tuple[int, int]) -> bool:
+    try:
+        return needs_segmentation(attr, max_attribute_size=contract[0],
+                                  max_segment_size=contract[1])
+    except LocalPaTncError:
+        return False
 
 
 def _last_use(at: _dt.datetime | None) -> str:

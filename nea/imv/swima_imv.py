@@ -15,11 +15,19 @@ import itertools
 from dataclasses import dataclass
 from typing import ClassVar, Protocol, runtime_checkable
 
-from nea.imv.base import Measured, Need, PolicyValidator, ValidatorConnection
+from nea.imv.base import (
+    MAX_ATTRIBUTE_SIZE,
+    MAX_SEGMENT_SIZE,
+    Measured,
+    Need,
+    PolicyValidator,
+    ValidatorConnection,
+)
 from nea.imv.engine import PolicyEngine
 from nea.imv.subtypes import SWIMA
 from nea.pa import (
     Attribute,
+    MaxAttributeSizeRequest,
     SwEventAction,
     SwIdentifierEvents,
     SwIdentifierInventory,
@@ -31,6 +39,7 @@ from nea.policy.config import Policy, PolicyType
 __all__ = ["MemorySwimaStore", "SwimaState", "SwimaStore", "SwimaValidator"]
 
 _EVIDENCE_LIMIT = 200
+_SEGMENTATION = MaxAttributeSizeRequest(MAX_ATTRIBUTE_SIZE, MAX_SEGMENT_SIZE)
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,10 @@ class SwimaValidator(PolicyValidator):
     def _request(self, earliest_eid: int) -> SwRequest:
         return SwRequest(next(self._request_ids), earliest_eid, (), SW_REQUEST_RESULT_IDS)
 
+    def _need(self, key: str, earliest_eid: int, reason: str) -> Need:
+        # with the segmentation contract a large inventory may come in TCG segments
+        return Need(key, self._request(earliest_eid), reason, (_SEGMENTATION,))
+
     def _inventory(self, conn_id: int, st: ValidatorConnection) -> frozenset[str] | Need:
         have: frozenset[str] | None = st.data.get("inventory")
         if have is not None:
@@ -106,8 +119,8 @@ class SwimaValidator(PolicyValidator):
         elif events is not None:
             old = self.store.get(device) if device is not None else None
             if old is None or old.eid_epoch != events.eid_epoch:
-                return Need("swima-full", self._request(0),
-                            "the SWIMA events could not be applied and no inventory came")
+                return self._need("swima-full", 0,
+                                  "the SWIMA events could not be applied and no inventory came")
             current = set(old.software)
             for ev in sorted(events.events, key=lambda e: e.eid):
                 ident = ev.record.software_identifier
@@ -119,8 +132,7 @@ class SwimaValidator(PolicyValidator):
         else:
             known = self.store.get(device) if device is not None else None
             earliest = known.last_eid + 1 if known is not None else 0
-            return Need("swima", self._request(earliest),
-                        "the endpoint did not send its software inventory")
+            return self._need("swima", earliest, "the endpoint did not send its software inventory")
         if device is not None:
             self.store.put(device, state)
         st.data["inventory"] = state.software

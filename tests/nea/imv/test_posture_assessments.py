@@ -457,3 +457,26 @@ def test_very_many_packages_travel_in_segments_over_pt_eap_limits() -> None:
     [r] = gw.sink.results
     assert r.evidence["packages"] == 4001 and r.evidence["unknown_count"] == 4000
     assert len(log) > 8  # several rounds of Next Segment
+
+
+def test_this_host_over_pt_eap_limits() -> None:
+    """The real host (every dpkg package, its SWIMA inventory) through PT-EAP-sized
+    batches: the package list and the inventory arrive complete."""
+    from gateway.endpoint import read_host
+
+    host = read_host()
+    gw = Gateway(policy(
+        '[policies.u]\ntype = "UNSRC"\n[policies.inv]\ntype = "SWIDT"\n'
+        '[[enforcements]]\npolicy = "u"\n[[enforcements]]\npolicy = "inv"\n'
+        '[products."*".packages]\nbash = {}\n'
+    ))
+    facts = dataclasses.replace(host, device_id=host.device_id or "this-host")
+    tncc = Tncc(build_collectors(facts), config=PbTncConfig.for_pt_eap())
+    tncs = gw.server(1, config=PbTncConfig.for_pt_eap())
+    pump(tncc, tncs, tncc.start(), [])
+    res = results(gw)
+    if not facts.packages:
+        assert res["u"].outcome is PolicyOutcome.NO_RESULT or res["u"].evidence["packages"] == 0
+        return
+    assert res["u"].evidence["packages"] == len(facts.packages)
+    assert res["inv"].evidence == {"software_count": len(set(facts.packages))}
