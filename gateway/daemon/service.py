@@ -499,6 +499,10 @@ class Gateway:
             self.stats.established_total += 1
             if session is not None and session.posture_required:
                 self.stats.verdicts[session.verdict.value] += 1
+                bind = getattr(self.evidence_sink, "bind_address", None)
+                if bind is not None and session.connection_id:
+                    for vip in rec.vips:
+                        self._safe(bind, session.connection_id, vip)
             log.info(
                 "IKE_SA %s[%d] established between %s[%s]...%s[%s]%s%s",
                 rec.connection,
@@ -570,6 +574,13 @@ class Gateway:
                 d.errback(RuntimeError(f"IKE_SA failed: {event.reason}"))
             for w in self._closed_waiters.pop(event.ike_sa, []):
                 w.callback(None)
+
+    def _safe(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            self.stats.errors += 1
+            log.exception("evidence sink failed")
 
     def _end_posture(self, session: PostureSession) -> None:
         try:

@@ -89,11 +89,11 @@ class Rig:
         return [e for e in self.client_events if isinstance(e, kind)]
 
 
-def make_rig(path: Path) -> Rig:
+def make_rig(path: Path, evidence_sink: Any = None) -> Rig:
     config = load_config(path)
     clock = Clock()
     dataplane = RecordingDataplane()
-    gw = Gateway(config, clock, config_path=path, dataplane=dataplane)
+    gw = Gateway(config, clock, config_path=path, dataplane=dataplane, evidence_sink=evidence_sink)
     transports = {}
     for port, proto in gw.udp.ports.items():
         t = FakeUdp()

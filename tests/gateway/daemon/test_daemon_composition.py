@@ -354,3 +354,61 @@ def test_ttls_without_posture(cert_factory: Any, tmp_path: Path) -> None:
     rig.connect(_eap_client(ca, lambda: TtlsPosturePeer(b"bob", config)))
     (sa,) = rig.gateway.list_sas()
     assert sa["verdict"] is None and sa["children"][0]["name"] == "allow"
+
+
+def test_posture_evidence_reaches_the_sink(cert_factory: Any, tmp_path: Path) -> None:
+    """The validators' records go to the evidence sink the daemon hands in: session start
+    and decision with the EAP identity, the virtual IP bound, the end when the IKE_SA goes."""
+    from nea.imv import MemoryEvidenceSink
+
+    class Sink(MemoryEvidenceSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bound: list[tuple[int, str]] = []
+
+        def bind_address(self, connection_id: int, address: str) -> None:
+            self.bound.append((connection_id, address))
+
+    sink = Sink()
+    ca, gw = _pki(cert_factory, tmp_path)
+    rig = make_rig(_write(tmp_path, _eap_config(ca, gw, "eap-ttls", POSTURE)), evidence_sink=sink)
+    rig.connect(_posture_client(ca, "isolate"))
+    (sa,) = rig.gateway.list_sas()
+    (start,) = sink.starts
+    assert start.identity == "bob"
+    (decision,) = sink.decisions
+    assert decision.identity == "bob" and decision.connection_id == start.connection_id
+    assert sink.bound == [(start.connection_id, sa["remote_vips"][0])]
+    rig.gateway.terminate("rw")
+    rig.pump()
+    assert [cid for cid, _ in sink.ended] == [start.connection_id]
+
+
+def test_start_action_start_initiates_at_startup(tmp_path: Path) -> None:
+    from twisted.internet.task import Clock
+
+    from gateway.daemon import Gateway, load_config
+    from tests.gateway.daemon.daemon_rig import FakeUdp
+
+    class Reactor(Clock):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ports: dict[int, FakeUdp] = {}
+
+        def listenUDP(self, port: int, proto: Any, interface: str = "") -> Any:
+            proto.transport = self.ports[port] = FakeUdp()
+            return proto
+
+    config = PSK_CONFIG.replace(
+        "[connections.rw]", '[connections.rw]\nremote_addrs = "198.51.100.7"'
+    ).replace('local_ts = ["10.1.0.0/16"]', 'local_ts = ["10.1.0.0/16"]\nstart_action = "start"')
+    reactor = Reactor()
+    gw = Gateway(load_config(_write(tmp_path, config)), reactor)
+    gw.start()
+    assert reactor.ports[500].sent == []
+    reactor.advance(0)
+    ((data, addr),) = reactor.ports[500].sent
+    assert addr == ("198.51.100.7", 500)
+    assert data[18] == 34  # IKE_SA_INIT
+    (sa,) = gw.list_sas()
+    assert sa["state"] == "CONNECTING"
