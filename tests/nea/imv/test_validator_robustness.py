@@ -12,17 +12,22 @@ from nea.imc import HostFacts, build_collectors
 from nea.imv import ITA_TEST, OS, PORTS, SWIMA, PolicyEngine, build_validators
 from nea.pa import (
     Attribute,
+    AttributeEnvelope,
+    AttributeRequest,
     FactoryDefaultPasswordEnabled,
     ForwardingEnabled,
     InstalledPackages,
     ItaCommand,
     ItaDeviceId,
+    MaxAttributeSizeRequest,
+    NextSegment,
     NumericVersion,
     Package,
     PaMessage,
     PortFilter,
     PortFilterEntry,
     ProductInformation,
+    RequestedAttribute,
     StringVersion,
     SwEvent,
     SwIdentifierEvents,
@@ -56,6 +61,13 @@ attrs: st.SearchStrategy[Attribute] = st.one_of(
         lambda ps: InstalledPackages(tuple(Package(n, v) for n, v in ps))),
     st.lists(st.tuples(st.booleans(), st.sampled_from([6, 17, 132]), st.integers(0, 65535)),
              max_size=4).map(lambda es: PortFilter(tuple(PortFilterEntry(*e) for e in es))),
+    st.builds(MaxAttributeSizeRequest, st.integers(0, 70000), st.integers(0, 70000)),
+    st.builds(NextSegment, st.integers(0, 3), st.sampled_from([0, 0x80])),
+    st.lists(st.sampled_from([(0, 2), (0, 6), (0, 7), (0, 11), (0, 12), (0x902A, 8), (9, 9)]),
+             max_size=3).map(lambda rs: AttributeRequest(
+                 tuple(RequestedAttribute(v, t) for v, t in rs))),
+    st.tuples(st.integers(0, 3), st.binary(max_size=30), st.sampled_from([0, 0x40, 0x80, 0xC0]))
+    .map(lambda t: AttributeEnvelope(*t)),
     st.builds(SwIdentifierInventory, u32, u32, u32, st.lists(record, max_size=3).map(tuple)),
     st.builds(SwIdentifierEvents, u32, u32, u32, u32, st.lists(
         st.tuples(u32, st.integers(1, 3), record).map(
@@ -101,7 +113,8 @@ def test_validators_never_crash(rounds: list[list[tuple[tuple[int, int], bytes]]
 @given(st.lists(st.tuples(message_types, bodies), max_size=6))
 def test_collectors_never_crash(messages: list[tuple[tuple[int, int], bytes]]) -> None:
     collectors = build_collectors(HostFacts("debian", "Debian", "12",
-                                            packages=(("bash", "5"),), test_command="allow"))
+                                            packages=tuple((f"p{i}", "1") for i in range(60)),
+                                            test_command="allow"))
     for c in collectors:
         c.notify_connection_change(1, ConnectionState.CREATE)
         c.notify_connection_change(1, ConnectionState.HANDSHAKE)
