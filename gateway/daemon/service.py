@@ -196,7 +196,7 @@ class Dataplane:
 LoggingDataplane = Dataplane
 
 
-def make_dataplane(kind: str, source: str) -> Dataplane:
+def make_dataplane(kind: str, source: str, reactor: Any = None) -> Dataplane:
     """``auto``: the kernel (XFRM) or userspace dataplane when ``gateway.dataplane`` is
     installed and we are root, else ``none``.  An explicit backend that cannot be had is a
     configuration error."""
@@ -218,7 +218,7 @@ def make_dataplane(kind: str, source: str) -> Dataplane:
         log.info("dataplane auto: not root, using none")
         return Dataplane()
     try:
-        dp: Dataplane = factory(kind)
+        dp: Dataplane = factory(kind, reactor)
     except Exception as exc:
         if kind == "auto":
             log.warning("dataplane auto: %s; using none", exc)
@@ -381,6 +381,7 @@ class Gateway:
             self.router,
             self.stats,
         )
+        self._hook_dataplane()
         self.sas: dict[bytes, SaRecord] = {}
         self._early_children: dict[bytes, dict[int, ChildRecord]] = {}
         self._ids = 0
@@ -389,6 +390,40 @@ class Gateway:
         self.listening: list[Any] = []
         self.radius: Any = None
         self.stopping = False
+
+    def _hook_dataplane(self) -> None:
+        """A real dataplane (``gateway.dataplane.bridge.DaemonDataplane``) sends ESP from our
+        NAT-T socket and tells us when CHILD_SA lifetimes run out."""
+        dp: Any = self.dataplane
+        if hasattr(dp, "set_sender"):
+            natt = self.udp.ports[self.config.ike.port_nat_t]
+
+            def send(data: bytes, remote: Address) -> None:
+                transport: Any = natt.transport
+                if transport is not None:
+                    transport.write(data, remote)
+
+            dp.set_sender(send)
+        if hasattr(dp, "on_event"):
+            dp.on_event = self._dataplane_event
+
+    def _dataplane_event(self, event: Any) -> None:
+        """Soft expiry: rekey the CHILD_SA; hard expiry: delete it (RFC 7296, 2.8)."""
+        kind = type(event).__name__
+        ike_sa, spi_in = getattr(event, "ike_sa", None), getattr(event, "spi_in", None)
+        if not isinstance(ike_sa, bytes) or not isinstance(spi_in, int):
+            knl_log.info("dataplane event %s", kind)
+            return
+        action = {"SaSoftExpired": "rekey_child_sa", "SaHardExpired": "delete_child_sa"}.get(kind)
+        fn = getattr(self.engine, action, None) if action else None
+        if fn is None:
+            knl_log.info("dataplane event %s for CHILD_SA %08x: no action", kind, spi_in)
+            return
+        try:
+            fn(ike_sa, spi_in, self.now())
+        except IkeError as exc:
+            knl_log.info("%s %08x: %s", action, spi_in, exc)
+        self.udp.flush()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -555,6 +590,9 @@ class Gateway:
                 rec4.spi_i, rec4.spi_r = event.spi_i, event.spi_r
                 self.sas[event.new_ike_sa] = rec4
             self.router.rename(event.ike_sa, event.new_ike_sa)
+            rename = getattr(self.dataplane, "rename_ike_sa", None)
+            if rename is not None:
+                rename(event.ike_sa, event.new_ike_sa)
         elif isinstance(event, IkeSaClosed):
             rec5 = self.sas.pop(event.ike_sa, None)
             self._early_children.pop(event.ike_sa, None)
@@ -816,6 +854,7 @@ class Gateway:
             },
             "verdicts": dict(s.verdicts),
             "dataplane": self.dataplane.name,
+            "dataplane_reason": getattr(self.dataplane, "reason", None),
             "listen": {
                 "address": self.config.ike.listen,
                 "ports": [self.config.ike.port, self.config.ike.port_nat_t],

@@ -412,3 +412,44 @@ def test_start_action_start_initiates_at_startup(tmp_path: Path) -> None:
     assert data[18] == 34  # IKE_SA_INIT
     (sa,) = gw.list_sas()
     assert sa["state"] == "CONNECTING"
+
+
+def test_dataplane_hooks_sender_and_expiry(tmp_path: Path) -> None:
+    """A dataplane with ``set_sender``/``on_event`` (gateway.dataplane.bridge's hooks): ESP
+    leaves through the NAT-T socket; a hard expiry deletes the CHILD_SA at the peer."""
+    from gateway.dataplane.esp import SaHardExpired
+    from ike.sa import ChildSaDeleted
+    from tests.gateway.daemon.daemon_rig import FakeUdp, RecordingDataplane
+
+    class HookedDataplane(RecordingDataplane):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sender: Any = None
+            self.on_event: Any = None
+
+        def set_sender(self, fn: Any) -> None:
+            self.sender = fn
+
+    from twisted.internet.task import Clock
+
+    from gateway.daemon import Gateway, load_config
+
+    dp = HookedDataplane()
+    clock = Clock()
+    gw = Gateway(load_config(_write(tmp_path, PSK_CONFIG)), clock, dataplane=dp)
+    natt = FakeUdp()
+    gw.udp.ports[4500].transport = natt  # type: ignore[assignment]
+    dp.sender(b"\x00\x00\x00\x01esp", ("192.0.2.2", 4500))
+    assert natt.sent == [(b"\x00\x00\x00\x01esp", ("192.0.2.2", 4500))]
+    assert dp.on_event is not None
+
+    rig = make_rig(_write(tmp_path, PSK_CONFIG))
+    rig.gateway.dataplane = dp
+    rig.gateway._hook_dataplane()
+    rig.connect(psk_client())
+    (sa,) = rig.gateway.list_sas()
+    spi_in = int(sa["children"][0]["spi_in"], 16)
+    dp.on_event(SaHardExpired(bytes.fromhex(sa["ike_sa"]), spi_in, "time"))
+    rig.pump()
+    assert len(rig.events(ChildSaDeleted)) == 1
+    assert rig.gateway.list_sas()[0]["children"] == []
