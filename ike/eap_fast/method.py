@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from OpenSSL import SSL
 from OpenSSL._util import ffi as _ffi
 from OpenSSL._util import lib as _lib
@@ -337,6 +339,16 @@ class _Base:
         return self._keys[1] if self._keys is not None else None
 
     @property
+    def session_id(self) -> bytes | None:
+        """EAP Session-Id once keys exist: Type || client_random || server_random (RFC 5247;
+        what hostapd and wpa_supplicant derive for EAP-FAST)."""
+        if self._keys is None or self._channel is None:
+            return None
+        return (
+            bytes([EAP_TYPE_FAST]) + self._channel.client_random() + self._channel.server_random()
+        )
+
+    @property
     def channel(self) -> _Channel:
         if self._channel is None:
             raise TlsFailure("TLS not started")
@@ -439,6 +451,27 @@ def _unsupported_mandatory(tlvs: list[Tlv]) -> Tlv | None:
     return None
 
 
+def _refusal(tlvs: list[Tlv]) -> str | None:
+    """A NAK TLV (4.2.3) or Error TLV (4.2.4) from the other side, as a log phrase."""
+    nak = _find(tlvs, TlvType.NAK)
+    if nak is not None:
+        if len(nak.value) < 6:
+            raise TlvError("NAK TLV shorter than 6 bytes")
+        vendor, kind = struct.unpack_from("!IH", nak.value)
+        return f"refused TLV {kind} (vendor {vendor}) with a NAK TLV"
+    error = _find(tlvs, TlvType.ERROR)
+    if error is not None:
+        if len(error.value) != 4:
+            raise TlvError("Error TLV is not 4 bytes")
+        code = struct.unpack("!I", error.value)[0]
+        try:
+            name = ErrorCode(code).name
+        except ValueError:
+            name = str(code)
+        return f"sent Error TLV {name}"
+    return None
+
+
 def _pac_type_requested(tlvs: list[Tlv]) -> bool:
     """Request-Action (Process-TLV) + PAC TLV holding PAC-Type Tunnel (RFC 5422 3.4)."""
     action = _find(tlvs, TlvType.REQUEST_ACTION)
@@ -492,6 +525,14 @@ class FastServerConfig:
         if Provisioning.ANONYMOUS in self.provisioning and self.password_lookup is None:
             raise ValueError("anonymous provisioning needs password_lookup (MS-CHAPv2)")
         _fast_context(self.tls.context(), self.provisioning, server=True)
+        if Provisioning.AUTHENTICATED in self.provisioning:
+            key = serialization.load_pem_private_key(self.tls.key_pem, password=None)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                # wpa_supplicant's provisioning suites (DHE-RSA / RSA with AES-CBC) need RSA.
+                log.warning(
+                    "EAP-FAST: authenticated provisioning with a non-RSA certificate: "
+                    "wpa_supplicant and Cisco peers offer RSA suites only"
+                )
 
 
 class EapFastServer(_Base):
@@ -710,6 +751,9 @@ class EapFastServer(_Base):
         result = _find(tlvs, TlvType.RESULT)
         if result is not None and result.status() is ResultStatus.FAILURE:
             return self._fail("EAP-FAST: peer reported failure in the Result TLV")
+        refused = _refusal(tlvs)
+        if refused is not None:
+            return self._fail_result(f"EAP-FAST: peer {refused}")
         if self.phase is Phase.PAC_SENT:
             return self._pac_ack(tlvs)
         if self.phase is Phase.CRYPTO_BINDING:
@@ -1043,6 +1087,9 @@ class EapFastPeer(_Base):
         iresult = _find(tlvs, TlvType.INTERMEDIATE_RESULT)
         if result is not None and result.status() is ResultStatus.FAILURE:
             return self._refuse("EAP-FAST: server reported failure in the Result TLV")
+        refused = _refusal(tlvs)
+        if refused is not None:
+            return self._refuse(f"EAP-FAST: server {refused}")
         if iresult is not None and iresult.status() is ResultStatus.FAILURE:
             return self._refuse("EAP-FAST: server reported an inner method failure")
         out: list[Tlv] = []

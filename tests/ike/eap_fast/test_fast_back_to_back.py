@@ -5,10 +5,12 @@ MS-CHAPv2 and GTC, PAC refresh, foreign/expired PACs, key rotation, crypto-bindi
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from ike.eap.method import Decision, Step
 from ike.eap.methods import (
     GtcPeerMethod,
     MsChapV2PeerMethod,
@@ -44,9 +46,9 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def pki(tmp_path: Path) -> tuple[Issued, Issued]:
-    factory = CertFactory(tmp_path / "certs")
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Issued, Issued]:
+    factory = CertFactory(tmp_path_factory.mktemp("fast") / "certs")
     ca = factory.ca("ca", key_type="rsa", rsa_bits=2048)
     server = factory.issue(
         ca,
@@ -242,3 +244,229 @@ def test_tampered_crypto_binding_fails(pki: tuple[Issued, Issued], side: str) ->
     server, peer = run(sconf, pconf)
     assert server.failed and not peer.succeeded
     assert server.msk is None
+
+
+class _PostureServer:
+    """Stand-in for PT-EAP (type 54): one round trip, no keys."""
+
+    eap_type = 54
+
+    def __init__(self, identity: bytes) -> None:
+        self.identity = identity
+
+    def start(self) -> bytes:
+        return b"posture?"
+
+    def receive(self, type_data: bytes) -> Step:
+        ok = type_data == b"compliant"
+        return Step(None, Decision.SUCCESS if ok else Decision.FAILURE)
+
+    def msk(self) -> bytes | None:
+        return None
+
+    def emsk(self) -> bytes | None:
+        return None
+
+    failure_reason = "not compliant"
+
+
+class _PosturePeer:
+    eap_type = 54
+    failure_reason = None
+
+    def __init__(self, answer: bytes = b"compliant") -> None:
+        self.answer = answer
+
+    def receive(self, type_data: bytes) -> Step:
+        return Step(self.answer, Decision.SUCCESS)
+
+    def msk(self) -> bytes | None:
+        return None
+
+    def emsk(self) -> bytes | None:
+        return None
+
+
+@pytest.mark.parametrize("answer", [b"compliant", b"infected"])
+def test_posture_method_chained_with_two_crypto_bindings(
+    pki: tuple[Issued, Issued], answer: bytes
+) -> None:
+    ca, srv = pki
+    sconf = server_config(srv, Clock(), posture=((54, _PostureServer),))
+    store = PacStore()
+    pconf = peer_config(ca, store, Provisioning.AUTHENTICATED)
+    pconf = FastPeerConfig(
+        tls=pconf.tls,
+        identity=b"bob",
+        eap_methods=(*pconf.eap_methods, (54, lambda: _PosturePeer(answer))),
+        pac_store=store,
+        provisioning=Provisioning.AUTHENTICATED,
+    )
+    server, peer = run(sconf, pconf)
+    fast = server.fast[0]  # type: ignore[attr-defined]
+    if answer == b"compliant":
+        assert server.succeeded and peer.succeeded, server.failure_reason
+        assert fast.completed_methods == [EapType.MSCHAPV2, 54]
+        assert fast._chain.index == 2
+        assert server.msk == peer.msk
+        # Resumed: identity from the PAC-Opaque, then MS-CHAPv2 and posture again.
+        server, peer = run(sconf, pconf)
+        assert server.succeeded and server.fast[0].resumed  # type: ignore[attr-defined]
+        assert server.fast[0].completed_methods == [EapType.MSCHAPV2, 54]  # type: ignore[attr-defined]
+    else:
+        assert server.failed and server.msk is None
+        assert "not compliant" in (server.failure_reason or "")
+
+
+def test_inner_nak_picks_the_next_method(pki: tuple[Issued, Issued]) -> None:
+    ca, srv = pki
+    tls = TlsServerConfig(
+        cert_chain_pem=srv.chain_pem, key_pem=srv.key_pem, require_client_cert=False
+    )
+    sconf = FastServerConfig(
+        tls=tls,
+        a_id=A_ID,
+        eap_methods=(
+            (EapType.GTC, gtc_server_factory(password_check(PASSWORDS))),
+            (EapType.MSCHAPV2, mschapv2_server_factory(PASSWORDS)),
+        ),
+        provisioning=Provisioning.AUTHENTICATED,
+    )
+    server, peer = run(sconf, peer_config(ca, PacStore(), Provisioning.AUTHENTICATED))
+    assert server.succeeded and peer.succeeded, server.failure_reason
+    assert server.fast[0].completed_methods == [EapType.MSCHAPV2]  # type: ignore[attr-defined]
+
+
+def test_fragmented_messages_and_session_id(pki: tuple[Issued, Issued]) -> None:
+    ca, srv = pki
+    tls = TlsServerConfig(
+        cert_chain_pem=srv.chain_pem,
+        key_pem=srv.key_pem,
+        require_client_cert=False,
+        fragment_size=100,
+        max_message=64 * 1024,
+    )
+    sconf = FastServerConfig(
+        tls=tls,
+        a_id=A_ID,
+        eap_methods=((EapType.MSCHAPV2, mschapv2_server_factory(PASSWORDS)),),
+        provisioning=Provisioning.AUTHENTICATED,
+    )
+    store = PacStore()
+    pconf = FastPeerConfig(
+        tls=TlsPeerConfig(ca_pems=(ca.cert_pem,), server_name="radius.test", fragment_size=100),
+        identity=b"bob",
+        eap_methods=((EapType.MSCHAPV2, lambda: MsChapV2PeerMethod(b"bob", "hello")),),
+        pac_store=store,
+    )
+    for resumed in (False, True):
+        servers: list[EapFastServer] = []
+        peers: list[EapFastPeer] = []
+
+        def sfactory(identity: bytes, servers: list[EapFastServer] = servers) -> EapFastServer:
+            servers.append(EapFastServer(sconf, identity))
+            return servers[-1]
+
+        def pfactory(peers: list[EapFastPeer] = peers) -> EapFastPeer:
+            peers.append(EapFastPeer(pconf))
+            return peers[-1]
+
+        server = EapServer([(EapType.FAST, sfactory)])
+        peer = EapPeer(b"anonymous", [(EapType.FAST, pfactory)], idle_timeout=None)
+        msg: bytes | None = server.start()
+        while msg is not None and not peer.done:
+            reply = peer.receive(msg)
+            if reply is None:
+                break
+            msg = server.receive(reply)
+        assert server.succeeded and peer.succeeded, server.failure_reason
+        assert servers[0].resumed is resumed
+        assert servers[0].session_id == peers[0].session_id is not None
+        assert len(servers[0].session_id) == 65
+
+
+JUNK = st.one_of(
+    st.binary(max_size=64),
+    st.builds(lambda b: bytes([1]) + b, st.binary(max_size=64)),
+    st.builds(lambda b: b"\x01\x16\x03\x03" + b, st.binary(max_size=64)),
+)
+
+
+def _exchange(
+    sconf: FastServerConfig,
+    pconf: FastPeerConfig,
+    target: str,
+    at: int,
+    mutate: Callable[[bytes], bytes],
+) -> None:
+    server = EapFastServer(sconf, b"anonymous")
+    peer = EapFastPeer(pconf)
+    msg = server.start()
+    for i in range(40):
+        if target == "peer" and i == at:
+            msg = mutate(msg)
+        step = peer.receive(msg)
+        assert isinstance(step, Step)
+        if step.reply is None or step.decision is not Decision.CONTINUE:
+            return
+        reply = step.reply
+        if target == "server" and i == at:
+            reply = mutate(reply)
+        answer = server.receive(reply)
+        assert isinstance(answer, Step)
+        if answer.decision is Decision.FAILURE:
+            assert server.msk() is None
+        if answer.reply is None or answer.decision is not Decision.CONTINUE:
+            return
+        msg = answer.reply
+
+
+@pytest.fixture(scope="module")
+def provisioned(pki: tuple[Issued, Issued]) -> tuple[FastServerConfig, PacStore]:
+    """A server configuration and a peer store holding a PAC it issued."""
+    ca, srv = pki
+    sconf = server_config(srv, Clock())
+    store = PacStore()
+    assert run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))[0].succeeded
+    return sconf, store
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    resumed=st.booleans(),
+    target=st.sampled_from(["server", "peer"]),
+    at=st.integers(0, 8),
+    junk=JUNK,
+    flip=st.booleans(),
+    where=st.integers(0, 10_000),
+)
+def test_junk_or_bit_flips_end_cleanly(
+    pki: tuple[Issued, Issued],
+    provisioned: tuple[FastServerConfig, PacStore],
+    resumed: bool,
+    target: str,
+    at: int,
+    junk: bytes,
+    flip: bool,
+    where: int,
+) -> None:
+    """Junk or a flipped bit at any step of a provisioning or a resumption ends in a clean
+    Step (FAILURE without keys), never an exception."""
+    ca, srv = pki
+    if resumed:
+        sconf, stored = provisioned
+        store = PacStore()
+        store.pacs = dict(stored.pacs)
+    else:
+        sconf, store = server_config(srv, Clock()), PacStore()
+    pconf = peer_config(ca, store, Provisioning.AUTHENTICATED)
+
+    def mutate(data: bytes) -> bytes:
+        if flip and len(data) > 1:
+            i = 1 + where % (len(data) - 1)
+            return data[:i] + bytes([data[i] ^ 0x40]) + data[i + 1 :]
+        return junk
+
+    _exchange(sconf, pconf, target, at, mutate)
