@@ -327,3 +327,40 @@ def test_eap_ttls_wrong_password_refused(
         raise
     finally:
         daemon.stop()
+
+
+def test_userspace_dataplane_ping(netns: Any, charon_factory: Any, tmp_path: Path) -> None:
+    """``dataplane = "userspace"``: charon's ping to a host behind the gateway goes through our
+    ESP (kernel-libipsec on charon's side, our TUN device on the gateway's)."""
+    gw, cl = _setup(netns)
+    gw.run("ip", "addr", "add", "10.1.0.1/32", "dev", "lo")
+    config = (
+        GW_BASE
+        + (
+            '[connections.rw.local]\nauth = "psk"\nid = "gw.test"\n'
+            '[connections.rw.remote]\nauth = "psk"\nid = "cl.test"\n'
+            f'[secrets.ike-rw]\nid = "cl.test"\nsecret = "{PSK}"\n'
+        )
+    ).replace('dataplane = "none"', 'dataplane = "userspace"')
+    daemon = GatewayDaemon(gw, tmp_path / "gw", config)
+    try:
+        charon = _charon(
+            charon_factory,
+            cl,
+            "psk",
+            "psk",
+            secrets=f'  ike-home {{\n    id = gw.test\n    secret = "{PSK}"\n  }}',
+        )
+        charon.load_all()
+        charon.initiate("home")
+        _check_established(charon, daemon, None)
+        ping = cl.run("ping", "-c", "2", "-W", "3", "10.1.0.1", check=False)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        stats = json.loads(daemon.cli("stats", "--json").stdout)
+        assert stats["dataplane"] == "userspace"
+        assert stats["packets"]["esp_received"] >= 2 and stats["packets"]["esp_dropped"] == 0
+    except BaseException:
+        print(daemon.log()[-8000:])
+        raise
+    finally:
+        daemon.stop()
