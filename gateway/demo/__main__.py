@@ -1,0 +1,7 @@
+"""``python -m gateway.demo`` = ``make demo``."""
+
+import sys
+
+from gateway.demo.run import main
+
+sys.exit(main())

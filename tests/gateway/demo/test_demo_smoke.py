@@ -1,0 +1,57 @@
+"""``python -m gateway.demo --endpoints 6`` end to end in a temporary directory: a real
+nea-gateway subprocess, real IKEv2 + EAP + PT-EAP endpoints, the report at the end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.demo.run import fleet_plan
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_fleet_plan_varies_methods_and_profiles() -> None:
+    plan = fleet_plan(24, fast=False)
+    assert len(plan) == 24
+    assert {m for m, _, _ in plan} == {"eap-ttls", "eap-peap", "eap-tls"}
+    assert {p for _, p, _ in plan if p} == {
+        "compliant", "forwarding", "forbidden-package", "forbidden-port", "outdated-os",
+    }
+    assert any(not good for _, _, good in plan)
+    assert {m for m, _, _ in fleet_plan(24, fast=True)} >= {"eap-fast"}
+
+
+@pytest.mark.slow
+def test_demo_small_fleet(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="140")
+    r = subprocess.run(
+        [sys.executable, "-m", "gateway.demo", "--endpoints", "6", "--dataplane", "none"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    out = r.stdout
+    assert r.returncode == 0, out + r.stderr
+    workdir = tmp_path / "var" / "demo"
+    assert (workdir / "pki" / "ca.crt").is_file()
+    assert "Starting nea-gateway on 127.0.0.1" in out
+    # ep01 ttls compliant, ep02 peap forwarding, ep03 ttls forbidden-port, ep04 eap-tls, ...
+    assert "Fleet done: 3 allow, 1 denied, 2 isolate" in out
+    for row in ("ep02", "ep03"):
+        assert row in out
+    # nea-report's summary of this run's evidence (5 posture sessions: 2 allow, 2 isolate,
+    # 1 block; EAP-TLS has no posture).
+    assert "Compliance summary" in out
+    assert "sessions              5" in out
+    html = workdir / "report.html"
+    assert f"HTML report: {html}" in out.replace("\n", "")
+    assert html.read_text().lstrip().lower().startswith("<!doctype html")
+    assert "EAP-FAST" in out  # included, or left out with the reason
+    assert "done in" in out
