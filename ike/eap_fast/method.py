@@ -500,8 +500,8 @@ class FastServerConfig:
     ``eap_methods``: inner authentication methods in order; ``posture``: methods chained
     after authentication (PT-EAP).  ``password_lookup`` serves the MS-CHAPv2 of anonymous
     provisioning (whose challenges come from TLS).  ``keyring`` seals PAC-Opaques; a PAC is
-    valid ``keyring.pac_lifetime`` seconds and refreshed when fewer than ``pac_refresh``
-    remain.  ``clock``: wall clock in Unix seconds.
+    valid ``keyring.pac_lifetime`` seconds and refreshed when fewer than
+    :attr:`refresh_window` seconds remain.  ``clock``: wall clock in Unix seconds.
     """
 
     tls: TlsServerConfig
@@ -512,10 +512,18 @@ class FastServerConfig:
     provisioning: Provisioning = Provisioning.BOTH
     password_lookup: PasswordLookup | None = None
     keyring: PacKeyring = field(default_factory=PacKeyring)
-    pac_refresh: int = 7 * 86400
+    pac_refresh: int | None = None
+    """Seconds before expiry from which a resumed PAC is replaced (default: a tenth of
+    the PAC lifetime, at most seven days)."""
     clock: WallClock = time.time
     test_corrupt_crypto_binding: bool = False
     """Test hook: send a wrong Compound MAC (the peer must refuse)."""
+
+    @property
+    def refresh_window(self) -> int:
+        if self.pac_refresh is not None:
+            return self.pac_refresh
+        return min(7 * 86400, self.keyring.pac_lifetime // 10)
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.a_id) <= 0xFFFF:
@@ -626,7 +634,7 @@ class EapFastServer(_Base):
                     self.resumed = True
                     self.inner_identity = opened.identity or None
                     self._pac_expires = opened.expires
-                    if opened.remaining(self.config.clock()) < self.config.pac_refresh:
+                    if opened.remaining(self.config.clock()) < self.config.refresh_window:
                         self._send_new_pac = True
                     log.info(
                         "EAP-FAST: PAC-Opaque accepted (key %08x), abbreviated handshake",

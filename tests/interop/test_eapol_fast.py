@@ -42,12 +42,28 @@ class Server:
         return self.log.read_text()
 
 
-def _start(workdir: Path, config: str) -> tuple[subprocess.Popen[str], int, Path]:
+# The server with the EAP-FAST test hook that corrupts its Compound MAC (tamper test).
+TAMPERING = """
+import dataclasses, runpy, sys
+import ike.eap_fast.method as m
+original = m.EapFastServer.__init__
+def tampering(self, config, identity):
+    original(self, dataclasses.replace(config, test_corrupt_crypto_binding=True), identity)
+m.EapFastServer.__init__ = tampering
+sys.argv = ["gateway.radius", *sys.argv[1:]]
+runpy.run_module("gateway.radius", run_name="__main__", alter_sys=True)
+"""
+
+
+def _start(
+    workdir: Path, config: str, *, tamper: bool = False
+) -> tuple[subprocess.Popen[str], int, Path]:
     conf = workdir / "radius.toml"
     conf.write_text(config)
     log = workdir / "server.log"
+    entry = ["-c", TAMPERING] if tamper else ["-m", "gateway.radius"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.radius", "--config", str(conf), "--debug"],
+        [sys.executable, *entry, "--config", str(conf), "--debug"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=log.open("w"),
@@ -67,7 +83,9 @@ def _start(workdir: Path, config: str) -> tuple[subprocess.Popen[str], int, Path
     return proc, int(fields["auth"].rsplit(":", 1)[1]), log
 
 
-def _server(workdir: Path, inner: str) -> Iterator[Server]:
+def _server(
+    workdir: Path, inner: str, pac_lifetime: int = 86400, *, tamper: bool = False
+) -> Iterator[Server]:
     require("eapol_test")
     certs = CertFactory(workdir / "certs")
     ca = certs.ca("fast-ca", key_type="rsa", rsa_bits=2048)
@@ -93,6 +111,7 @@ secret = "{SECRET}"
 methods = ["fast"]
 inner_methods = ["{inner}"]
 fast_a_id = "nea-gateway-test"
+fast_pac_lifetime = {pac_lifetime}
 
 [users]
 bob = "hello"
@@ -100,9 +119,8 @@ bob = "hello"
 [tls]
 cert = "{cert.chain_path}"
 key = "{cert.key_path}"
-max_version = "1.2"
 """
-    proc, port, log = _start(workdir, config)
+    proc, port, log = _start(workdir, config, tamper=tamper)
     try:
         yield Server(proc, port, workdir, ca, log)
     finally:
@@ -122,6 +140,16 @@ def mschap_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def gtc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from _server(tmp_path_factory.mktemp("fast-gtc"), "gtc")
+
+
+@pytest.fixture(scope="module")
+def short_pac_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _server(tmp_path_factory.mktemp("fast-short"), "mschapv2", pac_lifetime=2)
+
+
+@pytest.fixture(scope="module")
+def tampering_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _server(tmp_path_factory.mktemp("fast-tamper"), "mschapv2", tamper=True)
 
 
 def _block(server: Server, pac: Path, prov: int, inner: str, password: str = "hello") -> str:
@@ -190,3 +218,24 @@ def test_foreign_pac_leads_to_new_provisioning(
     assert "PAC-Opaque not usable" in mschap_server.log_text()
     assert pac.read_bytes() != foreign
     _resumes(mschap_server, block)
+
+
+@pytest.mark.slow
+def test_expired_pac_leads_to_new_provisioning(short_pac_server: Server, tmp_path: Path) -> None:
+    pac = tmp_path / "pac"
+    block = _block(short_pac_server, pac, 2, "MSCHAPV2")
+    _ok(short_pac_server.eapol(block))
+    first = pac.read_bytes()
+    time.sleep(2.5)  # the PAC (lifetime 2 s) has expired
+    before = short_pac_server.log_text().count(RESUMED)
+    _ok(short_pac_server.eapol(block))
+    assert short_pac_server.log_text().count(RESUMED) == before
+    assert "PAC-Opaque not usable" in short_pac_server.log_text()
+    assert pac.read_bytes() != first
+
+
+def test_tampered_crypto_binding_fails(tampering_server: Server, tmp_path: Path) -> None:
+    result = tampering_server.eapol(_block(tampering_server, tmp_path / "pac", 2, "MSCHAPV2"))
+    assert not result.success
+    assert "Compound MAC did not match" in result.output, result.output[-5000:]
+    assert not (tmp_path / "pac").exists() or "PAC-Acknowledgement" not in result.output
