@@ -52,6 +52,7 @@ from ike.config import (
 from ike.constants import NON_ESP_MARKER
 from ike.payloads import IpAddress
 from ike.sa import (
+    NAT_KEEPALIVE,
     Address,
     ChildSaInstalled,
     Event,
@@ -104,7 +105,7 @@ class IkePort(protocol.DatagramProtocol):
     def send(self, data: bytes, remote: Address) -> None:
         if self.transport is None:
             return
-        if self.port == NATT_PORT:
+        if self.port == NATT_PORT and data != NAT_KEEPALIVE:
             data = NON_ESP_MARKER + data
         transport: Any = self.transport
         transport.write(data, remote)

@@ -538,6 +538,9 @@ class EngineConfig:
     """Seconds a responder keeps an IKE_SA that has not started IKE_AUTH."""
     auth_timeout: float = 120.0
     """Seconds an EAP conversation in IKE_AUTH may take before the IKE_SA is dropped."""
+    keepalive_interval: float | None = 20.0
+    """NAT keepalives (RFC 3948, 2.3) from a host behind a NAT after this many idle
+    seconds (``keep_alive``); None disables them."""
     retransmit_timeout: float = 4.0
     retransmit_base: float = 1.8
     retransmit_tries: int = 5

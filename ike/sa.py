@@ -20,9 +20,9 @@ connection's :class:`~ike.config.AddressPool`), traffic selector narrowing, CREA
 (new CHILD_SA, CHILD_SA rekey with optional PFS, IKE_SA rekey; both answered and started),
 INFORMATIONAL (delete, liveness, error notifies), retransmission with charon's backoff, a
 one-request window with a response cache for retransmitted requests, simultaneous CHILD_SA
-rekeys resolved by the lowest nonce (RFC 7296, 2.8.1).  Not implemented: MOBIKE, redirect,
-multiple authentication rounds, NAT keepalives from an initiator behind a NAT, IKE_SA rekey
-collisions (while a request of ours is outstanding a peer's IKE_SA rekey is refused with
+rekeys resolved by the lowest nonce (RFC 7296, 2.8.1), NAT keepalives when behind a NAT.
+Not implemented: MOBIKE, redirect, multiple authentication rounds, IKE_SA rekey collisions
+(while a request of ours is outstanding a peer's IKE_SA rekey is refused with
 TEMPORARY_FAILURE and the peer retries).
 """
 
@@ -138,6 +138,7 @@ from ike.payloads import (
 )
 
 __all__ = [
+    "NAT_KEEPALIVE",
     "Address",
     "ChildSaDeleted",
     "ChildSaFailed",
@@ -159,6 +160,8 @@ Address = tuple[str, int]
 """(IP address as text, UDP port)."""
 
 NONCE_LEN = 32
+NAT_KEEPALIVE = b"\xff"
+"""RFC 3948, 2.3: the one-octet NAT-keepalive (the UDP adapter sends it without a marker)."""
 EAP_SUCCESS, EAP_FAILURE = 3, 4
 
 
@@ -619,6 +622,7 @@ class IkeSa:
     granted: Authorization | None = None
     collision: tuple[_ChildState, bytes, bytes] | None = None
     answered: _Outstanding | None = None
+    keepalive_at: float | None = None
     ike_rekey_at: float | None = None
     queued: list[tuple[int, list[Payload]]] = field(default_factory=list)
 
@@ -699,6 +703,8 @@ class IkeSa:
             ]
             if self.ike_rekey_at is not None:
                 times.append(self.ike_rekey_at)
+        if self.state is S.ESTABLISHED and self.keepalive_at is not None:
+            times.append(self.keepalive_at)
         return min(times) if times else None
 
     def on_timer(self, now: float) -> None:
@@ -718,6 +724,9 @@ class IkeSa:
                 out.message_id,
             )
             self.engine._emit_datagrams(out.datagrams, self)
+        if self.state is S.ESTABLISHED and self.keepalive_at is not None:
+            if now >= self.keepalive_at:
+                self.engine._emit_datagrams([NAT_KEEPALIVE], self)
         if self.state is S.ESTABLISHED and self.outstanding is None:
             if self.ike_rekey_at is not None and now >= self.ike_rekey_at:
                 self.ike_rekey_at = None
@@ -1089,9 +1098,7 @@ class IkeSa:
             if pending.sa is None or pending.tsi is None or pending.tsr is None:
                 return out  # no CHILD_SA asked for
             for cfg in self._child_configs():
-                remote_cfg = cfg.remote_ts or (
-                    tuple(_host_ts(v) for v in self.vips) or (_host_ts(self.remote[0]),)
-                )
+                remote_cfg = cfg.remote_ts or self._dynamic_remote_ts(pending.tsi.selectors)
                 local_cfg = cfg.local_ts or (_host_ts(self.local[0]),)
                 tsi = narrow(pending.tsi.selectors, remote_cfg)
                 tsr = narrow(pending.tsr.selectors, local_cfg)
@@ -1179,6 +1186,19 @@ class IkeSa:
                 )
             )
 
+    def _dynamic_remote_ts(
+        self, offered: tuple[TrafficSelector, ...]
+    ) -> tuple[TrafficSelector, ...]:
+        """swanctl's ``dynamic`` remote selector: the peer's virtual IPs, else its address.
+        Behind a NAT its address is not the one it proposes (RFC 7296, 2.23.1): then the
+        single host it offers stands for itself."""
+        if self.vips:
+            return tuple(_host_ts(v) for v in self.vips)
+        hosts: tuple[TrafficSelector, ...] = (_host_ts(self.remote[0]),)
+        if self.nat_remote:
+            hosts += tuple(t for t in offered if t.start_addr == t.end_addr)
+        return hosts
+
     def _child_configs(self) -> tuple[ChildConfig, ...]:
         assert self.peer is not None
         if self.granted is not None:
@@ -1245,6 +1265,10 @@ class IkeSa:
     def _schedule_ike_rekey(self) -> None:
         if self.peer is not None and self.peer.rekey_time is not None:
             self.ike_rekey_at = self.engine._now + self.peer.rekey_time
+        interval = self.engine.config.keepalive_interval
+        if self.nat_local and interval is not None:
+            # RFC 3948, 2.3: we are the one behind the NAT; keep its mapping open.
+            self.keepalive_at = self.engine._now + interval
 
     # ======================================================================================
     # Responder handlers
@@ -1674,9 +1698,7 @@ class IkeSa:
             (old.config,) if old is not None and old.config is not None else self._child_configs()
         )
         for cfg in configs:
-            remote_cfg = cfg.remote_ts or (
-                tuple(_host_ts(v) for v in self.vips) or (_host_ts(self.remote[0]),)
-            )
+            remote_cfg = cfg.remote_ts or self._dynamic_remote_ts(tsi_p.selectors)
             tsi = narrow(tsi_p.selectors, remote_cfg)
             tsr = narrow(tsr_p.selectors, cfg.local_ts or (_host_ts(self.local[0]),))
             if tsi and tsr:
@@ -2032,6 +2054,7 @@ class IkeEngine:
 
     def delete_ike_sa(self, ike_sa: bytes, now: float) -> None:
         """Send an INFORMATIONAL Delete for the IKE_SA (and all its CHILD_SAs)."""
+        self._now = now
         sa = self._sas.get(ike_sa)
         if sa is None:
             raise LocalProtocolError("no such IKE_SA")
@@ -2043,11 +2066,13 @@ class IkeEngine:
     def send_liveness(self, ike_sa: bytes, now: float) -> None:
         """Dead peer detection: an empty INFORMATIONAL (RFC 7296, 1.4); an unanswered one ends
         in IkeSaClosed once the retransmits are exhausted."""
+        self._now = now
         sa = self._established_sa(ike_sa)
         self._run(sa, lambda: sa.send_request(_INFO, [], now))
 
     def delete_child_sa(self, ike_sa: bytes, spi_in: int, now: float) -> None:
         """Delete one CHILD_SA (named by our inbound SPI) with an INFORMATIONAL exchange."""
+        self._now = now
         sa = self._established_sa(ike_sa)
         self._run(sa, lambda: sa.start_child_delete(spi_in, now))
 
@@ -2122,6 +2147,8 @@ class IkeEngine:
     def _emit_datagrams(self, datagrams: list[bytes], sa: IkeSa) -> None:
         for d in datagrams:
             self._out.append(Datagram(d, sa.remote, sa.local))
+        if sa.keepalive_at is not None and self.config.keepalive_interval is not None:
+            sa.keepalive_at = self._now + self.config.keepalive_interval
 
     def _new_ike_spi(self) -> bytes:
         while True:

@@ -103,3 +103,13 @@ def test_engine_timer_drives_retransmits_and_expiry() -> None:
     assert len(t[500].written) == 6
     assert any(isinstance(e, IkeSaClosed) for e in events)
     assert not [c for c in clock.getDelayedCalls() if c.active()]
+
+
+def test_outgoing_nat_keepalive_has_no_marker() -> None:
+    from ike.sa import NAT_KEEPALIVE
+
+    svc, _clock, t = _service((cl_peer(),), "10.0.0.2", [])
+    svc.ports[4500].send(NAT_KEEPALIVE, ("192.0.2.1", 4500))
+    svc.ports[4500].send(b"x" * 28, ("192.0.2.1", 4500))
+    assert t[4500].written[0] == (b"\xff", ("192.0.2.1", 4500))
+    assert t[4500].written[1][0] == NON_ESP_MARKER + b"x" * 28

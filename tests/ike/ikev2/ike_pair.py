@@ -76,6 +76,8 @@ class Pair:
     wire: list[tuple[str, Datagram]] = field(default_factory=list)
     drop: Callable[[str, Datagram], bool] | None = None
     mangle: Callable[[str, Datagram], bytes] | None = None
+    nat: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
+    """Client address -> public address the server sees (a NAT in front of the client)."""
 
     def initiate(self, name: str = "home") -> bytes:
         return self.client.initiate(name, self.now, local=CL, remote=GW)
@@ -96,7 +98,12 @@ class Pair:
                         continue
                     data = self.mangle(name, d) if self.mangle else d.data
                     moved += 1
-                    dst.receive_datagram(data, d.local, self.now, local=d.remote)
+                    back = {v: k for k, v in self.nat.items()}
+                    if name == "c>s":
+                        src, local = self.nat.get(d.local, d.local), d.remote
+                    else:
+                        src, local = d.local, back.get(d.remote, d.remote)
+                    dst.receive_datagram(data, src, self.now, local=local)
             self.collect()
             if not busy:
                 break

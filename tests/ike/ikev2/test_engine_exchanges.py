@@ -886,3 +886,32 @@ def test_child_state_table_refuses_impossible_moves() -> None:
     _pair, sa = _established()
     with pytest.raises(LocalProtocolError, match="rekey_failed in INSTALLED"):
         sa._child_event(sa.children[0], "rekey_failed")
+
+
+def test_client_behind_a_nat_moves_to_4500_and_sends_keepalives() -> None:
+    from ike.sa import NAT_KEEPALIVE
+
+    pair = make_pair()
+    private = "10.0.0.2"
+    pair.nat = {(private, 500): ("198.51.100.7", 40001), (private, 4500): ("198.51.100.7", 40002)}
+    spi = pair.client.initiate("home", 0.0, local=(private, 500), remote=GW)
+    pair.pump()
+    (sest,) = pair.events("server", IkeSaEstablished)
+    (cest,) = pair.events("client", IkeSaEstablished)
+    assert sest.nat_detected and cest.nat_detected
+    assert sest.remote == ("198.51.100.7", 40002)  # followed the NAT to the 4500 mapping
+    assert cest.local == (private, 4500) and cest.remote == ("192.0.2.1", 4500)
+    (schild,) = pair.events("server", ChildSaInstalled)
+    assert schild.udp_encap and schild.remote == ("198.51.100.7", 40002)
+    sa = pair.client._sas[spi]
+    assert sa.nat_local and not pair.server._sas[sest.ike_sa].nat_local
+    assert pair.server._sas[sest.ike_sa].keepalive_at is None  # the server is not behind NAT
+    assert pair.client.get_timer() == pytest.approx(20.0)
+    pair.advance(20.0)
+    (ka,) = pair.client.datagrams_to_send(pair.now)
+    assert ka.data == NAT_KEEPALIVE and ka.remote == ("192.0.2.1", 4500)
+    assert pair.client.get_timer() == pytest.approx(40.0)
+    pair.client.send_liveness(spi, pair.now + 5)  # traffic postpones the next keepalive
+    pair.now += 5
+    pair.pump()
+    assert pair.client.get_timer() == pytest.approx(45.0)
