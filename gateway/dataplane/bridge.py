@@ -111,7 +111,8 @@ class DaemonDataplane:
         """Replace the selectors of every CHILD_SA of ``ike_sa`` (isolate -> allow)."""
         spis = [spi for spi, ike in self._ike_of.items() if ike == ike_sa]
         ds = [self.backend.update_selectors(spi, local_ts, remote_ts) for spi in spis]
-        return self._track(defer.gatherResults(ds, consumeErrors=True), f"move {ike_sa.hex()}")
+        gathered = defer.gatherResults(ds, consumeErrors=True)
+        return self._track(gathered, f"move {ike_sa.hex()}", swallow=False)
 
     def rename_ike_sa(self, old: bytes, new: bytes) -> None:
         for spi, ike in self._ike_of.items():
@@ -131,11 +132,16 @@ class DaemonDataplane:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _track(self, d: defer.Deferred[Any], what: str) -> defer.Deferred[Any]:
-        def failed(f: Failure) -> Failure:
+    def _track(
+        self, d: defer.Deferred[Any], what: str, swallow: bool = True
+    ) -> defer.Deferred[Any]:
+        """Log and count a failure; the daemon's hooks ignore results, so by default the
+        failure ends here (``swallow``) instead of surfacing as an unhandled Deferred."""
+
+        def failed(f: Failure) -> Failure | None:
             self.errors += 1
             log.error("dataplane %s: %s failed: %s", self.name, what, f.getErrorMessage())
-            return f
+            return None if swallow else f
 
         d.addErrback(failed)
         return d
