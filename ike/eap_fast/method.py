@@ -318,6 +318,7 @@ class _Base:
         self.phase = Phase.IDLE
         self._failure_reason: str | None = None
         self._pending: Decision | None = None
+        self._last_flags = 0
         self._channel: _Channel | None = None
         self._keys: tuple[bytes, bytes] | None = None
         self.version: int | None = None
