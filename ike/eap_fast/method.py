@@ -98,7 +98,7 @@ from ike.eap_fast.tlv import (
 from ike.eap_tls.errors import FramingError, TlsFailure
 from ike.eap_tls.framing import Framing, Reply
 from ike.eap_tls.keys import EAP_TYPE_FAST
-from ike.eap_tls.tls import TlsPeerConfig, TlsServerConfig, TlsSession
+from ike.eap_tls.tls import TlsPeerConfig, TlsServerConfig, TlsSession, TlsVersion
 
 __all__ = [
     "EapFastPeer",
@@ -531,6 +531,8 @@ class FastServerConfig:
             raise ValueError("EAP-FAST A-ID must be 1..65535 bytes")
         if not self.eap_methods:
             raise ValueError("EAP-FAST needs at least one inner method")
+        if self.tls.min_version > TlsVersion.TLS1_2:
+            raise ValueError("EAP-FAST runs over TLS 1.2 (RFC 4851): min_version must allow it")
         if Provisioning.ANONYMOUS in self.provisioning and self.password_lookup is None:
             raise ValueError("anonymous provisioning needs password_lookup (MS-CHAPv2)")
         _fast_context(self.tls.context(), self.provisioning, server=True)
@@ -970,6 +972,8 @@ class FastPeerConfig:
     """Test hook: answer with a wrong Compound MAC (the server must refuse)."""
 
     def __post_init__(self) -> None:
+        if self.tls.min_version > TlsVersion.TLS1_2:
+            raise ValueError("EAP-FAST runs over TLS 1.2 (RFC 4851): min_version must allow it")
         _fast_context(
             self.tls.context(), self.provisioning or Provisioning.AUTHENTICATED, server=False
         )

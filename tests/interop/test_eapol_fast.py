@@ -171,9 +171,13 @@ def _resumes(server: Server, block: str) -> None:
     assert server.log_text().count(RESUMED) == before + 1, server.log_text()[-3000:]
 
 
-def test_anonymous_provisioning_then_resumption(mschap_server: Server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("prov", [1, 3])
+def test_anonymous_provisioning_then_resumption(
+    mschap_server: Server, tmp_path: Path, prov: int
+) -> None:
+    # fast_provisioning=3 offers both; wpa_supplicant lists the ADH suite first.
     pac = tmp_path / "pac"
-    block = _block(mschap_server, pac, 1, "MSCHAPV2")
+    block = _block(mschap_server, pac, prov, "MSCHAPV2")
     first = mschap_server.eapol(block)
     # RFC 5422 3.2.3: anonymous provisioning ends in EAP-Failure once the PAC is delivered.
     assert not first.success and pac.exists(), first.output[-5000:]
