@@ -307,6 +307,7 @@ class Composition:
     policy_engine: Any = None
     evidence_sink: Any = None
     nea_state: Any = None
+    fast_keyrings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -460,6 +461,7 @@ def _eap_factory(
     router: AccessRouter,
     nea: _Nea | None,
     posture_counter: Callable[[PostureSession], None],
+    keyrings: dict[str, Any],
 ) -> Callable[[Identity], Any]:
     """``factory(ike_identity) -> EapServer`` for the connection's ``remote.auth``."""
     from ike.eap.server import EapServer
@@ -471,7 +473,7 @@ def _eap_factory(
     if spec.remote.eap_id not in (None, "%any"):
         passwords = {k: v for k, v in passwords.items() if k == spec.remote.eap_id}
     tls_config: Any = None
-    if auth in ("eap-tls", "eap-ttls", "eap-peap"):
+    if auth in ("eap-tls", "eap-ttls", "eap-peap", "eap-fast"):
         from ike.eap_tls.tls import TlsServerConfig
 
         if key is None:
@@ -494,56 +496,89 @@ def _eap_factory(
     elif not passwords:
         raise ConfigError(source, where, f"{auth} needs [secrets.eap-*] with id and secret")
 
+    fast_base: Any = None
+    if auth == "eap-fast":
+        from ike.eap.methods.credentials import StaticPasswords
+        from ike.eap_fast.method import FastServerConfig, Provisioning
+        from ike.eap_fast.pac import PacKeyring
+
+        keyring = keyrings.get(spec.name)
+        lifetime = int(spec.remote.fast_pac_lifetime)
+        if keyring is None or keyring.pac_lifetime != lifetime:
+            keyring = keyrings[spec.name] = PacKeyring(pac_lifetime=lifetime)
+        try:
+            fast_base = FastServerConfig(
+                tls=tls_config,
+                a_id=spec.remote.fast_a_id.encode(),
+                eap_methods=tuple(_simple_methods(spec.remote.eap_inner, passwords)),
+                provisioning=Provisioning(spec.remote.fast_provisioning),
+                password_lookup=StaticPasswords(_table(passwords)) if passwords else None,
+                keyring=keyring,
+            )
+        except ValueError as exc:
+            raise ConfigError(source, where, f"eap-fast: {exc}") from None
+
     posture_type = EAP_TNC_TYPE if spec.posture.method == "eap-tnc" else PT_EAP_TYPE
     assess = spec.posture.assess
     name = spec.name
 
-    def posture_methods(session: PostureSession) -> tuple[tuple[int, Any], ...]:
-        if not assess or nea is None:
-            return ()
+    def make_posture(identity: bytes) -> Any:
+        """The posture method for the IKE_SA being processed (fails closed without one)."""
         from nea.pt_eap import EapTncServer, PtEapServer
 
-        def make(identity: bytes) -> Any:
-            tncs = nea.make_tncs(identity, session, pt_eap=posture_type == PT_EAP_TYPE)
-            method = EapTncServer(tncs) if posture_type == EAP_TNC_TYPE else PtEapServer(tncs)
-            session.method = method
-            posture_counter(session)
-            return method
+        session = router.session()
+        if session is None or nea is None:
+            raise RuntimeError("posture method outside an IKE_SA's EAP conversation")
+        tncs = nea.make_tncs(identity, session, pt_eap=posture_type == PT_EAP_TYPE)
+        method = EapTncServer(tncs) if posture_type == EAP_TNC_TYPE else PtEapServer(tncs)
+        session.method = method
+        posture_counter(session)
+        return method
 
-        return ((posture_type, make),)
+    posture: tuple[tuple[int, Any], ...] = (
+        ((posture_type, make_posture),) if assess and nea is not None else ()
+    )
+    # Method configurations are built once per connection: the TLS context they share may
+    # not be changed once a conversation used it.
+    methods: list[tuple[int, Any]]
+    if auth == "eap-tls":
+        from ike.eap_tls.method import EapTlsServer
+
+        methods = [(EapType.TLS, lambda i: EapTlsServer(tls_config, i))]
+    elif auth == "eap-ttls":
+        from ike.eap.methods.credentials import StaticPasswords
+        from ike.eap_ttls.method import TtlsServerConfig, ttls_server_factory
+
+        ttls = TtlsServerConfig(
+            tls=tls_config,
+            eap_methods=tuple(_simple_methods(spec.remote.eap_inner, passwords)),
+            password_lookup=StaticPasswords(_table(passwords)) if passwords else None,
+            posture=posture,
+        )
+        methods = [(EapType.TTLS, ttls_server_factory(ttls))]
+    elif auth == "eap-peap":
+        from ike.eap_peap.method import PeapServerConfig, peap_server_factory
+
+        peap = PeapServerConfig(
+            tls=tls_config,
+            eap_methods=tuple(_simple_methods(spec.remote.eap_inner, passwords)),
+            posture=posture,
+        )
+        methods = [(EapType.PEAP, peap_server_factory(peap))]
+    elif auth == "eap-fast":
+        import dataclasses
+
+        from ike.eap_fast.method import fast_server_factory
+
+        fast = dataclasses.replace(fast_base, posture=posture) if posture else fast_base
+        methods = [(EapType.FAST, fast_server_factory(fast))]
+    else:
+        methods = _simple_methods([auth.removeprefix("eap-")], passwords)
 
     def factory(identity: Identity) -> Any:
         ike_sa = router.current or b""
         session = PostureSession(ike_sa, name, assess)
         router.sessions[ike_sa] = session
-        posture = posture_methods(session)
-        methods: list[tuple[int, Any]]
-        if auth == "eap-tls":
-            from ike.eap_tls.method import EapTlsServer
-
-            methods = [(EapType.TLS, lambda i: EapTlsServer(tls_config, i))]
-        elif auth == "eap-ttls":
-            from ike.eap.methods.credentials import StaticPasswords
-            from ike.eap_ttls.method import TtlsServerConfig, ttls_server_factory
-
-            ttls = TtlsServerConfig(
-                tls=tls_config,
-                eap_methods=tuple(_simple_methods(spec.remote.eap_inner, passwords)),
-                password_lookup=StaticPasswords(_table(passwords)) if passwords else None,
-                posture=posture,
-            )
-            methods = [(EapType.TTLS, ttls_server_factory(ttls))]
-        elif auth == "eap-peap":
-            from ike.eap_peap.method import PeapServerConfig, peap_server_factory
-
-            peap = PeapServerConfig(
-                tls=tls_config,
-                eap_methods=tuple(_simple_methods(spec.remote.eap_inner, passwords)),
-                posture=posture,
-            )
-            methods = [(EapType.PEAP, peap_server_factory(peap))]
-        else:
-            methods = _simple_methods([auth.removeprefix("eap-")], passwords)
         server = EapServer(methods)
         session.eap_server = server
         return server
@@ -577,6 +612,7 @@ def _peer(
     router: AccessRouter,
     nea: _Nea | None,
     posture_counter: Callable[[PostureSession], None],
+    keyrings: dict[str, Any],
 ) -> PeerConfig:
     source = config.source
     w = f"connections.{spec.name}"
@@ -601,7 +637,9 @@ def _peer(
         raise ConfigError(source, f"{w}.remote.auth", "pubkey needs [authorities] (cacert)")
     eap_server = None
     if remote_auth is AuthClass.EAP:
-        eap_server = _eap_factory(spec, config, chain, key, anchors, router, nea, posture_counter)
+        eap_server = _eap_factory(
+            spec, config, chain, key, anchors, router, nea, posture_counter, keyrings
+        )
     children = [_child_config(c, f"{w}.children.{c.name}", source) for c in spec.children]
     verdicts = [frozenset(c.verdict) for c in spec.children]
     by_verdict: dict[str, tuple[str, ...]] = {}
@@ -677,9 +715,12 @@ def compose(
     evidence_sink: Any = None,
     nea_state: Any = None,
     posture_counter: Callable[[PostureSession], None] = lambda s: None,
+    fast_keyrings: dict[str, Any] | None = None,
 ) -> Composition:
     """Build the engines for ``config``.  ``pools`` / ``router`` / ``nea_state`` carry state
-    over from the previous composition on reload (leases, sessions, validators)."""
+    over from the previous composition on reload (leases, sessions, validators);
+    ``fast_keyrings`` the EAP-FAST PAC keys per connection (PACs stay valid over a reload)."""
+    keyrings: dict[str, Any] = fast_keyrings if fast_keyrings is not None else {}
     router = router if router is not None else AccessRouter()
     clock = wall_clock or (lambda: _dt.datetime.now(_dt.UTC))
     if pools is None:
@@ -702,7 +743,7 @@ def compose(
     peers = {}
     for spec in config.connections:
         peers[spec.name] = ConnectionRuntime(
-            spec, _peer(spec, config, keys, pools, router, nea, posture_counter)
+            spec, _peer(spec, config, keys, pools, router, nea, posture_counter, keyrings)
         )
     ike = config.ike
     engine_config = EngineConfig(
@@ -726,5 +767,6 @@ def compose(
         evidence_sink=evidence_sink,
     )
     comp.nea_state = nea
+    comp.fast_keyrings = keyrings
     comp.notes.append(f"{len(peers)} connection(s), {len(pools.pools)} pool(s)")
     return comp

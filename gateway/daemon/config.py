@@ -133,6 +133,9 @@ class RemoteSpec:
     cacerts: tuple[Path, ...] = ()
     eap_id: str | None = None
     eap_inner: tuple[str, ...] = INNER_METHODS
+    fast_a_id: str = "nea-gateway"
+    fast_provisioning: int = 3
+    fast_pac_lifetime: float = 90 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -469,12 +472,15 @@ def _parse_local(ctx: _Ctx, data: Any, where: str) -> LocalSpec:
 
 def _parse_remote(ctx: _Ctx, data: Any, where: str) -> RemoteSpec:
     t = ctx.table(data, where)
-    ctx.keys(t, ("auth", "id", "certs", "cacerts", "eap_id", "eap_inner"), where)
+    fast_keys = ("fast_a_id", "fast_provisioning", "fast_pac_lifetime")
+    ctx.keys(t, ("auth", "id", "certs", "cacerts", "eap_id", "eap_inner", *fast_keys), where)
     auth = ctx.choice(t, "auth", where, AUTH_METHODS, "pubkey")
-    if auth == "eap-fast":
-        raise ctx.error(
-            f"{where}.auth", "eap-fast is not available in IKEv2 connections of this version"
-        )
+    for k in fast_keys:
+        if k in t and auth != "eap-fast":
+            raise ctx.error(f"{where}.{k}", f"only with auth = eap-fast, not {auth}")
+    a_id = ctx.string(t, "fast_a_id", where, "nea-gateway")
+    if not 1 <= len(a_id.encode()) <= 0xFFFF:
+        raise ctx.error(f"{where}.fast_a_id", "must be 1..65535 bytes")
     ident = ctx.string(t, "id", where)
     if ident is not None and ident != "%any":
         _identity(ctx, ident, f"{where}.id")
@@ -493,6 +499,9 @@ def _parse_remote(ctx: _Ctx, data: Any, where: str) -> RemoteSpec:
         cacerts=ctx.paths(t, "cacerts", where),
         eap_id=ctx.string(t, "eap_id", where),
         eap_inner=inner,
+        fast_a_id=a_id,
+        fast_provisioning=ctx.integer(t, "fast_provisioning", where, 3, 0, 3),
+        fast_pac_lifetime=ctx.seconds(t, "fast_pac_lifetime", where, 90 * 86400.0),
     )
 
 
@@ -635,7 +644,7 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
     if posture.assess and remote.auth not in TUNNEL_METHODS:
         raise ctx.error(
             f"{pw}.assess",
-            f"posture runs inside a tunnel method (eap-ttls, eap-peap), not {remote.auth}",
+            f"posture runs inside a tunnel method (eap-ttls, eap-peap, eap-fast), not {remote.auth}",
         )
     has_isolate = any("isolate" in c.verdict for c in children)
     has_allow = any("allow" in c.verdict for c in children)
@@ -812,7 +821,7 @@ def _parse_radius(ctx: _Ctx, data: Any) -> RadiusSpec:
             )
         )
     methods = ctx.strings(t, "methods", w, ("md5",))
-    known = ("tls", "ttls", "peap", "md5", "mschapv2", "gtc")
+    known = ("tls", "ttls", "peap", "fast", "md5", "mschapv2", "gtc")
     for m in methods:
         if m not in known:
             raise ctx.error("radius.methods", f"{m!r} is not one of: {', '.join(known)}")
@@ -821,7 +830,7 @@ def _parse_radius(ctx: _Ctx, data: Any) -> RadiusSpec:
         if m not in INNER_METHODS:
             raise ctx.error("radius.inner_methods", f"{m!r} is not one of: mschapv2, md5, gtc")
     certs = ctx.paths(t, "certs", w)
-    if any(m in ("tls", "ttls", "peap") for m in methods) and not certs:
+    if any(m in ("tls", "ttls", "peap", "fast") for m in methods) and not certs:
         raise ctx.error("radius.certs", "TLS-based methods need the server certificate")
     vw = "radius.vlans"
     vt = ctx.table(t.get("vlans", {}), vw)

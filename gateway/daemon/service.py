@@ -776,6 +776,7 @@ class Gateway:
             evidence_sink=self.evidence_sink,
             nea_state=self.composition.nea_state,
             posture_counter=self._posture_started,
+            fast_keyrings=self.composition.fast_keyrings,
         )
         if pools is None:
             self._carry_leases(comp)

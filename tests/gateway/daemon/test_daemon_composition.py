@@ -237,15 +237,15 @@ def test_eap_password_methods(cert_factory: Any, tmp_path: Path, method: str) ->
 
 
 class TtlsPosturePeer:
-    """Drives an EAP-TTLS peer method directly (``ike.eap.peer.EapPeer`` restarts a TTLS
+    """Drives a tunnel peer method directly (``ike.eap.peer.EapPeer`` restarts a TTLS
     method that chains PT-EAP after its inner authentication; see the strict xfail in
     tests/ike/eap_tls)."""
 
-    def __init__(self, identity: bytes, config: Any) -> None:
+    def __init__(self, identity: bytes, config: Any, method: Any = None) -> None:
         from ike.eap_ttls.method import EapTtlsPeer
 
         self.identity = identity
-        self.method = EapTtlsPeer(config)
+        self.method = method if method is not None else EapTtlsPeer(config)
         self._ok = self._failed = False
 
     def receive(self, packet: bytes) -> bytes | None:
@@ -453,3 +453,58 @@ def test_dataplane_hooks_sender_and_expiry(tmp_path: Path) -> None:
     rig.pump()
     assert len(rig.events(ChildSaDeleted)) == 1
     assert rig.gateway.list_sas()[0]["children"] == []
+
+
+def test_eap_fast_posture_and_pac_resumption_over_reload(cert_factory: Any, tmp_path: Path) -> None:
+    """EAP-FAST (authenticated provisioning, inner MS-CHAPv2) with PT-EAP: the verdict picks
+    the isolate child; the PAC from the first IKE_SA resumes the next ones, also after a
+    reload (the PAC keyring is kept)."""
+    from ike.eap.methods.mschapv2 import MsChapV2PeerMethod
+    from ike.eap_fast.method import EapFastPeer, FastPeerConfig, Provisioning
+    from ike.eap_fast.pac import PacStore
+    from ike.eap_tls.tls import TlsPeerConfig
+    from nea.pb_tnc import PbTncConfig, Tncc
+    from nea.pt_eap import PtEapPeer
+    from tests.nea.pb_tnc.pbtnc_fakes import command_collector
+
+    ca = cert_factory.ca("ca", key_type="rsa", rsa_bits=2048)
+    gw = cert_factory.issue(
+        ca, "gw.test", san_dns=("gw.test",), eku=("serverAuth",), key_type="rsa", rsa_bits=2048
+    )
+    extra = (
+        'eap_inner = ["mschapv2"]\nfast_a_id = "gw-test"\nfast_provisioning = 2\n'
+        'fast_pac_lifetime = "30d"\n[connections.rw.posture]\nassess = true\n'
+    )
+    path = _write(tmp_path, _eap_config(ca, gw, "eap-fast", extra))
+    rig = make_rig(path)
+    store = PacStore()
+    config = FastPeerConfig(
+        tls=TlsPeerConfig(ca_pems=(ca.cert_pem,)),
+        identity=b"bob",
+        eap_methods=(
+            (26, lambda: MsChapV2PeerMethod(b"bob", "hello")),
+            (
+                54,
+                lambda: PtEapPeer(
+                    Tncc([command_collector("isolate")], config=PbTncConfig.for_pt_eap())
+                ),
+            ),
+        ),
+        pac_store=store,
+        provisioning=Provisioning.AUTHENTICATED,
+    )
+    methods: list[Any] = []
+
+    def peer() -> Any:
+        methods.append(EapFastPeer(config))
+        return TtlsPosturePeer(b"anonymous", None, methods[-1])
+
+    rig.connect(_eap_client(ca, peer))
+    (sa,) = rig.gateway.list_sas()
+    assert sa["verdict"] == "isolate" and sa["children"][0]["name"] == "isolate"
+    assert not methods[0].resumed
+    rig.connect(_eap_client(ca, peer))
+    assert methods[1].resumed and len(rig.gateway.list_sas()) == 2
+    rig.gateway.reload()
+    rig.connect(_eap_client(ca, peer))
+    assert methods[2].resumed and len(rig.gateway.list_sas()) == 3

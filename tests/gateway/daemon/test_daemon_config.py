@@ -300,6 +300,12 @@ ERRORS = [
         "not an address",
     ),
     (
+        '[connections.c.local]\nauth = "pubkey"\ncerts = "a"\n[connections.c.remote]\nauth = "eap-fast"\n'
+        "fast_provisioning = 4",
+        "connections.c.remote.fast_provisioning",
+        "0..3",
+    ),
+    (
         BASE.replace("[connections.c]", '[connections.c]\nremote_addrs = "peer"'),
         "connections.c.remote_addrs",
         "not an IP address",
@@ -332,9 +338,10 @@ ERRORS = [
         "only for tunnel methods",
     ),
     (
-        '[connections.c.local]\nauth = "pubkey"\ncerts = "a"\n[connections.c.remote]\nauth = "eap-fast"',
-        "connections.c.remote.auth",
-        "eap-fast",
+        '[connections.c.local]\nauth = "pubkey"\ncerts = "a"\n[connections.c.remote]\nauth = "eap-ttls"\n'
+        'fast_a_id = "x"',
+        "connections.c.remote.fast_a_id",
+        "only with auth = eap-fast",
     ),
     (
         '[connections.c.local]\nauth = "pubkey"\ncerts = "a"\n[connections.c.remote]\nauth = "eap-ttls"\n'
