@@ -644,7 +644,8 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
     if posture.assess and remote.auth not in TUNNEL_METHODS:
         raise ctx.error(
             f"{pw}.assess",
-            f"posture runs inside a tunnel method (eap-ttls, eap-peap, eap-fast), not {remote.auth}",
+            "posture runs inside a tunnel method (eap-ttls, eap-peap, eap-fast), "
+            f"not {remote.auth}",
         )
     has_isolate = any("isolate" in c.verdict for c in children)
     has_allow = any("allow" in c.verdict for c in children)
