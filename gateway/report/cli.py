@@ -30,6 +30,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import IO, Any
 
 from sqlalchemy import Connection
@@ -206,30 +207,38 @@ def main(
         engine = open_for_reading(url)
     except EvidenceError as exc:
         return fail(str(exc))
+    meta = {
+        "generated_at": now.isoformat(timespec="seconds"),
+        "database": redacted(url),
+        "filters": window.describe(),
+    }
+    rate = None
     try:
-        with engine.connect() as conn:
+        with ExitStack() as stack:
+            conn = stack.enter_context(engine.connect())
             report = _build(conn, args, window)
-            rate = compliance(conn, window) if args.fail_under is not None else None
+            report.meta = meta
+            if args.fail_under is not None:
+                rate = compliance(conn, window)
+            target = out
+            if args.output:
+                try:
+                    target = stack.enter_context(
+                        open(args.output, "w", encoding="utf-8", newline="")
+                    )
+                except OSError as exc:
+                    return fail(f"cannot write {args.output}: {exc.strerror or exc}")
+            # long sections stream from the database while they are written
+            render(report, args.format, target)
     except NotFound as exc:
         return fail(str(exc.args[0]))
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
         return fail(f"reading {redacted(url)} failed: {str(orig).strip().splitlines()[0]}")
+    except OSError as exc:
+        return fail(f"cannot write the report: {exc.strerror or exc}")
     finally:
         engine.dispose()
-    report.meta = {
-        "generated_at": now.isoformat(timespec="seconds"),
-        "database": redacted(url),
-        "filters": window.describe(),
-    }
-    try:
-        if args.output:
-            with open(args.output, "w", encoding="utf-8", newline="") as fh:
-                render(report, args.format, fh)
-        else:
-            render(report, args.format, out)
-    except OSError as exc:
-        return fail(f"cannot write {args.output}: {exc.strerror or exc}")
     if rate is not None:
         ok, total, percent = rate
         if percent is None:

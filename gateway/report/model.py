@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,9 @@ class Section:
     """Machine name: the key in JSON, the first CSV column."""
     title: str
     columns: list[str]
-    rows: list[dict[str, Any]]
+    rows: Iterable[dict[str, Any]]
+    """A list, or (for reports that can be long: sessions) a one-shot iterator that streams
+    from the database while the report is written; a section with a chart has a list."""
     chart: Chart | None = None
     empty: str = "nothing to show"
 

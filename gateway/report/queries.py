@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -776,35 +776,49 @@ def sessions_report(
         .where(*window.on(S.c.started_at))
         .order_by(S.c.started_at, S.c.id)
     )
+    filters: list[ColumnElement[bool]] = []
     if device is not None:
-        query = query.where(D.c.value == device)
+        filters.append(D.c.value == device)
     if identity is not None:
-        query = query.where(ID.c.name == identity)
+        filters.append(ID.c.name == identity)
+    query = query.where(*filters)
     if limit:
         query = query.limit(limit)
-    rows = [
-        {
-            "session": sid,
-            "started": _iso(start),
-            "ended": _iso(end),
-            "identity": who,
-            "device": dev,
-            "os": os,
-            "address": addr,
-            "state": state,
-            "access": access,
-            "evaluation": ev,
-            "retry": bool(retry),
-        }
-        for sid, start, end, who, dev, os, addr, state, access, ev, retry in conn.execute(query)
-    ]
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    counted = conn.execute(
+        select(S.c.recommendation, func.count())
+        .select_from(
+            S.outerjoin(ID, ID.c.id == S.c.identity_id).outerjoin(D, D.c.id == S.c.device_id)
+        )
+        .where(*window.on(S.c.started_at), *filters)
+        .group_by(S.c.recommendation)
+    ).all()
+    counts = {str(state or "interrupted"): int(n) for state, n in counted}
+
+    def rows() -> Iterator[dict[str, Any]]:
+        # streamed while the report is written (server-side cursor on PostgreSQL)
+        result = conn.execution_options(yield_per=2000).execute(query)
+        for sid, start, end, who, dev, os, addr, state, access, ev, retry in result:
+            yield {
+                "session": sid,
+                "started": _iso(start),
+                "ended": _iso(end),
+                "identity": who,
+                "device": dev,
+                "os": os,
+                "address": addr,
+                "state": state,
+                "access": access,
+                "evaluation": ev,
+                "retry": bool(retry),
+            }
+
     return Report(
         name="sessions",
         title="Sessions",
-        figures={"sessions": len(rows), **{f"state_{k}": v for k, v in sorted(counts.items())}},
+        figures={
+            "sessions": sum(counts.values()),
+            **{f"state_{k}": v for k, v in sorted(counts.items())},
+        },
         sections=[
             Section(
                 "sessions",
@@ -822,7 +836,7 @@ def sessions_report(
                     "evaluation",
                     "retry",
                 ],
-                rows,
+                rows(),
                 empty="no sessions in this period",
             )
         ],

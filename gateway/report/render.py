@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import csv
 import html
-import io
+import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import IO, Any
 
 from rich.console import Console
@@ -34,12 +35,13 @@ FORMATS = ("table", "json", "csv", "html")
 
 
 def render(report: Report, fmt: str, out: IO[str]) -> None:
+    """Write ``report`` to ``out``; streamed sections are consumed as they are written."""
     if fmt == "json":
-        out.write(render_json(report))
+        render_json(report, out)
     elif fmt == "csv":
-        out.write(render_csv(report))
+        render_csv(report, out)
     elif fmt == "html":
-        out.write(render_html(report))
+        render_html(report, out)
     elif fmt == "table":
         render_table(report, out)
     else:
@@ -65,50 +67,57 @@ def _label(name: str) -> str:
 # --------------------------------------------------------------------------- JSON / CSV
 
 
-def render_json(report: Report) -> str:
-    doc = {
-        "report": report.name,
-        "title": report.title,
-        **report.meta,
-        "figures": report.figures,
-        "sections": {s.name: s.rows for s in report.sections},
-    }
-    return json.dumps(doc, indent=2, default=str) + "\n"
+def render_json(report: Report, out: IO[str]) -> None:
+    head = {"report": report.name, "title": report.title, **report.meta, "figures": report.figures}
+    text = json.dumps(head, indent=2, default=str)
+    out.write(text[:-2] + ',\n  "sections": {')
+    for i, section in enumerate(report.sections):
+        out.write(("," if i else "") + f"\n    {json.dumps(section.name)}: [")
+        for j, row in enumerate(section.rows):
+            out.write(("," if j else "") + "\n      " + json.dumps(row, default=str))
+        out.write("\n    ]")
+    out.write("\n  }\n}\n")
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
-def render_csv(report: Report) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+def _safe(value: Any) -> str:
+    # a spreadsheet runs text starting with = + - @ as a formula (CSV injection); an identity
+    # or a reason string comes from the endpoint, so such text is quoted
+    text = _cell(value)
+    if isinstance(value, str) and text[:1] in _FORMULA:
+        return "'" + text
+    return text
 
-    def safe(value: Any) -> str:
-        # a spreadsheet runs text starting with = + - @ as a formula (CSV injection); an
-        # identity or a reason string comes from the endpoint, so such text is quoted
-        text = _cell(value)
-        if isinstance(value, str) and text[:1] in _FORMULA:
-            return "'" + text
-        return text
 
+def render_csv(report: Report, out: IO[str]) -> None:
+    writer = csv.writer(out, lineterminator="\n")
     if len(report.sections) == 1:
         section = report.sections[0]
         writer.writerow(section.columns)
         for row in section.rows:
-            writer.writerow([safe(row.get(c)) for c in section.columns])
-        return buf.getvalue()
+            writer.writerow([_safe(row.get(c)) for c in section.columns])
+        return
     if report.figures:
         writer.writerow(["section", "name", "value"])
         for key, value in report.figures.items():
-            writer.writerow(["figures", key, safe(value)])
+            writer.writerow(["figures", key, _safe(value)])
     for section in report.sections:
         writer.writerow(["section", *section.columns])
         for row in section.rows:
-            writer.writerow([section.name, *(safe(row.get(c)) for c in section.columns)])
-    return buf.getvalue()
+            writer.writerow([section.name, *(_safe(row.get(c)) for c in section.columns)])
 
 
 # --------------------------------------------------------------------------- table
+
+#: Sections longer than this are written as plain aligned text, line by line (rich lays out
+#: a whole table in memory, which takes minutes for 100,000 sessions).
+RICH_ROWS = 500
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def render_table(report: Report, out: IO[str]) -> None:
@@ -135,22 +144,52 @@ def render_table(report: Report, out: IO[str]) -> None:
         console.print(figures)
     for section in report.sections:
         console.print()
-        if not section.rows:
+        rows = iter(section.rows)
+        first = list(itertools.islice(rows, RICH_ROWS + 1))
+        if not first:
             console.print(f"[bold]{section.title}[/bold]: {section.empty}")
+            continue
+        if len(first) > RICH_ROWS:
+            console.file.flush()
+            _plain_table(section, first, rows, out)
             continue
         table = Table(title=section.title, title_justify="left")
         for column in section.columns:
-            numeric = all(
-                isinstance(r.get(column), int | float) and not isinstance(r.get(column), bool)
-                for r in section.rows
-                if r.get(column) is not None
-            )
+            numeric = all(_numeric(r.get(column)) for r in first if r.get(column) is not None)
             table.add_column(
                 _label(column), justify="right" if numeric else "left", overflow="fold"
             )
-        for row in section.rows:
+        for row in first:
             table.add_row(*(_cell(row.get(c)) for c in section.columns))
         console.print(table)
+
+
+def _plain_table(
+    section: Section, first: list[dict[str, Any]], rest: Iterator[dict[str, Any]], out: IO[str]
+) -> None:
+    """Aligned text; column widths from the first rows (longer cells are not cut)."""
+    widths = [max(len(_label(c)), *(len(_cell(r.get(c))) for r in first)) for c in section.columns]
+    right = [
+        all(_numeric(r.get(c)) for r in first if r.get(c) is not None) for c in section.columns
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        return (
+            "  ".join(
+                cell.rjust(w) if r else cell.ljust(w)
+                for cell, w, r in zip(cells, widths, right, strict=True)
+            ).rstrip()
+            + "\n"
+        )
+
+    out.write(section.title + "\n")
+    out.write(line([_label(c) for c in section.columns]))
+    out.write(line(["-" * w for w in widths]))
+    count = 0
+    for row in itertools.chain(first, rest):
+        out.write(line([_cell(row.get(c)) for c in section.columns]))
+        count += 1
+    out.write(f"({count} rows)\n")
 
 
 # --------------------------------------------------------------------------- HTML
@@ -270,24 +309,28 @@ def svg_columns(rows: Sequence[dict[str, Any]], chart: Chart, height: int = 220)
     return "".join(parts)
 
 
-def _html_table(section: Section) -> str:
-    if not section.rows:
-        return f'<p class="empty">{html.escape(section.empty)}</p>'
+def _html_table(section: Section, out: IO[str]) -> None:
+    rows = iter(section.rows)
+    first = next(rows, None)
+    if first is None:
+        out.write(f'<p class="empty">{html.escape(section.empty)}</p>\n')
+        return
     head = "".join(f"<th>{html.escape(_label(c))}</th>" for c in section.columns)
-    body = []
-    for row in section.rows:
+    out.write(f"<table><thead><tr>{head}</tr></thead><tbody>\n")
+    for row in itertools.chain((first,), rows):
         cells = []
         for c in section.columns:
             value = row.get(c)
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
             cells.append(
-                f'<td class="n">{_esc(value)}</td>' if numeric else f"<td>{_esc(value)}</td>"
+                f'<td class="n">{_esc(value)}</td>'
+                if _numeric(value)
+                else f"<td>{_esc(value)}</td>"
             )
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        out.write("<tr>" + "".join(cells) + "</tr>\n")
+    out.write("</tbody></table>\n")
 
 
-def render_html(report: Report) -> str:
+def render_html(report: Report, out: IO[str]) -> None:
     meta = []
     for key in ("generated_at", "database"):
         if report.meta.get(key):
@@ -341,11 +384,15 @@ def render_html(report: Report) -> str:
         )
     for section in report.sections:
         parts.append(f'<h2 id="{html.escape(section.name)}">{html.escape(section.title)}</h2>')
-        if section.chart is not None and section.rows:
-            draw = svg_columns if section.chart.kind == "columns" else svg_bars
-            parts.append(draw(section.rows, section.chart))
-            parts.append(_legend(section.chart))
-        parts.append(_html_table(section))
-    parts.append('<p class="meta">nea-report (nea-gateway evidence database)</p>')
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+        rows = section.rows
+        if section.chart is not None:
+            rows = list(rows)
+            if rows:
+                draw = svg_columns if section.chart.kind == "columns" else svg_bars
+                parts.append(draw(rows, section.chart))
+                parts.append(_legend(section.chart))
+        out.write("\n".join(parts) + "\n")
+        parts = []
+        _html_table(replace(section, rows=rows), out)
+    out.write('<p class="meta">nea-report (nea-gateway evidence database)</p>\n')
+    out.write("</body></html>\n")

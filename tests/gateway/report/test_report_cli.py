@@ -194,3 +194,20 @@ def test_endpoint_supplied_text_is_escaped(tmp_path: Path) -> None:
     assert row["why"].startswith("packages failed -> block: +1 <img")
     doc = checks.report_json(url, "noncompliant")
     assert doc["sections"]["noncompliant"][0]["device"] == device  # JSON keeps the data as is
+
+
+def test_long_sections_stream_as_plain_text(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.report import render
+
+    monkeypatch.setattr(render, "RICH_ROWS", 2)
+    code, out, _ = checks.run("--db", url, "sessions")
+    assert code == 0
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("session "))
+    assert lines[header + 1].startswith("-------")
+    body = lines[header + 2 : header + 8]
+    who = ["alice@corp", "bob@corp", "alice@corp", "carol@corp", "dave@corp", "eve@corp"]
+    assert all(name in line for name, line in zip(who, body, strict=True))
+    start = lines[header].index("identity")  # aligned: every identity starts in its column
+    assert [line[start:].split()[0] for line in body] == who
+    assert "interrupted" in body[4] and lines[header + 8] == "(6 rows)"
