@@ -11,9 +11,10 @@ certificate, full handshakes) goes to
   (foreground, normal logging, its thread pool) rather than the harness's ``-X`` debug mode,
   whose per-packet debug output would inflate its CPU.
 
-Each server's CPU (utime + stime of the whole process from ``/proc/PID/stat``) is read before
-and after the run and divided by the number of authentications eapol_test completed. The
-table shows both and the ratio ours / FreeRADIUS (lower is better for us).
+Each server's CPU (the scheduler's run time of all its threads,
+``bench.bench_eap.process_cpu``: ``/proc/PID/task/*/schedstat``) is read before and after
+the run and divided by the number of authentications eapol_test completed. The table shows
+both and the ratio ours / FreeRADIUS (lower is better for us).
 
 Run: ``python bench/bench_radius.py [auths]`` (default 60 per method and server).
 Not part of the tests.
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                           str(n))
     Console().print(table)
     first = version.splitlines()[0] if version else "FreeRADIUS (version unknown)"
-    print(f"({first.strip()}; CPU from /proc/PID/stat, 10 ms ticks, totals / count)")
+    print(f"({first.strip()}; CPU = scheduler run time of each server process over the run, "
+          "divided by its count)")
     return 0
 
 
