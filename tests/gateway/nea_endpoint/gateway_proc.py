@@ -22,7 +22,16 @@ PROFILES = REPO / "examples" / "profiles"
 POLICY = REPO / "examples" / "policy.toml"
 PASSWORD = "hello"
 PSK = "sesame"
-NAMES = ("gw.test", "ttls.gw.test", "peap.gw.test", "tls.gw.test", "md5.gw.test")
+NAMES = (
+    "gw.test", "ttls.gw.test", "peap.gw.test", "tls.gw.test", "md5.gw.test", "fast.gw.test"
+)
+
+
+def fast_supported() -> bool:
+    """Whether nea-gateway accepts EAP-FAST IKEv2 connections (the daemon's config says)."""
+    from gateway.demo.run import fast_in_gateway
+
+    return fast_in_gateway() is None
 
 
 def free_udp_ports(count: int) -> list[int]:
@@ -43,7 +52,7 @@ def _children(posture: bool) -> str:
     if not posture:
         return '[connections.{n}.children.net]\nlocal_ts = ["10.1.0.0/16"]\n'
     return (
-        '[connections.{n}.posture]\nassess = true\n'
+        "[connections.{n}.posture]\nassess = true\n"
         '[connections.{n}.children.allow]\nlocal_ts = ["10.1.0.0/16"]\nverdict = ["allow"]\n'
         '[connections.{n}.children.isolate]\nlocal_ts = ["10.99.255.0/24"]\n'
         'verdict = ["isolate"]\npools = ["isolate"]\n'
@@ -59,7 +68,7 @@ listen = "127.0.0.1"
 port = {port}
 port_nat_t = {natt}
 [control]
-socket = "{workdir / 'ctl.sock'}"
+socket = "{workdir / "ctl.sock"}"
 [pools.allow]
 addrs = "10.3.0.0/24"
 [pools.isolate]
@@ -75,7 +84,7 @@ file = "{gw.key_path}"
 cacert = "{ca.cert_path}"
 [nea]
 policy = "{POLICY}"
-database = "sqlite:///{workdir / 'evidence.db'}"
+database = "sqlite:///{workdir / "evidence.db"}"
 
 [connections.psk]
 pools = ["allow"]
@@ -89,13 +98,20 @@ id = "psk-client"
 local_ts = ["10.1.0.0/16"]
 """
     ]
-    for name, auth, posture in (
+    methods = [
         ("ttls", "eap-ttls", True),
         ("peap", "eap-peap", True),
         ("tls", "eap-tls", False),
         ("md5", "eap-md5", False),
-    ):
-        inner = '\neap_inner = ["mschapv2", "md5"]' if auth in ("eap-ttls", "eap-peap") else ""
+    ]
+    if fast_supported():
+        methods.append(("fast", "eap-fast", True))
+    for name, auth, posture in methods:
+        inner = {
+            "eap-ttls": '\neap_inner = ["mschapv2", "md5"]',
+            "eap-peap": '\neap_inner = ["mschapv2", "md5"]',
+            "eap-fast": '\neap_inner = ["mschapv2", "gtc"]',
+        }.get(auth, "")
         parts.append(
             f"""
 [connections.{name}]

@@ -62,9 +62,18 @@ def _run(gateway: GatewayProcess, *args: str) -> tuple[int, dict[str, Any]]:
 def _posture(gateway: GatewayProcess, method: str, profile: str) -> tuple[int, dict[str, Any]]:
     return _run(
         gateway,
-        "--id", "bob", "--password", PASSWORD, "--ca", str(gateway.ca_path),
-        "--eap", method, "--server-id", f"{method.removeprefix('eap-')}.gw.test",
-        "--profile", str(PROFILES / f"{profile}.toml"),
+        "--id",
+        "bob",
+        "--password",
+        PASSWORD,
+        "--ca",
+        str(gateway.ca_path),
+        "--eap",
+        method,
+        "--server-id",
+        f"{method.removeprefix('eap-')}.gw.test",
+        "--profile",
+        str(PROFILES / f"{profile}.toml"),
     )
 
 
@@ -122,6 +131,19 @@ def test_peap_posture(gateway: GatewayProcess, profile: str, rc: int) -> None:
     assert res["auth"] == "eap-peap" and res["posture"] is not None
 
 
+@pytest.mark.parametrize(("profile", "rc"), [("compliant", 0), ("outdated-os", 3)])
+def test_fast_posture(gateway: GatewayProcess, profile: str, rc: int) -> None:
+    from tests.gateway.nea_endpoint.gateway_proc import fast_supported
+
+    if not fast_supported():
+        pytest.skip("this nea-gateway does not offer EAP-FAST in IKEv2 connections")
+    code, res = _posture(gateway, "eap-fast", profile)
+    assert code == rc, res
+    assert res["auth"] == "eap-fast" and res["posture"]["recommendation"] in (
+        "allowed", "quarantined"
+    )
+
+
 def test_psk(gateway: GatewayProcess) -> None:
     code, res = _run(gateway, "--id", "psk-client", "--psk", PSK)
     assert (code, res["outcome"], res["verdict"]) == (0, "allow", "not assessed"), res
@@ -135,8 +157,17 @@ def test_wrong_psk_is_auth_failed(gateway: GatewayProcess) -> None:
 
 def test_eap_md5(gateway: GatewayProcess) -> None:
     code, res = _run(
-        gateway, "--id", "bob", "--password", PASSWORD, "--eap", "eap-md5",
-        "--ca", str(gateway.ca_path), "--server-id", "md5.gw.test",
+        gateway,
+        "--id",
+        "bob",
+        "--password",
+        PASSWORD,
+        "--eap",
+        "eap-md5",
+        "--ca",
+        str(gateway.ca_path),
+        "--server-id",
+        "md5.gw.test",
     )
     assert (code, res["outcome"]) == (0, "allow"), res
     assert res["ike"]["eap_identity"] is None or res["ike"]["eap_identity"] == "bob"
@@ -144,8 +175,17 @@ def test_eap_md5(gateway: GatewayProcess) -> None:
 
 def test_eap_md5_wrong_password(gateway: GatewayProcess) -> None:
     code, res = _run(
-        gateway, "--id", "bob", "--password", "wrong", "--eap", "eap-md5",
-        "--ca", str(gateway.ca_path), "--server-id", "md5.gw.test",
+        gateway,
+        "--id",
+        "bob",
+        "--password",
+        "wrong",
+        "--eap",
+        "eap-md5",
+        "--ca",
+        str(gateway.ca_path),
+        "--server-id",
+        "md5.gw.test",
     )
     assert (code, res["outcome"]) == (4, "auth-failed"), res
     assert res["virtual_ips"] == []
@@ -154,18 +194,38 @@ def test_eap_md5_wrong_password(gateway: GatewayProcess) -> None:
 def test_eap_tls(gateway: GatewayProcess, pki: tuple[Any, Any, Any]) -> None:
     _, _, alice = pki
     code, res = _run(
-        gateway, "--id", "alice@example.test", "--eap", "eap-tls",
-        "--cert", str(alice.cert_path), "--key", str(alice.key_path),
-        "--ca", str(gateway.ca_path), "--server-id", "tls.gw.test",
+        gateway,
+        "--id",
+        "alice@example.test",
+        "--eap",
+        "eap-tls",
+        "--cert",
+        str(alice.cert_path),
+        "--key",
+        str(alice.key_path),
+        "--ca",
+        str(gateway.ca_path),
+        "--server-id",
+        "tls.gw.test",
     )
     assert (code, res["outcome"], res["verdict"]) == (0, "allow", "not assessed"), res
 
 
 def test_rich_output_shows_verdict_and_remediation(gateway: GatewayProcess) -> None:
     r = run_endpoint(
-        "--server", f"127.0.0.1:{gateway.port}", "--once", "--id", "bob",
-        "--password", PASSWORD, "--ca", str(gateway.ca_path), "--server-id", "ttls.gw.test",
-        "--profile", str(PROFILES / "forwarding.toml"),
+        "--server",
+        f"127.0.0.1:{gateway.port}",
+        "--once",
+        "--id",
+        "bob",
+        "--password",
+        PASSWORD,
+        "--ca",
+        str(gateway.ca_path),
+        "--server-id",
+        "ttls.gw.test",
+        "--profile",
+        str(PROFILES / "forwarding.toml"),
     )
     assert r.returncode == 3, r.stderr
     assert "ISOLATE" in r.stdout and "Disable IP forwarding" in r.stdout
@@ -177,8 +237,16 @@ def test_no_answer_is_error(tmp_path: Path, pki: tuple[Any, Any, Any]) -> None:
 
     (port,) = free_udp_ports(1)
     r = run_endpoint(
-        "--server", f"127.0.0.1:{port}", "--once", "--json", "--timeout", "1.5",
-        "--id", "psk-client", "--psk", PSK,
+        "--server",
+        f"127.0.0.1:{port}",
+        "--once",
+        "--json",
+        "--timeout",
+        "1.5",
+        "--id",
+        "psk-client",
+        "--psk",
+        PSK,
     )
     assert r.returncode == 1
     res = json.loads(r.stdout)

@@ -79,8 +79,7 @@ def test_file_errors(tmp_path: Path, body: str, needle: str) -> None:
         ({"server": "h", "eap": "eap-tls"}, "needs --cert and --key"),
         ({"server": "h", "eap": "eap-ttls", "password": "x"}, "--ca"),
         ({"server": "h", "eap": None}, "--psk or --cert"),
-        ({"server": "h", "eap": "eap-md5", "password": "x", "psk": "k", "inner": "pap"},
-         "--inner"),
+        ({"server": "h", "eap": "eap-md5", "password": "x", "psk": "k", "inner": "pap"}, "--inner"),
     ],
 )
 def test_cross_checks(cli: dict[str, object], needle: str) -> None:
