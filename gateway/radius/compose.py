@@ -142,6 +142,7 @@ def _method_factories(
                 provisioning=Provisioning(config.fast_provisioning),
                 password_lookup=passwords,
                 keyring=PacKeyring(pac_lifetime=config.fast_pac_lifetime),
+                pac_refresh=config.fast_pac_refresh,
             )
             out.append((EapType.FAST, fast_server_factory(fast_config)))
         else:

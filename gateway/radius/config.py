@@ -22,6 +22,7 @@
     fast_a_id = "nea-gateway"                   # EAP-FAST Authority-ID (PACs are bound to it)
     fast_provisioning = 3                       # 1 anonymous, 2 authenticated, 3 both
     fast_pac_lifetime = 7776000                 # seconds (90 days)
+    fast_pac_refresh = 604800                   # renew PACs with less left (lifetime/10)
 
     [users]                      # identity = password (MD5, MS-CHAPv2, GTC, inner methods)
     bob = "hello"
@@ -87,6 +88,7 @@ class RadiusConfig:
     fast_a_id: str = "nea-gateway"
     fast_provisioning: int = 3
     fast_pac_lifetime: int = 90 * 86400
+    fast_pac_refresh: int | None = None
     users: dict[str, str] = field(default_factory=dict, repr=False)
     tls: TlsSettings | None = None
     policy: AuthorizationPolicy = field(default_factory=AuthorizationPolicy)
@@ -193,6 +195,11 @@ def parse_config(data: dict[str, Any], base: Path) -> RadiusConfig:
     fast_pac_lifetime = eap.get("fast_pac_lifetime", 90 * 86400)
     if not isinstance(fast_pac_lifetime, int) or fast_pac_lifetime <= 0:
         raise ConfigError("eap.fast_pac_lifetime must be a positive number of seconds")
+    fast_pac_refresh = eap.get("fast_pac_refresh")
+    if fast_pac_refresh is not None and (
+        not isinstance(fast_pac_refresh, int) or not 0 <= fast_pac_refresh < fast_pac_lifetime
+    ):
+        raise ConfigError("eap.fast_pac_refresh must be 0 .. fast_pac_lifetime - 1 seconds")
     if tls is None and any(m in ("tls", "peap", "ttls", "fast") for m in methods):
         raise ConfigError("eap.methods lists a TLS-based method but [tls] is missing")
 
@@ -217,6 +224,7 @@ def parse_config(data: dict[str, Any], base: Path) -> RadiusConfig:
         fast_a_id=str(eap.get("fast_a_id", "nea-gateway")),
         fast_provisioning=int(fast_provisioning),
         fast_pac_lifetime=int(fast_pac_lifetime),
+        fast_pac_refresh=fast_pac_refresh,
         users=dict(users),
         tls=tls,
         policy=AuthorizationPolicy(session_timeout, allow, isolate),

@@ -84,7 +84,12 @@ def _start(
 
 
 def _server(
-    workdir: Path, inner: str, pac_lifetime: int = 86400, *, tamper: bool = False
+    workdir: Path,
+    inner: str,
+    pac_lifetime: int = 86400,
+    *,
+    pac_refresh: int = 3600,
+    tamper: bool = False,
 ) -> Iterator[Server]:
     require("eapol_test")
     certs = CertFactory(workdir / "certs")
@@ -112,6 +117,7 @@ methods = ["fast"]
 inner_methods = ["{inner}"]
 fast_a_id = "nea-gateway-test"
 fast_pac_lifetime = {pac_lifetime}
+fast_pac_refresh = {pac_refresh}
 
 [users]
 bob = "hello"
@@ -144,7 +150,9 @@ def gtc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def short_pac_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from _server(tmp_path_factory.mktemp("fast-short"), "mschapv2", pac_lifetime=2)
+    yield from _server(
+        tmp_path_factory.mktemp("fast-short"), "mschapv2", pac_lifetime=4, pac_refresh=3
+    )
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +238,7 @@ def test_expired_pac_leads_to_new_provisioning(short_pac_server: Server, tmp_pat
     block = _block(short_pac_server, pac, 2, "MSCHAPV2")
     _ok(short_pac_server.eapol(block))
     first = pac.read_bytes()
-    time.sleep(2.5)  # the PAC (lifetime 2 s) has expired
+    time.sleep(4.5)  # the PAC (lifetime 4 s) has expired
     before = short_pac_server.log_text().count(RESUMED)
     _ok(short_pac_server.eapol(block))
     assert short_pac_server.log_text().count(RESUMED) == before
@@ -243,3 +251,18 @@ def test_tampered_crypto_binding_fails(tampering_server: Server, tmp_path: Path)
     assert not result.success
     assert "Compound MAC did not match" in result.output, result.output[-5000:]
     assert not (tmp_path / "pac").exists() or "PAC-Acknowledgement" not in result.output
+
+
+@pytest.mark.slow
+def test_pac_refreshed_before_expiry(short_pac_server: Server, tmp_path: Path) -> None:
+    pac = tmp_path / "pac"
+    block = _block(short_pac_server, pac, 2, "MSCHAPV2")
+    _ok(short_pac_server.eapol(block))
+    first = pac.read_bytes()
+    time.sleep(1.5)  # less than fast_pac_refresh (3 s) of the 4 s left: resume and refresh
+    before = short_pac_server.log_text().count(RESUMED)
+    result = short_pac_server.eapol(block)
+    _ok(result)
+    assert short_pac_server.log_text().count(RESUMED) == before + 1
+    assert "PAC refreshing completed successfully" in result.output, result.output[-5000:]
+    assert pac.read_bytes() != first
