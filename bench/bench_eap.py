@@ -114,9 +114,7 @@ def make_pki(directory: Path) -> Pki:
     factory = CertFactory(directory)
     ca = factory.ca("bench-ca")
     server = factory.issue(ca, "radius.test", san_dns=("radius.test",), eku=("serverAuth",))
-    client = factory.issue(
-        ca, "alice", san_email=("alice@example.test",), eku=("clientAuth",)
-    )
+    client = factory.issue(ca, "alice", san_email=("alice@example.test",), eku=("clientAuth",))
     return Pki(ca, server, client)
 
 
@@ -174,16 +172,15 @@ def _peer(method: Method, pki: Pki) -> EapPeer:
         [
             (
                 21,
-                lambda: EapTtlsPeer(
-                    TtlsPeerConfig(tls, USER.encode(), InnerAuth.PAP, PASSWORD)
-                ),
+                lambda: EapTtlsPeer(TtlsPeerConfig(tls, USER.encode(), InnerAuth.PAP, PASSWORD)),
             )
         ],
     )
 
 
-def one_in_process(factory: Callable[[RequestContext], Any], context: RequestContext,
-                   method: Method, pki: Pki) -> float:
+def one_in_process(
+    factory: Callable[[RequestContext], Any], context: RequestContext, method: Method, pki: Pki
+) -> float:
     """One authentication; the CPU seconds spent in the server's calls."""
     peer = _peer(method, pki)
     t0 = time.thread_time()
@@ -227,8 +224,9 @@ def one_radius(engine: RadiusServer, method: Method, pki: Pki, source: tuple[str
         ]
         if state is not None:
             attributes.append(StringAttribute(AttributeType.STATE, state))
-        request = Packet(Code.ACCESS_REQUEST, identifier % 256, secrets.token_bytes(16),
-                         tuple(attributes))
+        request = Packet(
+            Code.ACCESS_REQUEST, identifier % 256, secrets.token_bytes(16), tuple(attributes)
+        )
         wire = encode_request(request, secret)
         t0 = time.thread_time()
         answer = engine.receive_datagram(wire, source, time.monotonic())
@@ -435,22 +433,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     e2e = not args.no_e2e
     if e2e and subprocess.run(["which", "eapol_test"], capture_output=True).returncode:
-        print("eapol_test not installed (Debian package eapoltest): end to end skipped",
-              file=sys.stderr)
+        print(
+            "eapol_test not installed (Debian package eapoltest): end to end skipped",
+            file=sys.stderr,
+        )
         e2e = False
     n_e2e = max(args.auths // 4, 10)
-    table = Table(title="server CPU per EAP authentication (TLS 1.2, ECDSA P-256, full "
-                        "handshakes)")
-    for col in ("method", "EAP engine mean", "EAP engine median", "RADIUS engine mean", "n",
-                "end to end (process, eapol_test)", "n"):
+    table = Table(title="server CPU per EAP authentication (TLS 1.2, ECDSA P-256, full handshakes)")
+    for col in (
+        "method",
+        "EAP engine mean",
+        "EAP engine median",
+        "RADIUS engine mean",
+        "n",
+        "end to end (process, eapol_test)",
+        "n",
+    ):
         table.add_column(col, justify="left" if col == "method" else "right")
     with tempfile.TemporaryDirectory(prefix="bench-eap-") as tmp:
         pki = make_pki(Path(tmp) / "certs")
         for method in METHODS:
             mean, median = in_process(method, pki, args.auths)
             radius_mean = in_process_radius(method, pki, args.auths)
-            row = [method.label, f"{mean * 1e3:.2f} ms", f"{median * 1e3:.2f} ms",
-                   f"{radius_mean * 1e3:.2f} ms", str(args.auths)]
+            row = [
+                method.label,
+                f"{mean * 1e3:.2f} ms",
+                f"{median * 1e3:.2f} ms",
+                f"{radius_mean * 1e3:.2f} ms",
+                str(args.auths),
+            ]
             if e2e:
                 per_auth, count = end_to_end(method, pki, Path(tmp) / method.config_name, n_e2e)
                 row += [f"{per_auth * 1e3:.1f} ms", str(count)]
@@ -458,8 +469,10 @@ def main(argv: list[str] | None = None) -> int:
                 row += ["-", "-"]
             table.add_row(*row)
     Console().print(table)
-    print(f"({os.cpu_count()} CPUs; end to end = the server process's scheduler run time "
-          "(/proc/PID/task/*/schedstat) over the run divided by its count)")
+    print(
+        f"({os.cpu_count()} CPUs; end to end = the server process's scheduler run time "
+        "(/proc/PID/task/*/schedstat) over the run divided by its count)"
+    )
     return 0
 
 

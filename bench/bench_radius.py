@@ -89,8 +89,9 @@ class BenchFreeRadius(FreeRadius):
         return self._proc.pid
 
 
-def _measure(pid: int, block: str, port: int, secret: str, workdir: Path, n: int,
-             label: str) -> tuple[float, int]:
+def _measure(
+    pid: int, block: str, port: int, secret: str, workdir: Path, n: int, label: str
+) -> tuple[float, int]:
     run_eapol(block, port, secret, workdir / "warm", 0)  # warm up
     before = process_cpu(pid)
     output = run_eapol(block, port, secret, workdir / "run", n - 1)
@@ -106,8 +107,15 @@ def _measure(pid: int, block: str, port: int, secret: str, workdir: Path, n: int
 
 def measure_ours(method: Method, pki: Pki, workdir: Path, n: int) -> tuple[float, int]:
     with our_server(workdir, method, pki) as server:
-        return _measure(server.pid, eapol_block(method, pki), server.port, SECRET, workdir, n,
-                        f"ours {method.label}")
+        return _measure(
+            server.pid,
+            eapol_block(method, pki),
+            server.port,
+            SECRET,
+            workdir,
+            n,
+            f"ours {method.label}",
+        )
 
 
 def measure_freeradius(method: Method, pki: Pki, workdir: Path, n: int) -> tuple[float, int]:
@@ -122,8 +130,15 @@ def measure_freeradius(method: Method, pki: Pki, workdir: Path, n: int) -> tuple
     )
     radius.start()
     try:
-        return _measure(radius.pid, eapol_block(method, pki), radius.port, SECRET, workdir, n,
-                        f"FreeRADIUS {method.label}")
+        return _measure(
+            radius.pid,
+            eapol_block(method, pki),
+            radius.port,
+            SECRET,
+            workdir,
+            n,
+            f"FreeRADIUS {method.label}",
+        )
     finally:
         radius.stop()
 
@@ -136,26 +151,32 @@ def main(argv: list[str] | None = None) -> int:
         if subprocess.run(["which", tool], capture_output=True).returncode:
             print(f"{tool} not installed (Debian package {package})", file=sys.stderr)
             return 2
-    table = Table(title="server CPU per RADIUS/EAP authentication: ours vs FreeRADIUS 3.2 "
-                        "(same eapol_test runs, TLS 1.2)")
+    table = Table(
+        title="server CPU per RADIUS/EAP authentication: ours vs FreeRADIUS 3.2 "
+        "(same eapol_test runs, TLS 1.2)"
+    )
     for col in ("method", "ours", "FreeRADIUS", "ours / FreeRADIUS", "auths each"):
         table.add_column(col, justify="left" if col == "method" else "right")
     version = subprocess.run(["freeradius", "-v"], capture_output=True, text=True).stdout
     with tempfile.TemporaryDirectory(prefix="bench-radius-") as tmp:
         pki = make_pki(Path(tmp) / "certs")
         for method in METHODS:
-            ours, n = measure_ours(method, pki, Path(tmp) / f"ours-{method.config_name}",
-                                   args.auths)
+            ours, n = measure_ours(
+                method, pki, Path(tmp) / f"ours-{method.config_name}", args.auths
+            )
             theirs, _ = measure_freeradius(
                 method, pki, Path(tmp) / f"fr-{method.config_name}", args.auths
             )
             ratio = f"{ours / theirs:.2f}" if theirs else "-"
-            table.add_row(method.label, f"{ours * 1e3:.1f} ms", f"{theirs * 1e3:.1f} ms", ratio,
-                          str(n))
+            table.add_row(
+                method.label, f"{ours * 1e3:.1f} ms", f"{theirs * 1e3:.1f} ms", ratio, str(n)
+            )
     Console().print(table)
     first = version.splitlines()[0] if version else "FreeRADIUS (version unknown)"
-    print(f"({first.strip()}; CPU = scheduler run time of each server process over the run, "
-          "divided by its count)")
+    print(
+        f"({first.strip()}; CPU = scheduler run time of each server process over the run, "
+        "divided by its count)"
+    )
     return 0
 
 

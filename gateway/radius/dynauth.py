@@ -264,8 +264,9 @@ class DynamicAuthorizer:
         :class:`Result` (never errs: failures are outcomes, and logged)."""
         session = self._sessions.get(session_key)
         if session is None:
-            log.warning("dynauth: verdict %s for unknown session %s", new_verdict.value,
-                        session_key)
+            log.warning(
+                "dynauth: verdict %s for unknown session %s", new_verdict.value, session_key
+            )
             return succeed(Result(session_key, new_verdict, None, Outcome.UNKNOWN_SESSION))
         target = self._assignment(new_verdict)
         current = session.verdict or Verdict.ALLOW
@@ -308,11 +309,15 @@ class DynamicAuthorizer:
         """RFC 5176 section 3: NAS identification, session identification, then changes."""
         out: list[Attribute] = []
         if session.nas_ip_address is not None:
-            out.append(AddressAttribute(_T.NAS_IP_ADDRESS, ipaddress.IPv4Address(
-                session.nas_ip_address)))
+            out.append(
+                AddressAttribute(_T.NAS_IP_ADDRESS, ipaddress.IPv4Address(session.nas_ip_address))
+            )
         if session.nas_ipv6_address is not None:
-            out.append(Ipv6AddressAttribute(_T.NAS_IPV6_ADDRESS, ipaddress.IPv6Address(
-                session.nas_ipv6_address)))
+            out.append(
+                Ipv6AddressAttribute(
+                    _T.NAS_IPV6_ADDRESS, ipaddress.IPv6Address(session.nas_ipv6_address)
+                )
+            )
         if session.nas_identifier is not None:
             out.append(TextAttribute(_T.NAS_IDENTIFIER, session.nas_identifier))
         if session.user_name is not None:
@@ -336,8 +341,12 @@ class DynamicAuthorizer:
         key = session.key
         secret = self.secret_for(session.nas_address)
         if secret is None:
-            log.error("dynauth: no shared secret for NAS %s; %s for %s not sent",
-                      session.nas_address, action.value, key)
+            log.error(
+                "dynauth: no shared secret for NAS %s; %s for %s not sent",
+                session.nas_address,
+                action.value,
+                key,
+            )
             return succeed(Result(key, verdict, action, Outcome.NO_SECRET))
         code = Code.COA_REQUEST if action is Action.COA else Code.DISCONNECT_REQUEST
         log.info(
@@ -359,14 +368,16 @@ class DynamicAuthorizer:
 
         def answered(event: Event) -> Result:
             if isinstance(event, DynamicAuthorizationAcked):
-                log.info("dynauth: %s ACKed by %s for %s", action.value, session.nas_address,
-                         key.station)
+                log.info(
+                    "dynauth: %s ACKed by %s for %s", action.value, session.nas_address, key.station
+                )
                 if action is Action.DISCONNECT:
                     self._sessions.pop(key, None)
                 elif key in self._sessions:
                     self._sessions[key] = replace(
-                        self._sessions[key], verdict=verdict, assignment=assignment or
-                        VlanAssignment()
+                        self._sessions[key],
+                        verdict=verdict,
+                        assignment=assignment or VlanAssignment(),
                     )
                 return Result(key, verdict, action, Outcome.ACK)
             if isinstance(event, DynamicAuthorizationNaked):
@@ -381,13 +392,16 @@ class DynamicAuthorizer:
                 if cause == ErrorCause.SESSION_CONTEXT_NOT_FOUND:
                     self._sessions.pop(key, None)
                 return Result(key, verdict, action, Outcome.NAK, cause)
-            log.warning("dynauth: %s to %s for %s: no answer", action.value,
-                        session.nas_address, key.station)
+            log.warning(
+                "dynauth: %s to %s for %s: no answer",
+                action.value,
+                session.nas_address,
+                key.station,
+            )
             return Result(key, verdict, action, Outcome.TIMEOUT)
 
         def failed(failure: Any) -> Result:
-            log.error("dynauth: %s for %s failed: %s", action.value, key,
-                      failure.getErrorMessage())
+            log.error("dynauth: %s for %s failed: %s", action.value, key, failure.getErrorMessage())
             return Result(key, verdict, action, Outcome.TIMEOUT)
 
         return sent.addCallbacks(answered, failed)

@@ -58,8 +58,13 @@ class Rig:
         self.recorder = AccountingRecorder(sink, clock=self.clock)  # type: ignore[arg-type]
         self.identifier = 0
 
-    def send(self, status: int, session: str | None = "S1", source: tuple[str, int] = NAS,
-             **extra: int | str | ipaddress.IPv4Address) -> None:
+    def send(
+        self,
+        status: int,
+        session: str | None = "S1",
+        source: tuple[str, int] = NAS,
+        **extra: int | str | ipaddress.IPv4Address,
+    ) -> None:
         attributes: list[object] = [IntegerAttribute(T.ACCT_STATUS_TYPE, status)]
         if session is not None:
             attributes.append(TextAttribute(T.ACCT_SESSION_ID, session))
@@ -83,8 +88,7 @@ class Rig:
                 value = ipaddress.IPv4Address(value)
             attributes.append(cls(kind, value))
         self.identifier = (self.identifier + 1) % 256
-        request = Packet(Code.ACCOUNTING_REQUEST, self.identifier,
-                         attributes=tuple(attributes))  # type: ignore[arg-type]
+        request = Packet(Code.ACCOUNTING_REQUEST, self.identifier, attributes=tuple(attributes))  # type: ignore[arg-type]
         wire = encode_request(request, SECRET)
         answer = self.engine.receive_datagram(wire, source, 0.0)
         assert answer is not None
@@ -97,14 +101,32 @@ class Rig:
 def test_start_interim_stop_make_one_session() -> None:
     sink = MemoryAccountingSink()
     rig = Rig(sink)
-    rig.send(AcctStatusType.START, user="bob", station="02-00-00-00-00-01", nas_id="sw1",
-             framed_ip="198.51.100.7")
+    rig.send(
+        AcctStatusType.START,
+        user="bob",
+        station="02-00-00-00-00-01",
+        nas_id="sw1",
+        framed_ip="198.51.100.7",
+    )
     rig.clock.now = T0 + dt.timedelta(seconds=300)
-    rig.send(AcctStatusType.INTERIM_UPDATE, time=300, in_octets=1000, out_octets=2000,
-             in_giga=1, nas_id="sw1")
+    rig.send(
+        AcctStatusType.INTERIM_UPDATE,
+        time=300,
+        in_octets=1000,
+        out_octets=2000,
+        in_giga=1,
+        nas_id="sw1",
+    )
     rig.clock.now = T0 + dt.timedelta(seconds=600)
-    rig.send(AcctStatusType.STOP, time=600, in_octets=5000, out_octets=9000, in_packets=70,
-             cause=TerminateCause.USER_REQUEST, nas_id="sw1")
+    rig.send(
+        AcctStatusType.STOP,
+        time=600,
+        in_octets=5000,
+        out_octets=9000,
+        in_packets=70,
+        cause=TerminateCause.USER_REQUEST,
+        nas_id="sw1",
+    )
     assert [kind for kind, _ in sink.calls] == ["started", "updated", "stopped"]
     key = SessionKey("sw1", "S1")
     session = sink.sessions[key]
@@ -229,12 +251,16 @@ def test_onto_the_evidence_database(tmp_path: Path) -> None:
     assert ended_at is not None and str(ended_at).startswith("2026-11-28 12:01:30")
 
 
-@pytest.mark.parametrize("framed, station, expected", [
-    ("198.51.100.9", "02-00-00-00-00-09", "198.51.100.9"),
-    (None, "02-00-00-00-00-09", "02-00-00-00-00-09"),
-])
-def test_evidence_address_prefers_framed_ip(framed: str | None, station: str,
-                                            expected: str) -> None:
+@pytest.mark.parametrize(
+    "framed, station, expected",
+    [
+        ("198.51.100.9", "02-00-00-00-00-09", "198.51.100.9"),
+        (None, "02-00-00-00-00-09", "02-00-00-00-00-09"),
+    ],
+)
+def test_evidence_address_prefers_framed_ip(
+    framed: str | None, station: str, expected: str
+) -> None:
     bound: list[tuple[int, str]] = []
 
     class Writer:

@@ -137,28 +137,58 @@ class Rig:
             event_timestamp=lambda: STAMP,
         )
 
-    def accept(self, station: str = "02-00-00-00-00-01", verdict: Verdict = Verdict.ISOLATE,
-               user: str = "bob", nas: str = HOST) -> EndpointKey:
+    def accept(
+        self,
+        station: str = "02-00-00-00-00-01",
+        verdict: Verdict = Verdict.ISOLATE,
+        user: str = "bob",
+        nas: str = HOST,
+    ) -> EndpointKey:
         assignment = POLICY.isolate if verdict == Verdict.ISOLATE else POLICY.allow
         assert assignment is not None
-        key = self.authorizer.access_accepted(AccessAccepted(
-            "loopback", (nas, 50000), user, station, verdict, assignment.vlan,
-            assignment.filter_id, None, True,
-        ))
+        key = self.authorizer.access_accepted(
+            AccessAccepted(
+                "loopback",
+                (nas, 50000),
+                user,
+                station,
+                verdict,
+                assignment.vlan,
+                assignment.filter_id,
+                None,
+                True,
+            )
+        )
         assert key is not None
         return key
 
-    def acct(self, status: AcctStatusType, station: str | None = "02-00-00-00-00-01",
-             session: str | None = "0A1B", user: str | None = "bob") -> None:
+    def acct(
+        self,
+        status: AcctStatusType,
+        station: str | None = "02-00-00-00-00-01",
+        session: str | None = "0A1B",
+        user: str | None = "bob",
+    ) -> None:
         attributes: tuple[Any, ...] = (
             IntegerAttribute(T.ACCT_STATUS_TYPE, status),
             TextAttribute(T.NAS_IDENTIFIER, "sw1"),
             AddressAttribute(T.NAS_IP_ADDRESS, ipaddress.IPv4Address("192.0.2.10")),
         )
-        self.authorizer.handle(AccountingRecord(
-            "loopback", (HOST, 50001), status, session, user, station, None, None, None, None,
-            attributes,
-        ))
+        self.authorizer.handle(
+            AccountingRecord(
+                "loopback",
+                (HOST, 50001),
+                status,
+                session,
+                user,
+                station,
+                None,
+                None,
+                None,
+                None,
+                attributes,
+            )
+        )
 
     def wait(self, deferred: Deferred[Result]) -> Result:
         results: list[Result] = []
@@ -198,8 +228,9 @@ def rig(nas: Nas) -> Iterator[Rig]:
         r.close()
 
 
-def test_isolate_to_allow_sends_coa_with_the_allow_vlan(rig: Rig, nas: Nas,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+def test_isolate_to_allow_sends_coa_with_the_allow_vlan(
+    rig: Rig, nas: Nas, caplog: pytest.LogCaptureFixture
+) -> None:
     key = rig.accept(verdict=Verdict.ISOLATE)
     rig.acct(AcctStatusType.START)
     with caplog.at_level(logging.INFO, logger="gateway.radius.dynauth"):
@@ -247,8 +278,9 @@ def test_isolate_without_quarantine_vlan_disconnects(nas: Nas) -> None:
     assert [r.code for r in nas.received] == [Code.DISCONNECT_REQUEST]
 
 
-def test_coa_nak_to_isolate_falls_back_to_disconnect(rig: Rig, nas: Nas,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_coa_nak_to_isolate_falls_back_to_disconnect(
+    rig: Rig, nas: Nas, caplog: pytest.LogCaptureFixture
+) -> None:
     nas.behaviour["02-00-00-00-00-01"] = {
         Code.COA_REQUEST: f"nak:{ErrorCause.UNSUPPORTED_ATTRIBUTE}",
     }
@@ -271,7 +303,9 @@ def test_coa_nak_to_allow_is_reported_not_escalated(rig: Rig, nas: Nas) -> None:
     key = rig.accept(verdict=Verdict.ISOLATE)
     result = rig.wait(rig.authorizer.verdict_changed(key, Verdict.ALLOW))
     assert (result.outcome, result.error_cause, result.fallback) == (
-        Outcome.NAK, ErrorCause.RESOURCES_UNAVAILABLE, None
+        Outcome.NAK,
+        ErrorCause.RESOURCES_UNAVAILABLE,
+        None,
     )
     assert [r.code for r in nas.received] == [Code.COA_REQUEST]
     assert rig.authorizer.sessions[key].verdict == Verdict.ISOLATE  # unchanged
@@ -284,13 +318,15 @@ def test_nak_session_not_found_forgets_the_session(rig: Rig, nas: Nas) -> None:
     key = rig.accept(verdict=Verdict.ALLOW)
     result = rig.wait(rig.authorizer.verdict_changed(key, Verdict.NO_ACCESS))
     assert (result.outcome, result.error_cause) == (
-        Outcome.NAK, ErrorCause.SESSION_CONTEXT_NOT_FOUND
+        Outcome.NAK,
+        ErrorCause.SESSION_CONTEXT_NOT_FOUND,
     )
     assert key not in rig.authorizer.sessions
 
 
-def test_timeout_retransmits_identically_then_gives_up(rig: Rig, nas: Nas,
-                                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_timeout_retransmits_identically_then_gives_up(
+    rig: Rig, nas: Nas, caplog: pytest.LogCaptureFixture
+) -> None:
     nas.behaviour["02-00-00-00-00-01"] = {Code.COA_REQUEST: "silent"}
     key = rig.accept(verdict=Verdict.ISOLATE)
     with caplog.at_level(logging.INFO, logger="gateway.radius.dynauth"):
@@ -304,15 +340,14 @@ def test_timeout_retransmits_identically_then_gives_up(rig: Rig, nas: Nas,
 
 def test_restricting_coa_timeout_then_disconnect_timeout(rig: Rig, nas: Nas) -> None:
     nas.behaviour["02-00-00-00-00-01"] = {
-        Code.COA_REQUEST: "silent", Code.DISCONNECT_REQUEST: "silent",
+        Code.COA_REQUEST: "silent",
+        Code.DISCONNECT_REQUEST: "silent",
     }
     key = rig.accept(verdict=Verdict.ALLOW)
     result = rig.wait(rig.authorizer.verdict_changed(key, Verdict.ISOLATE))
     assert result.outcome == Outcome.TIMEOUT
     assert result.fallback is not None and result.fallback.outcome == Outcome.TIMEOUT
-    assert [r.code for r in nas.received] == [Code.COA_REQUEST] * 3 + [
-        Code.DISCONNECT_REQUEST
-    ] * 3
+    assert [r.code for r in nas.received] == [Code.COA_REQUEST] * 3 + [Code.DISCONNECT_REQUEST] * 3
 
 
 def test_answer_with_the_wrong_secret_counts_as_no_answer(nas: Nas) -> None:
@@ -362,15 +397,20 @@ def test_reauthentication_keeps_accounting_identity(rig: Rig) -> None:
     assert again == key
     session = rig.authorizer.sessions[key]
     assert (session.verdict, session.acct_session_id, session.nas_identifier) == (
-        Verdict.ALLOW, "0A1B", "sw1"
+        Verdict.ALLOW,
+        "0A1B",
+        "sw1",
     )
 
 
 def test_station_falls_back_to_user_name(rig: Rig) -> None:
-    key = rig.authorizer.access_accepted(AccessAccepted(
-        "loopback", (HOST, 1), "dave", None, None, "10", None, None, True
-    ))
+    key = rig.authorizer.access_accepted(
+        AccessAccepted("loopback", (HOST, 1), "dave", None, None, "10", None, None, True)
+    )
     assert key == EndpointKey(HOST, "dave")
-    assert rig.authorizer.access_accepted(AccessAccepted(
-        "loopback", (HOST, 1), None, None, None, None, None, None, True
-    )) is None
+    assert (
+        rig.authorizer.access_accepted(
+            AccessAccepted("loopback", (HOST, 1), None, None, None, None, None, None, True)
+        )
+        is None
+    )
