@@ -577,6 +577,21 @@ class _Sa:
         self.local_ts, self.remote_ts = local_ts, remote_ts
         self.lo = [_Sel.of(t) for t in local_ts]
         self.re = [_Sel.of(t) for t in remote_ts]
+        # Fast path: selectors on addresses only (any protocol, all ports), the usual case.
+        self.addr_only = all(
+            x.proto == 0 and (x.start_port, x.end_port) == (0, 65535) for x in self.lo + self.re
+        )
+        self.lo_r = [(x.version, x.start, x.end) for x in self.lo]
+        self.re_r = [(x.version, x.start, x.end) for x in self.re]
+
+    def matches(self, info: PacketInfo, outbound: bool) -> bool:
+        if not self.addr_only:
+            return _match(self.lo, self.re, info, outbound)
+        laddr, raddr = (info.src, info.dst) if outbound else (info.dst, info.src)
+        v = info.version
+        return any(ver == v and lo <= laddr <= hi for ver, lo, hi in self.lo_r) and any(
+            ver == v and lo <= raddr <= hi for ver, lo, hi in self.re_r
+        )
 
     def stats(self) -> SaStats:
         s = self.spec
@@ -846,7 +861,7 @@ class EspEngine:
         if (info.version == 4) != (next_header == NEXT_HEADER_IPV4):
             self._drop(DropReason.MALFORMED)
             return None
-        if not _match(sa.lo, sa.re, info, False):
+        if not sa.matches(info, False):
             self._drop(DropReason.POLICY_MISMATCH)
             return None
         sa.inb.packets += 1
@@ -858,10 +873,10 @@ class EspEngine:
 
     def _lookup_out(self, info: PacketInfo) -> _Sa | None:
         for sa in self._by_host.get(info.dst, ()):
-            if _match(sa.lo, sa.re, info, True):
+            if sa.matches(info, True):
                 return sa
         for sa in self._ranged:
-            if _match(sa.lo, sa.re, info, True):
+            if sa.matches(info, True):
                 return sa
         return None
 

@@ -50,7 +50,14 @@ from ike.constants import NON_ESP_MARKER
 from ike.payloads import TrafficSelector
 from ike.sa import Address
 
-__all__ = ["EspUdpPort", "TunDevice", "UserspaceDataplane", "main", "open_tun"]
+__all__ = [
+    "EspUdpPort",
+    "TunDevice",
+    "UserspaceDataplane",
+    "main",
+    "open_tun",
+    "socket_sender",
+]
 
 log = logging.getLogger("gateway.dataplane.userspace")
 
@@ -446,6 +453,7 @@ class EspUdpPort(protocol.DatagramProtocol):
         self.host = host
         self.port = port
         self.ike_ignored = 0
+        self._sender: Callable[[bytes, Address], None] | None = None
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         if data == b"\xff":
@@ -456,9 +464,20 @@ class EspUdpPort(protocol.DatagramProtocol):
         self.dataplane.esp_received(data, (str(addr[0]), int(addr[1])), (self.host, self.port))
 
     def send(self, data: bytes, remote: Address) -> None:
-        if self.transport is not None:
-            transport: Any = self.transport
-            transport.write(data, remote)
+        if self._sender is None:
+            if self.transport is None:
+                return
+            self._sender = socket_sender(self.transport)
+        self._sender(data, remote)
+
+
+def socket_sender(transport: Any) -> Callable[[bytes, Address], None]:
+    """A ``send_esp`` writing straight to a Twisted UDP port's socket: ``transport.write``
+    re-validates the address on every call, which costs more than the encryption here.
+    Errors (EAGAIN when the socket buffer is full) propagate as OSError; the dataplane counts
+    them."""
+    sendto = transport.socket.sendto
+    return lambda data, remote: sendto(data, remote)
 
 
 def sa_from_json(d: dict[str, Any]) -> SaSpec:

@@ -21,6 +21,7 @@ from twisted.protocols.basic import LineReceiver
 
 from gateway.dataplane import create_dataplane
 from gateway.dataplane.esp import SaHardExpired, SaSoftExpired
+from gateway.dataplane.userspace import socket_sender
 from gateway.ike_udp import IkeUdpService, _event_json, _load_peer
 from ike.config import EngineConfig
 from ike.payloads import TrafficSelector
@@ -60,8 +61,13 @@ def main() -> int:
 
     service = IkeUdpService(engine, reactor, spec["listen"], on_event, bridge.esp_received)
 
+    senders: list[Any] = []
+
     def send(data: bytes, remote: Any) -> None:
-        service.ports[4500].transport.write(data, remote)  # type: ignore[union-attr]
+        # The daemon's recipe: ESP leaves from the IKE socket on 4500, straight to its socket.
+        if not senders:
+            senders.append(socket_sender(service.ports[4500].transport))
+        senders[0](data, remote)
 
     bridge.set_sender(send)
 
