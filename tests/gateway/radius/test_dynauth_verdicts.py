@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from gateway.radius.coa import DynamicAuthorizationProtocol
+from gateway.radius.compose import build_server
+from gateway.radius.config import parse_config
 from gateway.radius.dynauth import (
     Action,
     DynamicAuthorizer,
@@ -27,6 +31,8 @@ from gateway.radius.dynauth import (
     Outcome,
     Result,
 )
+from ike.eap.methods.md5 import Md5PeerMethod
+from ike.eap.peer import EapPeer
 from radius import (
     AccessAccepted,
     AccountingRecord,
@@ -40,11 +46,15 @@ from radius import (
     IntegerAttribute,
     Packet,
     RemoteProtocolError,
+    StringAttribute,
     TextAttribute,
     Verdict,
     VlanAssignment,
+    eap_message_attributes,
+    encode_request,
     encode_response,
     verify_request,
+    verify_response,
 )
 
 T = AttributeType
@@ -414,3 +424,86 @@ def test_station_falls_back_to_user_name(rig: Rig) -> None:
         )
         is None
     )
+
+
+def test_sessions_learnt_from_the_engine_then_coa(nas: Nas, tmp_path: Path) -> None:
+    """Real events: an EAP-MD5 authentication through RadiusServer (posture says isolate),
+    an Accounting Start, then a re-assessment allows the endpoint: CoA to the allow VLAN
+    naming the accounting session."""
+    config = parse_config(
+        {
+            "radius": {"clients": [{"address": "127.0.0.1/32", "secret": SECRET.decode()}]},
+            "eap": {"methods": ["md5"]},
+            "users": {"bob": "hello"},
+            "vlans": {
+                "allow": "10",
+                "allow_filter_id": "employees",
+                "isolate": "99",
+                "isolate_filter_id": "quarantine",
+            },
+        },
+        tmp_path,
+    )
+    engine = build_server(config, verdict=lambda conversation: Verdict.ISOLATE)
+    rig = Rig(nas)
+    rig.authorizer.policy = config.policy
+
+    def secret_for(host: str) -> bytes | None:
+        client = engine.client_for(host)
+        return client.secret if client is not None else None
+
+    rig.authorizer.secret_for = secret_for
+    source = (HOST, 41000)
+    station = "02-00-00-00-00-07"
+
+    def request(code: Code, attributes: list[Any], identifier: int) -> Packet:
+        packet = Packet(code, identifier, os.urandom(16), tuple(attributes))
+        wire = encode_request(packet, SECRET)
+        answer = engine.receive_datagram(wire, source, float(identifier))
+        assert answer is not None
+        while (event := engine.next_event()) is not None:
+            rig.authorizer.handle(event)
+        return verify_response(answer, wire[4:20], SECRET)
+
+    try:
+        peer = EapPeer(b"bob", [(4, lambda: Md5PeerMethod("hello"))])
+        eap = peer.receive(bytes([1, 0, 0, 5, 1]))
+        state: bytes | None = None
+        for identifier in range(10):
+            assert eap is not None
+            attributes: list[Any] = [
+                TextAttribute(T.USER_NAME, "bob"),
+                TextAttribute(T.CALLING_STATION_ID, station),
+                *eap_message_attributes(eap),
+            ]
+            if state is not None:
+                attributes.append(StringAttribute(T.STATE, state))
+            answer = request(Code.ACCESS_REQUEST, attributes, identifier)
+            if answer.code != Code.ACCESS_CHALLENGE:
+                break
+            state = answer.string(T.STATE)
+            eap = peer.receive(answer.eap_message() or b"")
+        assert answer.code == Code.ACCESS_ACCEPT
+        key = EndpointKey(HOST, station)
+        assert rig.authorizer.sessions[key].verdict == Verdict.ISOLATE
+        assert rig.authorizer.sessions[key].assignment == VlanAssignment("99", "quarantine")
+        acct = request(
+            Code.ACCOUNTING_REQUEST,
+            [
+                IntegerAttribute(T.ACCT_STATUS_TYPE, AcctStatusType.START),
+                TextAttribute(T.ACCT_SESSION_ID, "80000007"),
+                TextAttribute(T.USER_NAME, "bob"),
+                TextAttribute(T.CALLING_STATION_ID, station),
+                TextAttribute(T.NAS_IDENTIFIER, "sw7"),
+            ],
+            20,
+        )
+        assert acct.code == Code.ACCOUNTING_RESPONSE
+        result = rig.wait(rig.authorizer.verdict_changed(key, Verdict.ALLOW))
+    finally:
+        rig.close()
+    assert (result.action, result.outcome) == (Action.COA, Outcome.ACK)
+    (coa,) = nas.received
+    assert coa.text(T.ACCT_SESSION_ID) == "80000007"
+    assert coa.text(T.NAS_IDENTIFIER) == "sw7"
+    assert coa.text(T.FILTER_ID) == "employees"
