@@ -575,6 +575,13 @@ class EapFastServer(_Base):
         self._pac_expires: int | None = None
         self.pac_issued = False
         self.completed_methods: list[int] = []
+        self._ran: list[EapServerMethod] = []
+
+    @property
+    def inner_methods(self) -> tuple[EapServerMethod, ...]:
+        """Every inner method instance started, in order (the composition root reads a
+        posture method's verdict here)."""
+        return tuple(self._ran)
 
     def start(self) -> bytes:
         self._set_phase(Phase.HELLO)
@@ -733,6 +740,7 @@ class EapFastServer(_Base):
 
     def _start_method(self, eap_type: int, factory: ServerMethodFactory | None) -> Tlv:
         self._method = self._make(eap_type, factory)
+        self._ran.append(self._method)
         self._method_type = eap_type
         log.debug("EAP-FAST inner method %d for %r", eap_type, self.inner_identity)
         return self._eap_request(eap_type, self._method.start())

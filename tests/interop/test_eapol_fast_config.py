@@ -53,7 +53,13 @@ def test_fast_settings_parsed_and_offered(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "eap", [{"fast_provisioning": 4}, {"fast_pac_lifetime": 0}, {"fast_pac_lifetime": "1d"}]
+    "eap",
+    [
+        {"fast_provisioning": 4},
+        {"fast_pac_lifetime": 0},
+        {"fast_pac_lifetime": "1d"},
+        {"fast_pac_lifetime": 100, "fast_pac_refresh": 100},
+    ],
 )
 def test_bad_fast_settings_rejected(tmp_path: Path, eap: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
