@@ -322,6 +322,32 @@ class _Nea:
         self.validators: list[Any] = []
         self.sink: Any = None
 
+    def _load_policy(self) -> Any:
+        spec = self.config.nea
+        assert spec is not None
+        from nea.policy import PolicyError, load_policy, parse_policy
+
+        try:
+            return load_policy(spec.policy) if spec.policy is not None else parse_policy("")
+        except PolicyError as exc:
+            raise ConfigError(self.config.source, "nea.policy", str(exc)) from None
+
+    def _sync(self, policy: Any) -> None:
+        sync = getattr(self.sink, "sync_policy", None)
+        if sync is not None:
+            sync(policy)
+
+    def reload_policy(self) -> int:
+        """Re-read the policy file into the running validators; returns how many live
+        assessments it affects (IKEv2 cannot re-assess them before the client
+        re-authenticates: PT-EAP ran inside IKE_AUTH)."""
+        policy = self._load_policy()
+        affected = self.engine.reload(policy)
+        self._sync(policy)
+        if affected:
+            log.info("policy reload affects %d posture session(s)", len(affected))
+        return len(affected)
+
     def start(self, sink: Any = None) -> None:
         spec = self.config.nea
         assert spec is not None
@@ -329,16 +355,11 @@ class _Nea:
         try:
             from nea.imv import PolicyEngine, build_validators
             from nea.pb_tnc.imv import RecommendationPolicy
-            from nea.policy import PolicyConfig, PolicyError, load_policy, parse_policy
         except ImportError as exc:  # pragma: no cover - installation problem
             raise ConfigError(source, "nea", f"validators not available: {exc}") from None
-        try:
-            policy: PolicyConfig = (
-                load_policy(spec.policy) if spec.policy is not None else parse_policy("")
-            )
-        except PolicyError as exc:
-            raise ConfigError(source, "nea.policy", str(exc)) from None
+        policy = self._load_policy()
         self.sink = sink
+        self._sync(policy)
         self.engine = PolicyEngine(
             policy,
             clock=self.clock,
@@ -730,6 +751,7 @@ def compose(
             raise ConfigError(config.source, "pools", str(exc)) from None
     keys = [_load_key(s, config.source) for s in config.secrets if s.kind == "private"]
     nea: _Nea | None = None
+    reload_policy = False
     needs_nea = any(c.posture.assess for c in config.connections) or (
         config.radius is not None and config.radius.posture
     )
@@ -737,6 +759,7 @@ def compose(
         if isinstance(nea_state, _Nea) and nea_state.config.nea == config.nea:
             nea = nea_state
             nea.config = config
+            reload_policy = True
         else:
             nea = _Nea(config, clock)
             nea.start(evidence_sink)
@@ -745,6 +768,8 @@ def compose(
         peers[spec.name] = ConnectionRuntime(
             spec, _peer(spec, config, keys, pools, router, nea, posture_counter, keyrings)
         )
+    if reload_policy and nea is not None:
+        nea.reload_policy()  # last: a configuration error above leaves the old policy
     ike = config.ike
     engine_config = EngineConfig(
         peers=tuple(r.peer for r in peers.values()),

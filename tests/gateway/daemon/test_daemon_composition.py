@@ -508,3 +508,30 @@ def test_eap_fast_posture_and_pac_resumption_over_reload(cert_factory: Any, tmp_
     rig.gateway.reload()
     rig.connect(_eap_client(ca, peer))
     assert methods[2].resumed and len(rig.gateway.list_sas()) == 3
+
+
+def test_reload_rereads_the_policy_file(cert_factory: Any, tmp_path: Path) -> None:
+    """Same [nea] section, changed policy file: the running validators get the new policy
+    (and a broken policy file is refused with its file name)."""
+    from gateway.daemon import ConfigError
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text("")
+    ca, gw = _pki(cert_factory, tmp_path)
+    text = _eap_config(ca, gw, "eap-ttls", POSTURE).replace(
+        "[nea]\n", f'[nea]\npolicy = "{policy}"\n'
+    )
+    rig = make_rig(_write(tmp_path, text))
+    rig.connect(_posture_client(ca, "allow"))
+    engine = rig.gateway.composition.policy_engine
+    assert "lab" not in engine.policy.groups
+    policy.write_text('[groups.lab]\nparent = "default"\nidentities = ["bob"]\n')
+    rig.gateway.reload()
+    assert rig.gateway.composition.policy_engine is engine  # same validators, new policy
+    assert "lab" in engine.policy.groups
+    assert len(rig.gateway.list_sas()) == 1
+    policy.write_text("[groups.lab]\nparent = 5\n")
+    with pytest.raises(ConfigError) as err:
+        rig.gateway.reload()
+    assert err.value.key == "nea.policy" and str(policy) in err.value.reason
+    assert "lab" in engine.policy.groups
