@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import logging
 import os
 import secrets
 import shutil
@@ -469,10 +470,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.monotonic()
     host = "127.0.0.1"
     workdir: Path = args.workdir.resolve()
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+    try:
+        if workdir.exists():
+            shutil.rmtree(workdir)
+        workdir.mkdir(parents=True)
+    except OSError as exc:
+        console.print(f"[red]cannot prepare {workdir}[/red]: {exc.strerror}")
+        return 2
     state = DemoState()
+    # The endpoints' engines log (e.g. a PEAP failure on a denied endpoint) to a file, not
+    # over the live table.
+    logging.basicConfig(
+        level=logging.INFO,
+        filename=str(workdir / "endpoints.log"),
+        format="%(asctime)s %(name)s %(message)s",
+    )
 
     console.rule("[bold]nea-gateway demo")
     fast_missing = fast_in_gateway()
@@ -537,7 +549,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"[red]nea-gateway did not start[/red]: {exc2}")
             return 2
     console.print(f"  [dim]{started.split(' ', 3)[-1]}[/dim]")
-    console.print(f"  [dim]configuration {config}, log {gateway.log_path}[/dim]")
+    console.print(
+        f"  [dim]configuration {config}, logs {gateway.log_path} and "
+        f"{workdir / 'endpoints.log'}[/dim]"
+    )
 
     counts: dict[str, int] = {}
     try:

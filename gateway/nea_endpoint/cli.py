@@ -179,12 +179,12 @@ def render(result: EndpointResult, console: Console) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
-    if args.verbose:
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose > 1 else logging.INFO,
-            format="%(asctime)s %(name)s %(message)s",
-            stream=sys.stderr,
-        )
+    # Without -v only errors are logged: the result says what went wrong.
+    logging.basicConfig(
+        level=(logging.ERROR, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        format="%(asctime)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
     err = Console(stderr=True)
     try:
         options = _options(args)
