@@ -69,6 +69,7 @@ class SqlEvidenceSink:
         self._lock = threading.Lock()
         self._passes: dict[tuple[str, str], _dt.datetime] = {}
         self._closed = False
+        self._warned = False
         self._thread: threading.Thread | None = None
         if threaded:
             since = clock() - compliance_horizon
@@ -144,7 +145,14 @@ class SqlEvidenceSink:
 
     def _put(self, record: Record) -> None:
         if self._closed:
-            raise RuntimeError("evidence sink is closed")
+            # a validator reporting during shutdown must not fail: drop, say so once
+            if not self._warned:
+                log.warning(
+                    "evidence: sink closed, dropping %s and later records", type(record).__name__
+                )
+                self._warned = True
+            self.dropped += 1
+            return
         if self.threaded:
             self._queue.put(record)
         else:

@@ -312,8 +312,9 @@ def test_threaded_sink_preloads_last_compliant(url: str) -> None:
     assert sink.last_compliant("dev-a", "no-forwarding") == later
     sink.close()
     sink.close()  # idempotent
-    with pytest.raises(RuntimeError, match="closed"):
-        sink.session_started(SessionStart(12, None, later))
+    dropped = sink.dropped
+    sink.session_started(SessionStart(12, None, later))  # after close: dropped, no error
+    assert sink.dropped == dropped + 1
     horizon = SqlEvidenceSink(EvidenceStore(url), clock=lambda: DAY2 + dt.timedelta(days=60))
     assert horizon.flush(10)
     assert horizon.last_compliant("dev-a", "packages") is None  # older than 30 days

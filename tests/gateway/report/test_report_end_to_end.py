@@ -3,6 +3,7 @@ written by the SQL sink's writer thread, verdicts read back with nea-report."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from gateway.db import EvidenceStore, SqlEvidenceSink
@@ -12,9 +13,28 @@ from nea.imv import MemorySwimaStore, PolicyEngine, PolicyValidator, build_valid
 from nea.pb_tnc import AccessRecommendation, PbTncConfig, Tncc, Tncs
 from nea.policy import load_policy, parse_policy
 from tests.gateway.report import report_checks as checks
-from tests.nea.imv.posture_harness import FakeClock, pump
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+def pump(tncc: Tncc, tncs: Tncs, batches: list[bytes]) -> None:
+    """Deliver PB-TNC batches back and forth until both sides are quiet."""
+    while batches:
+        replies = [reply for batch in batches for reply in tncs.receive_batch(batch)]
+        batches = [answer for reply in replies for answer in tncc.receive_batch(reply)]
+
+
 PROFILES = ROOT / "examples" / "profiles"
 
 ENDPOINTS = [  # (connection id, identity, outer address, profile)
@@ -40,7 +60,7 @@ def assess(
     tncc = Tncc(
         build_collectors(facts), connection_id=cid, config=PbTncConfig(close_after_result=True)
     )
-    pump(tncc, tncs, tncc.start(), [])
+    pump(tncc, tncs, list(tncc.start()))
     return tncs
 
 
