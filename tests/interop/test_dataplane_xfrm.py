@@ -221,3 +221,65 @@ def test_backend_choice(ns, monkeypatch) -> None:  # type: ignore[no-untyped-def
     monkeypatch.setattr("gateway.dataplane.select.tun_available", lambda: (False, "no tun"))
     with pytest.raises(DataplaneUnavailable, match="no tun"):
         result(create_dataplane("userspace", None, send_esp=lambda d, r: None, netlink=worker))
+
+
+ACQUIRE_SCRIPT = r"""
+import json, select, socket, sys
+from gateway.dataplane.xfrm import PolicyKey, XfrmKernel, XfrmDataplane, _Notifications
+from gateway.dataplane import xfrm_msg as xm
+events = []
+dp = XfrmDataplane(None)
+dp.on_event = events.append
+notes = _Notifications(dp._on_notification)
+k = XfrmKernel()
+k.policy(PolicyKey("10.8.0.1/32", "10.9.0.0/24", 0, None, None, xm.XFRM_POLICY_OUT),
+         tmpl=("192.0.2.1", "192.0.2.2", 9), priority=1000)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.8.0.1", 0))
+s.setblocking(False)
+try:
+    s.sendto(b"trigger", ("10.9.0.7", 9))
+except OSError as exc:
+    pass  # EAGAIN: the packet waits for an SA (larval state)
+for _ in range(20):
+    if select.select([notes], [], [], 0.25)[0]:
+        notes.doRead()
+    if events:
+        break
+ev = events[0]
+out = {"src": ev.src, "dst": ev.dst, "local": str(ev.local_ts), "remote": str(ev.remote_ts)}
+print(json.dumps(out))
+"""
+
+
+def test_acquire_notification_from_a_trap_policy(ns) -> None:  # type: ignore[no-untyped-def]
+    """A packet that hits an OUT policy without an SA makes the kernel send XFRM_MSG_ACQUIRE
+    to the multicast group; our listener turns it into an Acquire event."""
+    import json
+    import sys
+
+    ns.run("ip", "link", "add", "tv0", "type", "veth", "peer", "name", "tv1")
+    for dev in ("tv0", "tv1"):
+        ns.run("ip", "link", "set", dev, "up")
+    ns.run("ip", "addr", "add", "10.8.0.1/32", "dev", "tv0")
+    ns.run("ip", "route", "add", "10.9.0.0/24", "dev", "tv0")
+    repo = Path(__file__).resolve().parents[2]
+    out = ns.run(sys.executable, "-c", ACQUIRE_SCRIPT, env={"PYTHONPATH": str(repo)}).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["dst"] == "192.0.2.2" and got["src"] == "192.0.2.1"
+    assert got["local"] == "10.8.0.1-10.8.0.1" and got["remote"] == "10.9.0.7-10.9.0.7"
+
+
+def test_newpolicy_exclusive_and_marks(ns) -> None:  # type: ignore[no-untyped-def]
+    k = XfrmKernel(netns=ns.name)
+    key = PolicyKey("10.1.0.0/16", "10.3.0.2/32", 6, None, 443, xm.XFRM_POLICY_OUT, (42, 0xFF))
+    k.policy(key, tmpl=("192.0.2.1", "192.0.2.2", 3), priority=1200, update=False)
+    with pytest.raises(DataplaneError) as exc:
+        k.policy(key, tmpl=("192.0.2.1", "192.0.2.2", 3), priority=1200, update=False)
+    assert exc.value.errno == errno.EEXIST
+    text = ip_xfrm(ns, "policy", "list")
+    assert "proto tcp dport 443" in text and "mark 0x2a/0xff" in text, text
+    k.policy(key, tmpl=("192.0.2.1", "192.0.2.2", 4), priority=1100)  # UPDPOLICY replaces
+    assert "reqid 4" in ip_xfrm(ns, "policy", "list")
+    k.del_policy(key)
+    assert ip_xfrm(ns, "policy", "list").strip() == ""

@@ -308,3 +308,40 @@ def test_bridge_install_failure_is_logged_and_counted() -> None:
     with pytest.raises(defer.FirstError):
         result(bridge.move_endpoint(a.ike_sa, (), a.remote_ts))
     assert bridge.errors == 2
+
+
+def test_netlink_worker_runs_calls_off_the_reactor_thread() -> None:
+    """Netlink I/O never blocks the reactor: calls run on the worker thread and come back
+    through callFromThread."""
+    import queue
+    import threading
+
+    from gateway.dataplane.base import NetlinkWorker
+
+    class FakeReactor:
+        def __init__(self) -> None:
+            self.q: queue.Queue[Any] = queue.Queue()
+
+        def callFromThread(self, f: Any, *a: Any, **kw: Any) -> None:
+            self.q.put((f, a, kw))
+
+        def addSystemEventTrigger(self, *a: Any) -> None:
+            return None
+
+    r = FakeReactor()
+    worker = NetlinkWorker(r)
+    try:
+        gate = threading.Event()
+        d = worker.call(lambda: (gate.wait(5), threading.get_ident())[1])
+        assert not d.called  # the caller (reactor) is not blocked while netlink works
+        gate.set()
+        f, a, kw = r.q.get(timeout=5)
+        f(*a, **kw)
+        assert result(d) != threading.get_ident()
+        d2 = worker.call(lambda: 1 / 0)
+        f, a, kw = r.q.get(timeout=5)
+        f(*a, **kw)
+        with pytest.raises(ZeroDivisionError):
+            result(d2)
+    finally:
+        worker.stop()
