@@ -662,8 +662,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--listen",
-        default="0.0.0.0",
-        help="IKE (and RADIUS) address (default 0.0.0.0)",  # noqa: S104
+        default="0.0.0.0",  # noqa: S104 - a gateway answers on every address by default
+        help="IKE (and RADIUS) address (default 0.0.0.0)",
     )
     parser.add_argument(
         "--eap",

@@ -227,7 +227,7 @@ def test_existing_ca_is_used(tmp_path: Path) -> None:
 
 
 def test_unusable_ca_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cp, kp, _ = _external_ca(tmp_path)
+    cp, _kp, _ = _external_ca(tmp_path)
     other = tmp_path / "other.key"
     other.write_bytes(
         ec.generate_private_key(ec.SECP256R1()).private_bytes(
