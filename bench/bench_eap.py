@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 row += ["-", "-"]
             table.add_row(*row)
-    Console().print(table)
+    Console(width=140).print(table)
     print(
         f"({os.cpu_count()} CPUs; end to end = the server process's scheduler run time "
         "(/proc/PID/task/*/schedstat) over the run divided by its count)"

@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             table.add_row(
                 method.label, f"{ours * 1e3:.1f} ms", f"{theirs * 1e3:.1f} ms", ratio, str(n)
             )
-    Console().print(table)
+    Console(width=140).print(table)
     first = version.splitlines()[0] if version else "FreeRADIUS (version unknown)"
     print(
         f"({first.strip()}; CPU = scheduler run time of each server process over the run, "
