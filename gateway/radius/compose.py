@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import importlib.util
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -133,7 +134,15 @@ def _method_factories(
             from ike.eap_fast.method import FastServerConfig, Provisioning, fast_server_factory
             from ike.eap_fast.pac import PacKeyring
 
-            # One keyring per server process: PACs open in every later conversation.
+            # One keyring per server process: PACs open in every later conversation (and
+            # after a restart when the keys are configured).
+            keys = config.fast_pac_keys
+            keyring = PacKeyring(
+                keys[0] if keys else None,
+                pac_lifetime=config.fast_pac_lifetime,
+                previous=keys[1:],
+                now=time.time(),
+            )
             fast_config = FastServerConfig(
                 tls=_tls_server_config(config, client_cert=False),
                 a_id=config.fast_a_id.encode(),
@@ -141,7 +150,7 @@ def _method_factories(
                 posture=tuple(posture),
                 provisioning=Provisioning(config.fast_provisioning),
                 password_lookup=passwords,
-                keyring=PacKeyring(pac_lifetime=config.fast_pac_lifetime),
+                keyring=keyring,
                 pac_refresh=config.fast_pac_refresh,
             )
             out.append((EapType.FAST, fast_server_factory(fast_config)))

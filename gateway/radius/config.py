@@ -23,6 +23,7 @@
     fast_provisioning = 3                       # 1 anonymous, 2 authenticated, 3 both
     fast_pac_lifetime = 7776000                 # seconds (90 days)
     fast_pac_refresh = 604800                   # renew PACs with less left (lifetime/10)
+    fast_pac_keys = ["<64 hex digits>"]         # PAC-Opaque keys, current first (else random)
 
     [users]                      # identity = password (MD5, MS-CHAPv2, GTC, inner methods)
     bob = "hello"
@@ -89,6 +90,7 @@ class RadiusConfig:
     fast_provisioning: int = 3
     fast_pac_lifetime: int = 90 * 86400
     fast_pac_refresh: int | None = None
+    fast_pac_keys: tuple[bytes, ...] = field(default=(), repr=False)
     users: dict[str, str] = field(default_factory=dict, repr=False)
     tls: TlsSettings | None = None
     policy: AuthorizationPolicy = field(default_factory=AuthorizationPolicy)
@@ -200,6 +202,15 @@ def parse_config(data: dict[str, Any], base: Path) -> RadiusConfig:
         not isinstance(fast_pac_refresh, int) or not 0 <= fast_pac_refresh < fast_pac_lifetime
     ):
         raise ConfigError("eap.fast_pac_refresh must be 0 .. fast_pac_lifetime - 1 seconds")
+    raw_keys = eap.get("fast_pac_keys", [])
+    if not isinstance(raw_keys, list):
+        raise ConfigError("eap.fast_pac_keys must be a list of 64-hex-digit keys")
+    try:
+        fast_pac_keys = tuple(bytes.fromhex(str(k)) for k in raw_keys)
+    except ValueError:
+        raise ConfigError("eap.fast_pac_keys: not hexadecimal") from None
+    if any(len(k) != 32 for k in fast_pac_keys):
+        raise ConfigError("eap.fast_pac_keys: each key is 32 bytes (64 hex digits)")
     if tls is None and any(m in ("tls", "peap", "ttls", "fast") for m in methods):
         raise ConfigError("eap.methods lists a TLS-based method but [tls] is missing")
 
@@ -225,6 +236,7 @@ def parse_config(data: dict[str, Any], base: Path) -> RadiusConfig:
         fast_provisioning=int(fast_provisioning),
         fast_pac_lifetime=int(fast_pac_lifetime),
         fast_pac_refresh=fast_pac_refresh,
+        fast_pac_keys=fast_pac_keys,
         users=dict(users),
         tls=tls,
         policy=AuthorizationPolicy(session_timeout, allow, isolate),

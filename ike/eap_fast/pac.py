@@ -13,8 +13,10 @@ has expired gives ``None``: the caller falls back to a full handshake and provis
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
@@ -45,16 +47,31 @@ class OpenedPac:
 class PacKeyring:
     """PAC-Opaque sealing keys (AES-256-GCM) with rotation.
 
-    :param key: the current 32-byte key (random when None).
+    :param key: the current 32-byte key (random when None: PACs then die with the process).
     :param pac_lifetime: seconds a PAC is valid; a rotated-out key is kept this long.
+    :param previous: older keys (configuration after a rotation); they open PACs until
+        ``now + pac_lifetime``.
     """
 
-    def __init__(self, key: bytes | None = None, *, pac_lifetime: int = 90 * 86400) -> None:
+    def __init__(
+        self,
+        key: bytes | None = None,
+        *,
+        pac_lifetime: int = 90 * 86400,
+        previous: Sequence[bytes] = (),
+        now: float | None = None,
+    ) -> None:
         if pac_lifetime <= 0:
             raise ValueError("pac_lifetime must be positive")
+        if previous and now is None:
+            raise ValueError("previous keys need the current time (they retire a lifetime later)")
         self.pac_lifetime = pac_lifetime
         self._keys: dict[int, tuple[bytes, float | None]] = {}
         self._current = 0
+        for old in previous:
+            assert now is not None
+            self._install(old)
+            self._keys[self._current] = (old, now + pac_lifetime)
         self._install(key if key is not None else os.urandom(32))
 
     def __repr__(self) -> str:
@@ -63,9 +80,10 @@ class PacKeyring:
     def _install(self, key: bytes) -> int:
         if len(key) != 32:
             raise ValueError("PAC-Opaque keys are 32 bytes (AES-256-GCM)")
-        key_id = int.from_bytes(os.urandom(4), "big")
-        while key_id in self._keys:
-            key_id = int.from_bytes(os.urandom(4), "big")
+        # The key id is derived from the key, so PACs survive a restart with the same keys.
+        key_id = int.from_bytes(hashlib.sha256(b"EAP-FAST PAC-Opaque key id" + key).digest()[:4])
+        if key_id in self._keys and self._keys[key_id][0] != key:  # pragma: no cover - 2**-32
+            raise ValueError("PAC-Opaque key id collision; use another key")
         self._keys[key_id] = (key, None)
         self._current = key_id
         return key_id

@@ -90,9 +90,10 @@ def _server(
     *,
     pac_refresh: int = 3600,
     tamper: bool = False,
+    pac_keys: tuple[str, ...] = (),
 ) -> Iterator[Server]:
     require("eapol_test")
-    certs = CertFactory(workdir / "certs")
+    certs = CertFactory(workdir / f"certs-{time.monotonic_ns()}")
     ca = certs.ca("fast-ca", key_type="rsa", rsa_bits=2048)
     cert = certs.issue(
         ca,
@@ -118,6 +119,7 @@ inner_methods = ["{inner}"]
 fast_a_id = "nea-gateway-test"
 fast_pac_lifetime = {pac_lifetime}
 fast_pac_refresh = {pac_refresh}
+fast_pac_keys = {list(pac_keys)!r}
 
 [users]
 bob = "hello"
@@ -266,3 +268,20 @@ def test_pac_refreshed_before_expiry(short_pac_server: Server, tmp_path: Path) -
     assert short_pac_server.log_text().count(RESUMED) == before + 1
     assert "PAC refreshing completed successfully" in result.output, result.output[-5000:]
     assert pac.read_bytes() != first
+
+
+def test_pac_survives_a_restart_with_configured_keys(tmp_path: Path) -> None:
+    """fast_pac_keys: a restarted server still opens its PACs; after a rotation (new key
+    first, old key second) too; a server without the old key provisions anew."""
+    old, new = "11" * 32, "22" * 32
+    pac = tmp_path / "pac"
+    runs = [((old,), False), ((old,), True), ((new, old), True), ((new,), False)]
+    for n, (keys, resumed) in enumerate(runs):
+        gen = _server(tmp_path / f"run{n}", "mschapv2", pac_keys=keys)
+        server = next(gen)
+        try:
+            block = _block(server, pac, 2, "MSCHAPV2")
+            _ok(server.eapol(block))
+            assert (RESUMED in server.log_text()) is resumed, server.log_text()[-3000:]
+        finally:
+            gen.close()

@@ -59,6 +59,9 @@ def test_fast_settings_parsed_and_offered(tmp_path: Path) -> None:
         {"fast_pac_lifetime": 0},
         {"fast_pac_lifetime": "1d"},
         {"fast_pac_lifetime": 100, "fast_pac_refresh": 100},
+        {"fast_pac_keys": ["00" * 31]},
+        {"fast_pac_keys": ["zz" * 32]},
+        {"fast_pac_keys": "00"},
     ],
 )
 def test_bad_fast_settings_rejected(tmp_path: Path, eap: dict[str, object]) -> None:
