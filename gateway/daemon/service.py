@@ -384,6 +384,7 @@ class Gateway:
         self._hook_dataplane()
         self.sas: dict[bytes, SaRecord] = {}
         self._early_children: dict[bytes, dict[int, ChildRecord]] = {}
+        self._initiating: dict[bytes, str] = {}
         self._ids = 0
         self._waiters: dict[bytes, list[defer.Deferred[dict[str, Any]]]] = {}
         self._closed_waiters: dict[bytes, list[defer.Deferred[None]]] = {}
@@ -530,6 +531,7 @@ class Gateway:
                 established=now,
             )
             rec.children.update(self._early_children.pop(event.ike_sa, {}))
+            self._initiating.pop(event.ike_sa, None)
             self.sas[event.ike_sa] = rec
             self.stats.established_total += 1
             if session is not None and session.posture_required:
@@ -596,6 +598,7 @@ class Gateway:
         elif isinstance(event, IkeSaClosed):
             rec5 = self.sas.pop(event.ike_sa, None)
             self._early_children.pop(event.ike_sa, None)
+            self._initiating.pop(event.ike_sa, None)
             session = self.router.drop(event.ike_sa)
             if session is not None and session.tncs is not None:
                 self._end_posture(session)
@@ -665,7 +668,7 @@ class Gateway:
             session = self.router.session(spi)
             out.append(
                 {
-                    "name": session.connection if session else None,
+                    "name": session.connection if session else self._initiating.get(spi),
                     "uniqueid": None,
                     "ike_sa": spi.hex(),
                     "state": "CONNECTING",
@@ -724,7 +727,10 @@ class Gateway:
             if not addrs:
                 raise ValueError(f"{name}: no remote address (give one, or set remote_addrs)")
             remote = addrs[0]
-        return self.udp.initiate(name, (remote, port))
+        spi = self.udp.initiate(name, (remote, port))
+        if spi not in self.sas and self.engine.ike_sa_state(spi) is not None:
+            self._initiating[spi] = name
+        return spi
 
     def initiate_and_wait(
         self, name: str, remote: str | None, timeout: float = 15.0, port: int = 500

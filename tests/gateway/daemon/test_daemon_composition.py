@@ -411,7 +411,7 @@ def test_start_action_start_initiates_at_startup(tmp_path: Path) -> None:
     assert addr == ("198.51.100.7", 500)
     assert data[18] == 34  # IKE_SA_INIT
     (sa,) = gw.list_sas()
-    assert sa["state"] == "CONNECTING"
+    assert sa["state"] == "CONNECTING" and sa["name"] == "rw"
 
 
 def test_dataplane_hooks_sender_and_expiry(tmp_path: Path) -> None:
