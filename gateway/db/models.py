@@ -239,7 +239,8 @@ class Session(Base):
     device_id: Mapped[int | None] = mapped_column(Id, ForeignKey("nea_devices.id"))
     product_id: Mapped[int | None] = mapped_column(Id, ForeignKey("nea_products.id"))
     address: Mapped[str | None] = mapped_column(String(64))
-    """The endpoint's outer address (IKE peer, NAS-reported Calling-Station-Id, ...)."""
+    """The address the gateway bound to the connection (``bind_address``): the endpoint's
+    outer address or its virtual IP."""
     facts: Mapped[str] = mapped_column(Text, default="{}")
     """JSON of the scalar facts the endpoint reported (forwarding, default password, ...)."""
     packages_inventory_id: Mapped[int | None] = mapped_column(Id, ForeignKey("nea_inventories.id"))

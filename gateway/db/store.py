@@ -179,6 +179,8 @@ class EvidenceStore:
     def __init__(self, url: str = DEFAULT_DB_URL, *, engine: Engine | None = None) -> None:
         self.engine = engine if engine is not None else open_for_writing(url)
         self._ids: dict[tuple[str, Any], int] = {}
+        self.id_cache_size = 100_000
+        """Name -> row id cache entries (identities, devices, policies ...) kept at most."""
         self._new_ids: list[tuple[str, Any]] = []
         self._current: dict[int, _Current] = {}
         self._open: dict[int, list[int]] = {}
@@ -295,6 +297,8 @@ class EvidenceStore:
                 _insert(conn, table).values(**key, **(extra or {})).on_conflict_do_nothing()
             )
             row = conn.execute(select(table.c.id).where(*where)).scalar_one()
+        if len(self._ids) >= self.id_cache_size:
+            self._ids.clear()  # bounded memory; ids are looked up again as needed
         self._ids[cache_key] = int(row)
         self._new_ids.append(cache_key)
         return int(row)

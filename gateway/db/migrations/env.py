@@ -13,7 +13,10 @@ context.configure(
     version_table=VERSION_TABLE,
     render_as_batch=connection.dialect.name == "sqlite",
     # the database may hold other nea-gateway tables (the pools): only ours are compared
-    include_name=lambda name, type_, parent: type_ != "table" or str(name).startswith("nea_"),
+    include_name=lambda name, type_, parent: (
+        type_ != "table"
+        or (str(name).startswith("nea_") and not str(name).endswith("alembic_version"))
+    ),
 )
 with context.begin_transaction():
     context.run_migrations()
