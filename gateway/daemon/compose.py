@@ -451,6 +451,32 @@ def _crls(config: GatewayConfig) -> tuple[bytes, ...]:
     return tuple(out)
 
 
+class _Refuse:
+    """A server method that fails at the first Response (an EAP identity ``remote.eap_id``
+    does not allow)."""
+
+    def __init__(self, eap_type: int, identity: bytes) -> None:
+        self.eap_type = eap_type
+        self.failure_reason: str | None = None
+        self._identity = identity
+
+    def start(self) -> bytes:
+        return b"\x20"  # the TLS-based methods' Start flag
+
+    def receive(self, type_data: bytes) -> Any:
+        from ike.eap.method import Decision, Step
+
+        self.failure_reason = f"EAP identity {self._identity!r} not allowed by remote.eap_id"
+        log.info("%s", self.failure_reason)
+        return Step(None, Decision.FAILURE)
+
+    def msk(self) -> bytes | None:
+        return None
+
+    def emsk(self) -> bytes | None:
+        return None
+
+
 def _table(passwords: dict[str, str]) -> dict[bytes | str, str]:
     return {k: v for k, v in passwords.items()}
 
@@ -565,7 +591,16 @@ def _eap_factory(
     if auth == "eap-tls":
         from ike.eap_tls.method import EapTlsServer
 
-        methods = [(EapType.TLS, lambda i: EapTlsServer(tls_config, i))]
+        allowed = spec.remote.eap_id
+        if allowed in (None, "%any"):
+            methods = [(EapType.TLS, lambda i: EapTlsServer(tls_config, i))]
+        else:
+            want = str(allowed).encode()
+
+            def tls_method(i: bytes) -> Any:
+                return EapTlsServer(tls_config, i) if i == want else _Refuse(EapType.TLS, i)
+
+            methods = [(EapType.TLS, tls_method)]
     elif auth == "eap-ttls":
         from ike.eap.methods.credentials import StaticPasswords
         from ike.eap_ttls.method import TtlsServerConfig, ttls_server_factory

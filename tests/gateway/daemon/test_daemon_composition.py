@@ -535,3 +535,25 @@ def test_reload_rereads_the_policy_file(cert_factory: Any, tmp_path: Path) -> No
         rig.gateway.reload()
     assert err.value.key == "nea.policy" and str(policy) in err.value.reason
     assert "lab" in engine.policy.groups
+
+
+@pytest.mark.parametrize(("who", "ok"), [("cl.test", True), ("mallory.test", False)])
+def test_eap_tls_client_cert_and_eap_id(
+    cert_factory: Any, tmp_path: Path, who: str, ok: bool
+) -> None:
+    from ike.eap.packet import EapType
+    from ike.eap.peer import EapPeer
+    from ike.eap_tls.method import EapTlsPeer
+    from ike.eap_tls.tls import TlsPeerConfig
+
+    ca, gw = _pki(cert_factory, tmp_path)
+    client = cert_factory.issue(ca, who, san_dns=(who,), eku=("clientAuth",), key_type="rsa")
+    rig = make_rig(_write(tmp_path, _eap_config(ca, gw, "eap-tls", 'eap_id = "cl.test"')))
+    tls = TlsPeerConfig(
+        ca_pems=(ca.cert_pem,), cert_chain_pem=client.chain_pem, key_pem=client.key_pem
+    )
+    rig.connect(
+        _eap_client(ca, lambda: EapPeer(who.encode(), [(EapType.TLS, lambda: EapTlsPeer(tls))]))
+    )
+    assert bool(rig.events(IkeSaEstablished)) is ok
+    assert [s["remote_eap_id"] for s in rig.gateway.list_sas()] == (["cl.test"] if ok else [])
