@@ -10,6 +10,7 @@ daemon needs beyond them:
 * ``move_endpoint(ike_sa, local_ts, remote_ts)`` - quarantine -> allow: replace the selectors
   (policies) of every CHILD_SA of an IKE_SA without new keys;
 * ``rename_ike_sa(old, new)`` after an IKE_SA rekey;
+* ``add_virtual_ip(cidr)`` / ``remove_virtual_ip`` - an initiator's virtual IP on the TUN;
 * ``on_event`` - :class:`~gateway.dataplane.esp.SaSoftExpired` (rekey the CHILD_SA:
   ``engine.rekey_child_sa(ike_sa, spi_in, now)``), :class:`~gateway.dataplane.esp.SaHardExpired`
   (``engine.delete_child_sa``), :class:`~gateway.dataplane.base.Acquire`; ``ike_sa`` in them is
@@ -113,6 +114,20 @@ class DaemonDataplane:
         ds = [self.backend.update_selectors(spi, local_ts, remote_ts) for spi in spis]
         gathered = defer.gatherResults(ds, consumeErrors=True)
         return self._track(gathered, f"move {ike_sa.hex()}", swallow=False)
+
+    def add_virtual_ip(self, cidr: str) -> defer.Deferred[None]:
+        """An initiator's virtual IP onto the TUN device (userspace backend; the XFRM backend
+        leaves addresses to the system)."""
+        add = getattr(self.backend, "add_address", None)
+        if add is None:
+            return defer.succeed(None)
+        return self._track(add(cidr), f"add address {cidr}")
+
+    def remove_virtual_ip(self, cidr: str) -> defer.Deferred[None]:
+        remove = getattr(self.backend, "remove_address", None)
+        if remove is None:
+            return defer.succeed(None)
+        return self._track(remove(cidr), f"remove address {cidr}")
 
     def rename_ike_sa(self, old: bytes, new: bytes) -> None:
         for spi, ike in self._ike_of.items():

@@ -452,7 +452,10 @@ class ReplayWindow:
         """Record ``seq`` after its ICV verified."""
         if seq > self.top:
             shift = seq - self.top
-            self.bitmap = ((self.bitmap << shift) | 1) & ((1 << max(self.size, 1)) - 1)
+            if shift >= self.size:  # the whole window moves on (and no huge shift: ESN jumps)
+                self.bitmap = 1
+            else:
+                self.bitmap = ((self.bitmap << shift) | 1) & ((1 << self.size) - 1)
             self.top = seq
         elif self.size:
             self.bitmap |= 1 << (self.top - seq)

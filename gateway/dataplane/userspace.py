@@ -299,6 +299,22 @@ class UserspaceDataplane:
     def child_sas(self, ike_sa: bytes) -> list[int]:
         return self.engine.sas_of(ike_sa)
 
+    def add_address(self, cidr: str) -> defer.Deferred[None]:
+        """Put a (virtual) IP address on the TUN device, e.g. the one an initiator got in
+        the CP payload; routes installed later use it as their source."""
+        if cidr not in self.addresses:
+            self.addresses.append(cidr)
+        if self._routes is None:
+            return defer.succeed(None)
+        return self.netlink.call(self._routes.add_address, cidr)
+
+    def remove_address(self, cidr: str) -> defer.Deferred[None]:
+        if cidr in self.addresses:
+            self.addresses.remove(cidr)
+        if self._routes is None:
+            return defer.succeed(None)
+        return self.netlink.call(self._routes.remove_address, cidr)
+
     def esp_received(self, data: bytes, remote: Address, local: Address) -> None:
         inner = self.engine.inbound(data, remote, self.now())
         if inner is not None and self.tun is not None:

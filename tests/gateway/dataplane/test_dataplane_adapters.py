@@ -345,3 +345,14 @@ def test_netlink_worker_runs_calls_off_the_reactor_thread() -> None:
             result(d2)
     finally:
         worker.stop()
+
+
+def test_virtual_ip_becomes_the_route_source() -> None:
+    dp = userspace([])
+    bridge = DaemonDataplane(dp)
+    result(bridge.add_virtual_ip("10.3.0.2/32"))
+    assert dp._prefsrc((ts("10.3.0.2/32"),), 4) == "10.3.0.2"
+    assert dp._prefsrc((ts("10.4.0.0/16"),), 4) is None
+    result(bridge.remove_virtual_ip("10.3.0.2/32"))
+    assert dp._prefsrc((ts("10.3.0.2/32"),), 4) is None
+    assert result(DaemonDataplane(NullDataplane()).add_virtual_ip("10.3.0.2/32")) is None

@@ -371,3 +371,28 @@ def test_mutated_and_random_input_never_crashes(junk: bytes, flip: int) -> None:
         assert cl.inbound(data, None, 0) is None
     assert gw.outbound(junk, 0) is None or len(junk) >= 20
     assert sum(cl.drops.values()) == 3
+
+
+def test_replay_window_big_jump_is_cheap() -> None:
+    # A jump of 2^40 sequence numbers (ESN) must not build a 2^40-bit integer.
+    w = ReplayWindow(128, esn=True)
+    w.update(5)
+    w.update(5 + (1 << 40))
+    assert w.bitmap == 1 and w.top == 5 + (1 << 40)
+    assert not w.check(5 + (1 << 40)) and w.check(6 + (1 << 40))
+    w0 = ReplayWindow(0)
+    w0.update(10)
+    w0.update(3)  # window 0: no replay protection, nothing recorded below the top
+    assert w0.check(3) and w0.check(11)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=120))
+def test_inner_header_parser_only_raises_esp_error(data: bytes) -> None:
+    from gateway.dataplane.esp import EspError
+
+    for blob in (data, b"\x45" + data, b"\x60" + data):
+        try:
+            parse_ip_packet(blob)
+        except EspError as exc:
+            assert exc.reason == DropReason.MALFORMED
