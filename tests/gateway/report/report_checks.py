@@ -8,6 +8,7 @@ import io
 import json
 import re
 from typing import Any
+from xml.etree import ElementTree
 
 from gateway.report.cli import main
 
@@ -109,6 +110,10 @@ def check_html(text: str) -> None:
     # self-contained: no external references (scripts, style sheets, images, fonts)
     assert not re.search(r"<(script|link|img|iframe|object|embed)\b|@import|url\(", text)
     assert not re.search(r"<[a-zA-Z][^<>]*\s(src|href)=", text)
+    for svg in re.findall(r"<svg.*?</svg>", text, re.S):  # every chart is well-formed SVG
+        root = ElementTree.fromstring(svg)
+        assert root.tag == "{http://www.w3.org/2000/svg}svg"
+        assert float(root.attrib["width"]) > 0 and float(root.attrib["height"]) > 0
 
 
 def check_endpoints(url: str) -> None:
