@@ -557,3 +557,38 @@ def test_eap_tls_client_cert_and_eap_id(
     )
     assert bool(rig.events(IkeSaEstablished)) is ok
     assert [s["remote_eap_id"] for s in rig.gateway.list_sas()] == (["cl.test"] if ok else [])
+
+
+@pytest.mark.parametrize("command", ["allow", "isolate", "block"])
+def test_peap_posture(cert_factory: Any, tmp_path: Path, command: str) -> None:
+    """PEAP v0 (inner MS-CHAPv2, cryptobinding) with PT-EAP chained inside the tunnel."""
+    from ike.eap.methods.mschapv2 import MsChapV2PeerMethod
+    from ike.eap_peap.method import EapPeapPeer, PeapPeerConfig
+    from ike.eap_tls.tls import TlsPeerConfig
+    from nea.pb_tnc import PbTncConfig, Tncc
+    from nea.pt_eap import PtEapPeer
+    from tests.nea.pb_tnc.pbtnc_fakes import command_collector
+
+    ca, gw = _pki(cert_factory, tmp_path)
+    extra = '\neap_inner = ["mschapv2"]\n[connections.rw.posture]\nassess = true\n'
+    rig = make_rig(_write(tmp_path, _eap_config(ca, gw, "eap-peap", extra)))
+    config = PeapPeerConfig(
+        tls=TlsPeerConfig(ca_pems=(ca.cert_pem,)),
+        identity=b"bob",
+        eap_methods=(
+            (26, lambda: MsChapV2PeerMethod(b"bob", "hello")),
+            (
+                54,
+                lambda: PtEapPeer(
+                    Tncc([command_collector(command)], config=PbTncConfig.for_pt_eap())
+                ),
+            ),
+        ),
+    )
+    rig.connect(_eap_client(ca, lambda: TtlsPosturePeer(b"anonymous", None, EapPeapPeer(config))))
+    sas = rig.gateway.list_sas()
+    if command == "block":
+        assert sas == [] and rig.gateway.stats_json()["totals"]["auth_failed"] == 1
+    else:
+        (sa,) = sas
+        assert sa["verdict"] == command and sa["children"][0]["name"] == command
