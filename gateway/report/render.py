@@ -271,7 +271,7 @@ def svg_columns(rows: Sequence[dict[str, Any]], chart: Chart, height: int = 220)
     rows = list(rows)[-120:]
     col_w = max(4, min(36, 700 // max(1, len(rows))))
     left, bottom, top_pad = 50, 40, 12
-    width = left + len(rows) * (col_w + 2) + 10
+    width = left + len(rows) * (col_w + 2) + 64  # room for the last label
     top = max((sum(_num(r.get(k)) for k, _ in chart.series) for r in rows), default=0.0)
     plot_h = height - bottom - top_pad
     scale = plot_h / top if top > 0 else 0.0
@@ -284,7 +284,7 @@ def svg_columns(rows: Sequence[dict[str, Any]], chart: Chart, height: int = 220)
         f"{_cell(int(top))}</text>",
         f'<text x="{left - 4}" y="{top_pad + plot_h}" text-anchor="end" font-size="11">0</text>',
     ]
-    step = max(1, len(rows) // 8)
+    step = max(1, -(-62 // (col_w + 2)), len(rows) // 8)  # labels ~60 px wide never overlap
     for i, row in enumerate(rows):
         x = left + 2 + i * (col_w + 2)
         y = float(top_pad + plot_h)
