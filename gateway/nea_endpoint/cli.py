@@ -15,7 +15,9 @@ it deletes the IKE_SA right after the result and exits with a status that reflec
     0 allow   3 isolate   4 denied or authentication failed   1 no answer / protocol error
     2 usage or configuration error
 
-This version negotiates the SAs and the virtual IP but does not install them (plain mode).
+By default the SAs and the virtual IP are negotiated and reported, not installed (plain
+mode); ``--dataplane userspace`` (root) installs them: the virtual IP on a TUN device
+(``nea-ep0``), userspace ESP, routes for the gateway's networks.
 """
 
 from __future__ import annotations
@@ -88,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-posture", action="store_true", help="do not answer posture assessments"
     )
     p.add_argument("--source", help="local address to send from")
+    p.add_argument(
+        "--dataplane",
+        choices=("none", "userspace"),
+        help="none: report the SAs only [default]; userspace: install the virtual IP, "
+        "routes and SAs (userspace ESP on a TUN device, root)",
+    )
+    p.add_argument(
+        "--natt-port", type=int, help="the gateway's NAT-T port, used with a dataplane [4500]"
+    )
     p.add_argument("--timeout", type=float, help="seconds to wait for the outcome [30]")
     p.add_argument("--once", action="store_true", help="report, delete the IKE_SA and exit")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -116,6 +127,8 @@ def _options(args: argparse.Namespace) -> Any:
         "posture": False if args.no_posture else None,
         "source": args.source,
         "timeout": args.timeout,
+        "dataplane": args.dataplane,
+        "natt_port": args.natt_port,
     }
     if cli["eap"] is False:
         cli["eap"] = None

@@ -18,8 +18,12 @@ Outcomes and the exit codes of ``nea-endpoint --once``:
 =============== ==== ===================================================================
 
 Several clients may share one reactor (the demo runs a fleet); each owns its engine and
-socket.  The dataplane is not touched: this is the "plain" mode (the SAs and the virtual IP
-are negotiated and reported, not installed).
+socket.  With ``dataplane = "none"`` (the default, "plain" mode) the SAs and the virtual IP are
+negotiated and reported, not installed.  With ``dataplane = "userspace"`` (root) IKE goes to
+the gateway's NAT-T port from the start (non-ESP marker, RFC 3948), so that ESP and IKE share
+one UDP socket on both sides; once the IKE_SA is up the virtual IP is put on a TUN device
+(``nea-ep0``), the CHILD_SAs are installed in :class:`gateway.dataplane.userspace.
+UserspaceDataplane` and the remote selectors are routed through it.
 """
 
 from __future__ import annotations
@@ -38,11 +42,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from twisted.internet import defer
 
-from gateway.ike_udp import IkeUdpService
+from gateway.ike_udp import IkePort, IkeUdpService
 from gateway.nea_endpoint.options import EndpointOptions, OptionsError
 from ike.config import AuthClass, ChildConfig, EngineConfig, Identity, PeerConfig
-from ike.constants import NotifyType
+from ike.constants import NON_ESP_MARKER, NotifyType
 from ike.sa import (
+    ChildSaDeleted,
     ChildSaFailed,
     ChildSaInstalled,
     Event,
@@ -68,6 +73,32 @@ log = logging.getLogger("gateway.nea_endpoint")
 
 EXIT_CODES = {"allow": 0, "isolate": 3, "denied": 4, "auth-failed": 4, "error": 1}
 CONNECTION = "nea-endpoint"
+PLAIN = "none (plain mode: SAs and virtual IP reported, not installed)"
+TUN_NAME = "nea-ep0"
+
+
+class _NattPort(IkePort):
+    """A socket speaking RFC 3948 framing whatever its port number: IKE behind the
+    four-octet non-ESP marker, ESP as it is, one octet 0xff a NAT keepalive."""
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        remote = (str(addr[0]), int(addr[1]))
+        if data == b"\xff":
+            return
+        if data[:4] != NON_ESP_MARKER:
+            self.service.esp_received(data, remote, (self.host, self.port))
+            return
+        self.service.ike_received(data[4:], remote, (self.host, self.port))
+
+    def send(self, data: bytes, remote: tuple[str, int]) -> None:
+        if self.transport is not None:
+            transport: Any = self.transport
+            transport.write(NON_ESP_MARKER + data, remote)
+
+    def send_esp(self, data: bytes, remote: tuple[str, int]) -> None:
+        if self.transport is not None:
+            transport: Any = self.transport
+            transport.write(data, remote)
 CONN_ID = 1
 
 
@@ -102,7 +133,7 @@ class EndpointResult:
     posture: EndpointReport | None = None
     """What the TNCC received, if PT-EAP (or EAP-TNC) ran."""
     posture_ran: bool = False
-    dataplane: str = "none (plain mode: SAs and virtual IP reported, not installed)"
+    dataplane: str = PLAIN
     error: str | None = None
     """The IKE notify that ended the attempt, by name."""
 
@@ -481,19 +512,33 @@ class EndpointClient:
         self._closed: defer.Deferred[None] | None = None
         self._timeout: Any = None
         self._settle: Any = None
+        self._natt: _NattPort | None = None
+        self._dataplane: Any = None
+        self._dataplane_text = PLAIN
 
     # -- socket ---------------------------------------------------------------------------
 
     def _bind(self) -> None:
         """One UDP socket on an ephemeral port; as root towards port 500 also 500 + 4500
-        when they are free (then the engine's switch to 4500 behind a NAT works)."""
+        when they are free (then the engine's switch to 4500 behind a NAT works).  With a
+        dataplane: one RFC 3948 socket (4500 when free) for IKE and ESP."""
         from twisted.internet.error import CannotListenError
 
         port_obj = self.service.ports.pop(0)
+        if self.options.dataplane != "none":
+            natt = _NattPort(self.service, self.local_ip, 0)
+            for number in (4500, 0):
+                try:
+                    lp = self.reactor.listenUDP(number, natt, interface=self.local_ip)
+                except CannotListenError:
+                    continue
+                natt.port = lp.getHost().port
+                self.service.ports = {natt.port: natt}
+                self._ports = [lp]
+                self._natt = natt
+                return
         if self.options.port == 500 and os.geteuid() == 0:
             pair = {500: port_obj}
-            from gateway.ike_udp import IkePort
-
             pair[4500] = IkePort(self.service, self.local_ip, 4500)
             listening = []
             try:
@@ -534,7 +579,10 @@ class EndpointClient:
                 CONNECTION,
                 now,
                 local=(self.local_ip, self.local_port),
-                remote=(self.remote_ip, self.options.port),
+                remote=(
+                    self.remote_ip,
+                    self.options.natt_port if self._natt is not None else self.options.port,
+                ),
             )
         except Exception as exc:
             self._finish("error", f"cannot initiate: {exc}")
@@ -587,6 +635,11 @@ class EndpointClient:
         timer = self.service._timer
         if timer is not None and timer.active():
             timer.cancel()
+        dp, self._dataplane = self._dataplane, None
+        if dp is not None:
+            self.service.esp_handler = None
+            d = dp.stop()
+            d.addErrback(lambda f: log.error("dataplane stop: %s", f.getErrorMessage()))
 
     # -- engine events ---------------------------------------------------------------------
 
@@ -598,6 +651,10 @@ class EndpointClient:
             self._settle = self.reactor.callLater(0, self._on_established)
         elif isinstance(event, ChildSaInstalled) and event.ike_sa == st.ike_sa:
             st.children.append(event)
+        elif isinstance(event, ChildSaDeleted) and self._dataplane is not None:
+            self._dataplane.delete_child_sa(event.spi_in).addErrback(
+                lambda f: log.error("dataplane delete: %s", f.getErrorMessage())
+            )
         elif isinstance(event, ChildSaFailed) and event.ike_sa == st.ike_sa:
             st.child_errors.append(f"{event.name}: {_notify_name(event.error)}")
         elif isinstance(event, IkeSaClosed) and event.ike_sa == st.ike_sa:
@@ -615,6 +672,44 @@ class EndpointClient:
 
     def _on_established(self) -> None:
         self.on_progress("established")
+        if self._natt is not None and self._dataplane is None:
+            d = defer.ensureDeferred(self._install())
+            d.addErrback(lambda f: log.error("dataplane: %s", f.getErrorMessage()))
+            d.addBoth(lambda _: self._decide())
+            return
+        self._decide()
+
+    async def _install(self) -> None:
+        """Userspace ESP: the virtual IP on a TUN device, the CHILD_SAs, routes for the
+        remote selectors (sourced from the virtual IP)."""
+        from gateway.dataplane.base import spec_from_event
+        from gateway.dataplane.userspace import UserspaceDataplane
+
+        st = self._state
+        assert self._natt is not None and st.established is not None
+        natt = self._natt
+        vips = [f"{v}/{v.max_prefixlen}" for v in st.established.virtual_ips]
+        self.on_progress("installing SAs")
+        dp = UserspaceDataplane(
+            self.reactor, natt.send_esp, ifname=TUN_NAME, addresses=vips,
+            reason="nea-endpoint --dataplane userspace",
+        )
+        try:
+            await dp.start()
+        except Exception as exc:
+            self._dataplane_text = f"userspace: not installed ({exc})"
+            raise
+        self._dataplane = dp
+        self.service.esp_handler = dp.esp_received
+        for child in st.children:
+            await dp.install_child_sa(spec_from_event(child))
+        routes = sorted({ts_text(t) for c in st.children for t in c.remote_ts})
+        self._dataplane_text = (
+            f"userspace ESP on {dp.ifname}: {', '.join(vips) or 'no virtual IP'}; "
+            f"routes {', '.join(routes) or 'none'}"
+        )
+
+    def _decide(self) -> None:
         report = self._posture.report() if self._posture is not None else None
         access = report.access if report is not None else None
         if self._posture is not None and self._posture.ran:
@@ -702,6 +797,7 @@ class EndpointClient:
             posture=self._posture.report() if self._posture is not None else None,
             posture_ran=self._posture is not None and self._posture.ran,
             error=error,
+            dataplane=self._dataplane_text,
         )
         if est is None:
             self._close_ports()

@@ -48,6 +48,7 @@ EAP_METHODS = (
 TUNNEL_METHODS = ("eap-ttls", "eap-peap", "eap-fast")
 INNER_METHODS = ("md5", "mschapv2", "gtc")
 DEFAULT_PORT = 500
+DATAPLANES = ("none", "userspace")
 
 
 class OptionsError(ValueError):
@@ -80,6 +81,11 @@ class EndpointOptions:
     timeout: float = 30.0
     source: str | None = None
     """Local address to send from (default: the one the route to the server uses)."""
+    dataplane: str = "none"
+    """``none``: negotiate and report only; ``userspace``: install the virtual IP, routes and
+    the CHILD_SAs (userspace ESP on a TUN device; root)."""
+    natt_port: int = 4500
+    """The gateway's NAT-T port; with a dataplane IKE and ESP both go there (RFC 3948)."""
 
     @property
     def eap_identity(self) -> str:
@@ -114,6 +120,12 @@ class EndpointOptions:
         for p in self.ca:
             if not p.is_file():
                 raise OptionsError(f"--ca: {p}: no such file")
+        if self.dataplane not in DATAPLANES:
+            raise OptionsError(
+                f"--dataplane: {self.dataplane!r} is not one of: {', '.join(DATAPLANES)}"
+            )
+        if not 0 < self.natt_port < 65536:
+            raise OptionsError("--natt-port: not a UDP port")
         if self.timeout <= 0:
             raise OptionsError("--timeout must be positive")
         return self
@@ -197,6 +209,10 @@ def _from_mapping(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
         elif key == "ca":
             values = value if isinstance(value, list) else [value]
             out[key] = tuple(_path(v, base, where) for v in values)
+        elif key == "natt_port":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise OptionsError(f"{where}: must be a UDP port number")
+            out[key] = value
         elif key == "timeout":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise OptionsError(f"{where}: must be a number of seconds")
