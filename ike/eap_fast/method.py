@@ -595,7 +595,8 @@ class EapFastServer(_Base):
             return self._fail("EAP-FAST: message after the method ended")
         if self.version is None and type_data:
             peer_version = type_data[0] & 0x07
-            if peer_version < 1:
+            if peer_version != FAST_VERSION:
+                # RFC 4851 3.1: the peer answers with the version it uses, at most ours.
                 return self._fail(f"EAP-FAST: peer chose version {peer_version}, we speak 1")
             self.version = FAST_VERSION
         got = self._framing(type_data)
@@ -616,7 +617,7 @@ class EapFastServer(_Base):
         try:
             return self._phase2(tlvs)
         except TlvError as exc:
-            return self._fail_tlv(f"EAP-FAST: malformed TLV: {exc}")
+            return self._fail_tlv(f"EAP-FAST: malformed TLV: {exc}", exc.code)
         except EapError as exc:
             return self._fail_tlv(f"EAP-FAST: malformed inner EAP packet: {exc}")
 
@@ -757,8 +758,8 @@ class EapFastServer(_Base):
             reply = None
         return self._fail(reason, reply)
 
-    def _fail_tlv(self, reason: str) -> Step:
-        return self._fail_result(reason, [Tlv.error(ErrorCode.UNEXPECTED_TLVS_EXCHANGED)])
+    def _fail_tlv(self, reason: str, code: ErrorCode = TlvError.code) -> Step:
+        return self._fail_result(reason, [Tlv.error(code)])
 
     def _phase2(self, tlvs: list[Tlv]) -> Step:
         unknown = _unsupported_mandatory(tlvs)

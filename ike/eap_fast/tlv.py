@@ -118,7 +118,10 @@ class FastError(Exception):
 
 
 class TlvError(FastError):
-    """Malformed TLV data; ``offset`` is where in the container the problem was found."""
+    """Malformed TLV data; ``offset`` is where in the container the problem was found and
+    ``code`` the Error TLV code that reports it (RFC 4851 4.2.4)."""
+
+    code = ErrorCode.UNEXPECTED_TLVS_EXCHANGED
 
     def __init__(self, message: str, offset: int = 0) -> None:
         super().__init__(f"{message} (at offset {offset})")
