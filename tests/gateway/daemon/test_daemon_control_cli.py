@@ -217,6 +217,9 @@ def test_control_commands_between_two_daemons(pair: tuple[Daemon, Daemon]) -> No
     (conn,) = _json(gw.sock, "list-conns")
     assert conn["remote"]["id"] == "cl.test" and conn["pools"] == ["rw"]
 
+    (pool,) = _json(gw.sock, "list-pools")
+    assert pool["name"] == "rw" and pool["online"] == 1 and pool["size"] == 14
+    assert "rw" in _cli("list-pools", "-s", str(gw.sock)).stdout
     stats = _json(gw.sock, "stats")
     assert stats["ike_sas"] == 1 and stats["child_sas"] == 1 and stats["half_open"] == 0
     assert stats["packets"]["ike_received"] >= 2 and stats["dataplane"] == "none"
