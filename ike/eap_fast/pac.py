@@ -22,11 +22,20 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ike.eap_fast.tlv import PacAttr, PacAttrType, PacType, TlvError, parse_pac_attrs
+from ike.eap_fast.tlv import (
+    PacAttr,
+    PacAttrType,
+    PacType,
+    TlvError,
+    encode_pac_attrs,
+    parse_pac_attrs,
+)
 
 __all__ = ["OpenedPac", "Pac", "PacKeyring", "PacStore"]
 
 _FORMAT = 1
+_PAC_TLV = 11
+"""The EAP-FAST PAC TLV type (RFC 5422 4.2), used as the record type of a dumped store."""
 _HEADER = struct.Struct("!BI12s")
 
 
@@ -185,6 +194,22 @@ class Pac:
             pac_type,
         )
 
+    def to_attrs(self) -> list[PacAttr]:
+        """PAC-Key, PAC-Opaque and PAC-Info, as a server's PAC TLV carries them."""
+        info = [PacAttr(PacAttrType.A_ID, self.a_id)]
+        if self.lifetime is not None:
+            info.append(PacAttr(PacAttrType.PAC_LIFETIME, struct.pack("!I", self.lifetime)))
+        if self.i_id:
+            info.append(PacAttr(PacAttrType.I_ID, self.i_id))
+        if self.a_id_info:
+            info.append(PacAttr(PacAttrType.A_ID_INFO, self.a_id_info))
+        info.append(PacAttr(PacAttrType.PAC_TYPE, struct.pack("!H", self.pac_type)))
+        return [
+            PacAttr(PacAttrType.PAC_KEY, self.pac_key),
+            PacAttr(PacAttrType.PAC_OPAQUE, self.pac_opaque),
+            PacAttr(PacAttrType.PAC_INFO, encode_pac_attrs(info)),
+        ]
+
     def ticket(self) -> bytes:
         """The PAC-Opaque TLV as it goes into the ClientHello SessionTicket extension."""
         return PacAttr(PacAttrType.PAC_OPAQUE, self.pac_opaque).to_bytes()
@@ -207,3 +232,21 @@ class PacStore:
 
     def __len__(self) -> int:
         return len(self.pacs)
+
+    def dump(self) -> bytes:
+        """All PACs as a sequence of PAC TLVs (RFC 5422 4.2).  The PAC-Keys are secrets:
+        store the result where only the peer can read it."""
+        return b"".join(
+            PacAttr(_PAC_TLV, encode_pac_attrs(pac.to_attrs())).to_bytes()
+            for pac in self.pacs.values()
+        )
+
+    @classmethod
+    def load(cls, data: bytes) -> PacStore:
+        """The store :meth:`dump` wrote; raises :class:`TlvError` on malformed data."""
+        store = cls()
+        for entry in parse_pac_attrs(data):
+            if entry.attr_type != _PAC_TLV:
+                raise TlvError(f"PAC store entry of type {entry.attr_type}, expected a PAC TLV")
+            store.put(Pac.from_attrs(parse_pac_attrs(entry.value)))
+        return store

@@ -96,3 +96,18 @@ def test_pac_opaque_binds_a_id_and_detects_tampering() -> None:
     assert ring.open(opaque, b"aid", 20) is not None  # old key still opens
     assert ring.open(opaque, b"aid", 111) is None  # retired after the PAC lifetime
     assert PacKeyring().open(opaque, b"aid", 10) is None  # foreign server
+
+
+def test_pac_store_dump_and_load_roundtrip() -> None:
+    from ike.eap_fast.pac import Pac, PacStore
+
+    store = PacStore()
+    store.put(Pac(b"k" * 32, b"opaque", b"aid-1", b"info", b"bob", 12345))
+    store.put(Pac(b"j" * 32, b"other", b"aid-2"))
+    data = store.dump()
+    again = PacStore.load(data)
+    assert again.pacs == store.pacs
+    with pytest.raises(TlvError):
+        PacStore.load(data[:-1])
+    with pytest.raises(TlvError):
+        PacStore.load(b"\x00\x01\x00\x00")
