@@ -24,6 +24,7 @@ from gateway.dataplane.esp import (
 from tests.gateway.dataplane.esp_helpers import (
     ALL_TRANSFORMS,
     CBC_SHA256,
+    CHACHA,
     GCM128,
     ipv4,
     ipv6,
@@ -102,6 +103,67 @@ def test_gcm_known_answer_draft_mcgrew_gcm_test() -> None:
     assert cipher.open(tampered, spi, seq, True) is None
     # Without ESN the AAD is SPI | 32-bit sequence and the same bytes do not verify.
     assert cipher.open(packet, spi, seq, False) is None
+
+
+def test_chacha20_poly1305_known_answer_rfc8439_a5() -> None:
+    # RFC 8439 (RFC 7539) Appendix A.5 AEAD decryption vector, laid out as RFC 7634 ESP:
+    # nonce = salt (00000000) | IV (0102030405060708), AAD = SPI (f3338886) | 64-bit ESN
+    # (0000000000004e91), i.e. RFC 7634 2.1 with extended sequence numbers.
+    key = bytes.fromhex("1c9240a5eb55d38af333888604f6b5f0473917c1402b80099dca5cbc207075c0")
+    salt, iv = bytes(4), bytes.fromhex("0102030405060708")
+    plaintext = bytes.fromhex(
+        "496e7465726e65742d4472616674732061726520647261667420646f63756d656e747320"
+        "76616c696420666f722061206d6178696d756d206f6620736978206d6f6e74687320616e"
+        "64206d617920626520757064617465642c207265706c616365642c206f72206f62736f6c"
+        "65746564206279206f7468657220646f63756d656e747320617420616e792074696d652e"
+        "20497420697320696e617070726f70726961746520746f2075736520496e7465726e6574"
+        "2d447261667473206173207265666572656e6365206d6174657269616c206f7220746f20"
+        "63697465207468656d206f74686572207468616e206173202fe2809c776f726b20696e20"
+        "70726f67726573732e2fe2809d"
+    )
+    ciphertext = bytes.fromhex(
+        "64a0861575861af460f062c79be643bd5e805cfd345cf389f108670ac76c8cb24c6cfc18755d43eea09ee94e38"
+        "2d26b0bdb7b73c321b0100d4f03b7f355894cf332f830e710b97ce98c8a84abd0b948114ad176e008d33bd60f9"
+        "82b1ff37c8559797a06ef4f0ef61c186324e2b3506383606907b6a7c02b0f9f6157b53c867e4b9166c767b804d"
+        "46a59b5216cde7a4e99040c5a40433225ee282a1b0a06c523eaf4534d7f83fa1155b0047718cbc546a0d072b04"
+        "b3564eea1b422273f548271a0bb2316053fa76991955ebd63159434ecebb4e466dae5a1073a6727627097a1049"
+        "e617d91d361094fa68f0ff77987130305beaba2eda04df997b714d6c6f2c29a6ad5cb4022b02709b"
+        "eead9d67890cbb22392336fea1851f38"
+    )
+    spi, seq = 0xF3338886, 0x4E91
+    cipher = _Cipher(CHACHA, key + salt, b"")
+    packet = struct.pack("!II", spi, seq) + iv + ciphertext
+    assert cipher.seal(spi, seq, True, plaintext, iv) == packet
+    assert cipher.open(packet, spi, seq, True) == plaintext
+    assert cipher.open(packet, spi, seq + 1, True) is None
+
+
+def test_aes_cbc_known_answer_rfc3602_case5() -> None:
+    # RFC 3602, 4 "Case #5: Sample transport-mode ESP packet (ping 192.168.123.100)": AES-128
+    # key, SPI 4321, sequence 1, IV, an ICMP echo with the default padding 01..0e, pad length
+    # 14 and next header 1.  The RFC's packet has no ICV; ours appends HMAC-SHA-256-128 over
+    # exactly those octets (RFC 4868 2.3).
+    import hashlib
+    import hmac
+
+    key = bytes.fromhex("90d382b410eeba7ad938c46cec1a82bf")
+    iv = bytes.fromhex("e96e8c08ab465763fd098d45dd3ff893")
+    payload = bytes.fromhex(
+        "08000ebda70a00008e9c083db95b070008090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "202122232425262728292a2b2c2d2e2f3031323334353637"
+    )
+    expected = bytes.fromhex(
+        "0000432100000001e96e8c08ab465763fd098d45dd3ff893f663c25d325c18c6a9453e194e120849"
+        "a4870b66cc6b9965330013b4898dc856a4699e523a55db080b59ec3a8e4b7e52775b07d1db34ed9c"
+        "538ab50c551b874aa269add047ad2d5913ac19b7cfbad4a6"
+    )
+    integ_key = bytes(range(32))
+    cipher = _Cipher(EspTransform(12, 128, 12), key, integ_key)
+    plaintext = payload + bytes(range(1, 15)) + b"\x0e\x01"
+    packet = cipher.seal(0x4321, 1, False, plaintext, iv)
+    assert packet[:-16] == expected
+    assert packet[-16:] == hmac.digest(integ_key, expected, hashlib.sha256)[:16]
+    assert cipher.open(packet, 0x4321, 1, False) == plaintext
 
 
 def test_hmac_sha256_128_truncation_rfc4868() -> None:
