@@ -26,6 +26,7 @@ Run: ``python bench/bench_eap.py [auths]`` (default 200 in-process, auths/4 end 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import secrets
@@ -430,7 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("auths", nargs="?", type=int, default=200)
     parser.add_argument("--no-e2e", action="store_true", help="skip the eapol_test runs")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        # Under ``python -m bench eap radius`` the arguments are the runner's words.
+        original = sys.orig_argv
+        runner = any(pair == ("-m", "bench") for pair in itertools.pairwise(original))
+        argv = [] if runner else sys.argv[1:]
+    args = parser.parse_args(argv)
     e2e = not args.no_e2e
     if e2e and subprocess.run(["which", "eapol_test"], capture_output=True).returncode:
         print(

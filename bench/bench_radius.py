@@ -23,6 +23,7 @@ Not part of the tests.
 from __future__ import annotations
 
 import argparse
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -146,7 +147,12 @@ def measure_freeradius(method: Method, pki: Pki, workdir: Path, n: int) -> tuple
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("auths", nargs="?", type=int, default=60)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        # Under ``python -m bench eap radius`` the arguments are the runner's words.
+        original = sys.orig_argv
+        runner = any(pair == ("-m", "bench") for pair in itertools.pairwise(original))
+        argv = [] if runner else sys.argv[1:]
+    args = parser.parse_args(argv)
     for tool, package in (("eapol_test", "eapoltest"), ("freeradius", "freeradius")):
         if subprocess.run(["which", tool], capture_output=True).returncode:
             print(f"{tool} not installed (Debian package {package})", file=sys.stderr)
