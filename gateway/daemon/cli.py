@@ -209,8 +209,9 @@ def _print_sas(console: Console, sas: list[dict[str, Any]]) -> None:
             )
             continue
         children = "\n".join(
-            f"{c['name']}: INSTALLED, ESP {c['spi_in']}_i {c['spi_out']}_o"
-            f"{' in UDP' if c['encap'] else ''}\n"
+            f"{c['name']}: INSTALLED, ESP{' in UDP' if c['encap'] else ''} "
+            f"{c['spi_in']}_i {c['spi_out']}_o\n"
+            f"  {c['encr']}{'/' + c['integ'] if c['integ'] else ''}\n"
             f"  {', '.join(c['local_ts'])} === {', '.join(c['remote_ts'])}"
             for c in sa["children"]
         )

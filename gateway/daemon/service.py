@@ -22,7 +22,7 @@ from twisted.internet import defer
 from gateway.daemon.compose import AccessRouter, Composition, PostureSession, compose
 from gateway.daemon.config import ConfigError, GatewayConfig, load_config
 from gateway.ike_udp import NATT_PORT, IkePort, IkeUdpService
-from ike.constants import NON_ESP_MARKER
+from ike.constants import NON_ESP_MARKER, EncrId, IntegId
 from ike.errors import IkeError
 from ike.message import decode_message
 from ike.sa import (
@@ -59,6 +59,13 @@ _FLAG_INITIATOR = 0x08
 
 # --------------------------------------------------------------------------------------------
 # Records and counters
+
+
+def _alg_name(enum: Any, value: int, prefix: str) -> str:
+    try:
+        return str(enum(value).name).removeprefix(prefix)
+    except ValueError:
+        return str(value)
 
 
 def ts_text(ts: Any) -> str:
@@ -559,8 +566,8 @@ class Gateway:
                 event.name,
                 event.spi_in,
                 event.spi_out,
-                f"{event.encr_id}/{event.encr_key_bits}",
-                str(event.integ_id),
+                _alg_name(EncrId, event.encr_id, "ENCR_") + f"-{event.encr_key_bits}",
+                _alg_name(IntegId, event.integ_id, "AUTH_") if event.integ_id else "",
                 [ts_text(t) for t in event.local_ts],
                 [ts_text(t) for t in event.remote_ts],
                 event.udp_encap,
