@@ -47,6 +47,7 @@ from gateway.nea_endpoint.options import EndpointOptions, OptionsError
 from ike.config import AuthClass, ChildConfig, EngineConfig, Identity, PeerConfig
 from ike.constants import NON_ESP_MARKER, NotifyType
 from ike.sa import (
+    NAT_KEEPALIVE,
     ChildSaDeleted,
     ChildSaFailed,
     ChildSaInstalled,
@@ -93,7 +94,8 @@ class _NattPort(IkePort):
     def send(self, data: bytes, remote: tuple[str, int]) -> None:
         if self.transport is not None:
             transport: Any = self.transport
-            transport.write(NON_ESP_MARKER + data, remote)
+            # NAT keepalives (RFC 3948 2.3) go without the marker, like IkePort's.
+            transport.write(data if data == NAT_KEEPALIVE else NON_ESP_MARKER + data, remote)
 
     def send_esp(self, data: bytes, remote: tuple[str, int]) -> None:
         if self.transport is not None:
