@@ -154,6 +154,13 @@ class _Routes:
     def link_up(self) -> None:
         ipr = self._ip()
         (self.index,) = ipr.link_lookup(ifname=self.ifname)
+        # No IPv6 link-local address on a point-to-point TUN: the kernel would otherwise send
+        # router solicitations into the tunnel, which no CHILD_SA covers.
+        gen_mode = Path(f"/proc/sys/net/ipv6/conf/{self.ifname}/addr_gen_mode")
+        try:
+            gen_mode.write_text("1")
+        except OSError:
+            pass  # IPv6 disabled or sysctl read-only: nothing to suppress
         ipr.link("set", index=self.index, state="up", mtu=self.mtu)
 
     def add_address(self, cidr: str) -> None:

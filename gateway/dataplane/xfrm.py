@@ -595,14 +595,31 @@ class XfrmDataplane:
         except DataplaneError:
             k.del_sa(spec.local[0], spec.spi_in, spec.mark)
             raise
-        inst.policies = self._policy_keys(spec, spec.local_ts, spec.remote_ts)
-        self._apply_policies(k, spec, reqid, inst.policies)
-        if self.block_unmatched:
-            inst.blocks = self._block_keys(spec)
-            for key in inst.blocks:
-                self._block_refs[key] = self._block_refs.get(key, 0) + 1
-                if self._block_refs[key] == 1:
-                    k.policy(key, tmpl=None, priority=PRIO_BLOCK)
+        try:
+            inst.policies = self._policy_keys(spec, spec.local_ts, spec.remote_ts)
+            self._apply_policies(k, spec, reqid, inst.policies)
+            if self.block_unmatched:
+                inst.blocks = self._block_keys(spec)
+                for key in inst.blocks:
+                    if self._block_refs.get(key, 0) == 0:
+                        k.policy(key, tmpl=None, priority=PRIO_BLOCK)
+        except DataplaneError:
+            # Leave nothing half-installed: the SAs go, and the policies unless another SA
+            # of the same reqid (the one this rekeys) still needs them.
+            for dst, spi in ((spec.local[0], spec.spi_in), (spec.remote[0], spec.spi_out)):
+                try:
+                    k.del_sa(dst, spi, spec.mark)
+                except DataplaneError:
+                    pass
+            if not any(o.reqid == reqid for o in self._sas.values()):
+                for key in inst.policies:
+                    try:
+                        k.del_policy(key)
+                    except DataplaneError:
+                        pass
+            raise
+        for key in inst.blocks:
+            self._block_refs[key] = self._block_refs.get(key, 0) + 1
 
     def _policy_keys(
         self,

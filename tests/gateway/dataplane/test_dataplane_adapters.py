@@ -356,3 +356,85 @@ def test_virtual_ip_becomes_the_route_source() -> None:
     result(bridge.remove_virtual_ip("10.3.0.2/32"))
     assert dp._prefsrc((ts("10.3.0.2/32"),), 4) is None
     assert result(DaemonDataplane(NullDataplane()).add_virtual_ip("10.3.0.2/32")) is None
+
+
+class RecordingKernel:
+    """Stands in for XfrmKernel: records SA and policy operations (the logic above netlink)."""
+
+    def __init__(self, fail_policies: bool = False) -> None:
+        self.sas: dict[tuple[str, int], int] = {}
+        self.policies: dict[Any, tuple[Any, int]] = {}
+        self.fail_policies = fail_policies
+        self.updates: list[int] = []
+
+    def add_sa(self, spec: Any, *, inbound: bool, reqid: int, update: bool = False) -> None:
+        key = (spec.local[0], spec.spi_in) if inbound else (spec.remote[0], spec.spi_out)
+        if update:
+            self.updates.append(key[1])
+        self.sas[key] = reqid
+
+    def del_sa(self, dst: str, spi: int, mark: Any = None) -> None:
+        from gateway.dataplane.base import DataplaneError
+
+        if (dst, spi) not in self.sas:
+            raise DataplaneError("no such SA", 3)  # ESRCH
+        del self.sas[(dst, spi)]
+
+    def policy(self, key: Any, *, tmpl: Any, priority: int, update: bool = True) -> None:
+        from gateway.dataplane.base import DataplaneError
+
+        if self.fail_policies:
+            raise DataplaneError("refused", 22)
+        self.policies[key] = (tmpl, priority)
+
+    def del_policy(self, key: Any) -> None:
+        from gateway.dataplane.base import DataplaneError
+
+        if key not in self.policies:
+            raise DataplaneError("no such policy", 2)  # ENOENT, as the kernel answers
+        del self.policies[key]
+
+    def alloc_spi(self, src: str, dst: str, reqid: int = 0) -> int:
+        return 0xC0000123
+
+    def close(self) -> None:
+        return None
+
+
+def xfrm_with(kernel: RecordingKernel) -> XfrmDataplane:
+    from gateway.dataplane.base import NetlinkWorker
+
+    dp = XfrmDataplane(None, netlink=NetlinkWorker(None), kernel_factory=lambda: kernel)  # type: ignore[arg-type,return-value]
+    result(dp.start())
+    return dp
+
+
+def test_xfrm_install_rekey_delete_logic() -> None:
+    k = RecordingKernel()
+    dp = xfrm_with(k)
+    old_a, _ = sa_pair(CBC_SHA256, spi_a=0x1000, spi_b=0x2000)
+    result(dp.install_child_sa(old_a))
+    assert k.sas == {("192.0.2.1", 0x1000): 1, ("192.0.2.2", 0x2000): 1}
+    allow = {key for key, (tmpl, _) in k.policies.items() if tmpl is not None}
+    block = {key for key, (tmpl, _) in k.policies.items() if tmpl is None}
+    assert len(allow) == 3 and len(block) == 3  # out/in/fwd each
+    # Rekey: an ALLOCSPI'd SPI is installed with UPDSA; the reqid and policies carry over.
+    spi = result(dp.allocate_spi("192.0.2.2", "192.0.2.1"))
+    from dataclasses import replace
+
+    new_a = replace(sa_pair(CBC_SHA256)[0], spi_in=spi, spi_out=0x2001, replaces=0x1000)
+    result(dp.install_child_sa(new_a))
+    assert k.updates == [spi] and k.sas[("192.0.2.1", spi)] == 1
+    result(dp.delete_child_sa(0x1000))
+    assert ("192.0.2.1", 0x1000) not in k.sas and len(k.policies) == 6  # still used
+    result(dp.delete_child_sa(spi))
+    assert k.sas == {} and k.policies == {}
+
+
+def test_xfrm_policy_failure_leaves_nothing_behind() -> None:
+    k = RecordingKernel(fail_policies=True)
+    dp = xfrm_with(k)
+    a, _ = sa_pair(GCM128)
+    with pytest.raises(Exception, match="refused"):
+        result(dp.install_child_sa(a))
+    assert k.sas == {} and k.policies == {} and dp.child_sas(a.ike_sa) == []
