@@ -245,3 +245,19 @@ def test_no_answer_times_out(rig: tuple[Net, Gateway, Path]) -> None:
     _, r = _connect(net, id="psk-client", eap=None, psk=PSK, timeout=3)
     assert (r.outcome, r.exit_code) == ("error", 1)
     assert "no answer from 192.0.2.1:500 within 3 s" in r.message
+
+
+def test_this_host_is_assessed_without_a_profile(rig: tuple[Net, Gateway, Path]) -> None:
+    """No --profile: the collectors read this machine (os-release, dpkg, /proc); whatever the
+    policy makes of it, the assessment ran and its verdict is what the endpoint reports."""
+    net, gateway, ca = rig
+    _, r = _connect(
+        net, id="bob", eap="eap-ttls", password=PASSWORD, ca=(ca,),
+        server_id="ttls.gw.test", timeout=10,
+    )
+    assert r.posture_ran and r.posture is not None and r.posture.access is not None
+    assert r.outcome in ("allow", "isolate", "denied")
+    assert r.verdict == {"allow": "allow", "isolate": "isolate", "denied": "no access"}[r.outcome]
+    if r.outcome != "denied":
+        (sa,) = gateway.list_sas()
+        assert sa["verdict"] == r.outcome

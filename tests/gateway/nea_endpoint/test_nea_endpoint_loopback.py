@@ -251,3 +251,15 @@ def test_no_answer_is_error(tmp_path: Path, pki: tuple[Any, Any, Any]) -> None:
     assert r.returncode == 1
     res = json.loads(r.stdout)
     assert res["outcome"] == "error" and "no answer" in res["message"]
+
+
+def test_options_from_a_toml_file(gateway: GatewayProcess, tmp_path: Path) -> None:
+    cfg = tmp_path / "endpoint.toml"
+    cfg.write_text(
+        f'server = "127.0.0.1:{gateway.port}"\nid = "bob"\neap = "eap-ttls"\n'
+        f'password = "{PASSWORD}"\nca = "{gateway.ca_path}"\nserver-id = "ttls.gw.test"\n'
+        f'profile = "{PROFILES / "forwarding.toml"}"\n'
+    )
+    r = run_endpoint("-c", str(cfg), "--once", "--json")
+    assert r.returncode == 3, r.stderr
+    assert json.loads(r.stdout)["outcome"] == "isolate"
