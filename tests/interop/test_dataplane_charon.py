@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.dataplane.netns_pair import tcp_transfer
+from tests.gateway.dataplane.netns_pair import PYTHON, tcp_transfer
 from tests.harness.netns import Netns
 from tests.harness.tools import require
 
@@ -231,5 +231,45 @@ def test_isolated_client_reaches_only_remediation(netns, charon_factory, tmp_pat
         assert ping(cl_ns, GW_INNER, count=2)
         assert {c["spi_in"] for c in gw.stats()["child_sas"]} == spis
         assert len(charon.list_sas()) == 1
+    finally:
+        gw.stop()
+
+
+def test_replayed_and_tampered_charon_packets_dropped(
+    netns, charon_factory, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A copy of a real ESP packet from charon, sent again, is a replay; the same with one bit
+    flipped (fresh sequence number) fails the ICV.  Both are counted, neither delivered."""
+    from tests.interop.test_dataplane_userspace_pair import SNIFFER
+
+    gw, _charon, gw_ns, cl_ns, _vip = setup(netns, charon_factory, tmp_path, "aes128gcm16")
+    try:
+        veth = next(
+            line.split(":")[1].strip().split("@")[0]
+            for line in gw_ns.run("ip", "-o", "link", "show", "type", "veth").stdout.splitlines()
+        )
+        sniff = gw_ns.popen(PYTHON, "-c", SNIFFER, veth, stdout=subprocess.PIPE)
+        time.sleep(0.5)
+        ping(cl_ns, GW_INNER, count=1)
+        assert sniff.stdout is not None
+        esp = bytes.fromhex(sniff.stdout.readline().decode().strip())
+        sniff.kill()
+        before = gw.stats()
+        tampered = bytearray(esp)
+        tampered[4:8] = (int.from_bytes(esp[4:8], "big") + 100).to_bytes(4, "big")
+        tampered[-20] ^= 0x01
+        inject = (
+            "import socket, sys\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "for h in sys.argv[1:]:\n"
+            "    s.sendto(bytes.fromhex(h), ('192.0.2.1', 4500))\n"
+        )
+        cl_ns.run(PYTHON, "-c", inject, esp.hex(), bytes(tampered).hex())
+        time.sleep(0.5)
+        after = gw.stats()
+        assert after["drops"]["replayed"] == before["drops"]["replayed"] + 1
+        assert after["drops"]["auth_failed"] == before["drops"]["auth_failed"] + 1
+        assert after["packets_in"] == before["packets_in"]
+        assert ping(cl_ns, GW_INNER, count=1)
     finally:
         gw.stop()
