@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -75,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         "[default eap-ttls]",
     )
     p.add_argument("--inner", choices=INNER_METHODS, help="inner method of TTLS / PEAP")
-    p.add_argument("--password", help="EAP password")
+    p.add_argument(
+        "--password",
+        help="EAP password (or $NEA_ENDPOINT_PASSWORD, or password in the -c file: "
+        "a command line is visible to other users)",
+    )
     p.add_argument("--psk", help="IKE pre-shared key (instead of the gateway's certificate)")
     p.add_argument("--cert", type=Path, help="client certificate (EAP-TLS or IKE pubkey)")
     p.add_argument("--key", type=Path, help="private key of --cert (PEM, unencrypted)")
@@ -117,7 +122,7 @@ def _options(args: argparse.Namespace) -> Any:
         "eap_id": args.eap_id,
         "eap": eap,
         "inner": args.inner,
-        "password": args.password,
+        "password": args.password or os.environ.get("NEA_ENDPOINT_PASSWORD") or None,
         "psk": args.psk,
         "cert": args.cert,
         "key": args.key,

@@ -92,3 +92,24 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "needs --password" in capsys.readouterr().err
     assert main(["--server", "127.0.0.1", "--psk", "k", "--profile", str(tmp_path / "x")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_password_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.nea_endpoint.cli import _options, build_parser
+
+    ca = _ca(tmp_path)
+    args = build_parser().parse_args(["--server", "192.0.2.1", "--ca", str(ca), "--id", "bob"])
+    with pytest.raises(OptionsError, match="needs --password"):
+        _options(args)
+    monkeypatch.setenv("NEA_ENDPOINT_PASSWORD", "from-env")
+    assert _options(args).password == "from-env"
+
+
+def test_psk_alone_means_ike_authentication(tmp_path: Path) -> None:
+    from gateway.nea_endpoint.cli import _options, build_parser
+
+    args = build_parser().parse_args(["--server", "192.0.2.1", "--psk", "k"])
+    opts = _options(args)
+    assert opts.eap is None and opts.psk == "k"
