@@ -25,6 +25,10 @@ small JSON file (used by the interop tests; the daemon builds its engine from it
      "initiate": [{"connection": "gw", "remote": "192.0.2.2"}]}
 
 ``vips`` (e.g. ``["0.0.0.0"]``) on a connection requests a virtual IP as initiator.
+Testing aids, all off unless present: ``"stats": "stats.json"`` (counters rewritten when they
+change), ``"keepalive_interval": 2``, and ``"debug_key_log": "keys.jsonl"`` which turns on
+``EngineConfig.debug_export_keys`` and appends every IKE_SA's SPIs and SK_e/SK_a (mode 0600)
+for tshark's ``isakmp.ikev2_decryption_table`` -- never use it in production.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,6 +65,7 @@ from ike.sa import (
     IkeSaClosed,
     IkeSaEstablished,
     IkeSaRekeyed,
+    IkeSaSecrets,
 )
 
 __all__ = ["NATT_PORT", "Clock", "DelayedCall", "IkePort", "IkeUdpService", "main"]
@@ -95,6 +101,7 @@ class IkePort(protocol.DatagramProtocol):
         remote = (str(addr[0]), int(addr[1]))
         if self.port == NATT_PORT:
             if len(data) == 1 and data == b"\xff":
+                self.service.stats["keepalives_received"] += 1
                 return  # RFC 3948, 2.3: NAT keepalive
             if data[:4] != NON_ESP_MARKER:
                 self.service.esp_received(data, remote, (self.host, self.port))
@@ -131,6 +138,10 @@ class IkeUdpService:
         self.ports = {p: IkePort(self, host, p) for p in ports}
         self._timer: DelayedCall | None = None
         self._timer_at: float | None = None
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("keepalives_received", "esp_received", "esp_without_dataplane"), 0
+        )
+        """Datagrams on 4500 that never reach the engine (its own counters: engine.stats)."""
 
     def now(self) -> float:
         return float(self.clock.seconds())
@@ -140,8 +151,11 @@ class IkeUdpService:
         self.flush()
 
     def esp_received(self, data: bytes, remote: Address, local: Address) -> None:
+        self.stats["esp_received"] += 1
         if self.esp_handler is not None:
             self.esp_handler(data, remote, local)
+        else:
+            self.stats["esp_without_dataplane"] += 1
 
     def initiate(self, name: str, remote: Address) -> bytes:
         spi = self.engine.initiate(name, self.now(), local=(self.host, 500), remote=remote)
@@ -356,6 +370,41 @@ def _event_json(event: Event) -> dict[str, Any]:
     return out
 
 
+def _write_key_line(path: Path, keys: IkeSaSecrets) -> None:
+    """One JSON line per IKE_SA: the fields of Wireshark's ``ikev2_decryption_table``."""
+    line = {
+        "spi_i": keys.spi_i.hex(),
+        "spi_r": keys.spi_r.hex(),
+        "sk_ei": keys.sk_ei.hex(),
+        "sk_er": keys.sk_er.hex(),
+        "sk_ai": keys.sk_ai.hex(),
+        "sk_ar": keys.sk_ar.hex(),
+        "encr": keys.encr_id,
+        "encr_bits": keys.encr_key_bits,
+        "integ": keys.integ_id,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+
+
+def _dump_stats_every(reactor: Any, service: IkeUdpService, path: Path, interval: float) -> None:
+    """Rewrite ``path`` (JSON: engine and adapter counters) whenever they change."""
+    last: dict[str, int] = {}
+
+    def dump() -> None:
+        nonlocal last
+        now = {**service.engine.stats, **service.stats, "ike_sas": len(list(service.engine))}
+        if now != last:
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_text(json.dumps(now))
+            tmp.replace(path)
+            last = now
+        reactor.callLater(interval, dump)
+
+    reactor.callWhenRunning(dump)
+
+
 def main(argv: list[str] | None = None) -> int:
     from twisted.internet import reactor as _reactor
 
@@ -376,6 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     engine_kw: dict[str, Any] = {}
     if spec.get("fragment_size"):
         engine_kw["fragment_size"] = int(spec["fragment_size"])
+    if spec.get("keepalive_interval") is not None:
+        engine_kw["keepalive_interval"] = float(spec["keepalive_interval"])
+    key_log = Path(spec["debug_key_log"]) if spec.get("debug_key_log") else None
+    if key_log is not None:
+        engine_kw["debug_export_keys"] = True
+        log.warning("debug_key_log: writing IKE SA keys to %s (testing only)", key_log)
     engine = IkeEngine(EngineConfig(peers=peers, **engine_kw))
     events_path = Path(spec["events"]) if spec.get("events") else None
 
@@ -385,11 +440,21 @@ def main(argv: list[str] | None = None) -> int:
         if events_path is not None:
             with events_path.open("a") as fh:
                 fh.write(line + "\n")
+        if key_log is not None:
+            spi = None
+            if isinstance(event, IkeSaEstablished):
+                spi = event.ike_sa
+            elif isinstance(event, IkeSaRekeyed):
+                spi = event.new_ike_sa
+            if spi is not None:
+                _write_key_line(key_log, engine.export_keys(spi))
 
     host = spec.get("listen", "0.0.0.0")  # noqa: S104 - a gateway listens where it is told
     service = IkeUdpService(engine, reactor, host, on_event)
     for port, proto in service.ports.items():
         reactor.listenUDP(port, proto, interface=host)
+    if spec.get("stats"):
+        _dump_stats_every(reactor, service, Path(spec["stats"]), 0.2)
     log.info("IKE listening on %s ports %s", host, sorted(service.ports))
     for item in spec.get("initiate", ()):
         reactor.callWhenRunning(service.initiate, item["connection"], (item["remote"], 500))

@@ -548,3 +548,6 @@ class EngineConfig:
     """Largest IKE message sent before RFC 7383 fragmentation is used (``fragment_size``)."""
     wall_clock: Callable[[], _dt.datetime] = _utcnow
     """Wall clock for certificate validity (monotonic ``now`` drives timers)."""
+    debug_export_keys: bool = False
+    """Let :meth:`ike.sa.IkeEngine.export_keys` hand out IKE SA keys (for a decryption table
+    in tshark; testing only).  Off by default; the engine never logs keys either way."""

@@ -139,6 +139,7 @@ from ike.payloads import (
 
 __all__ = [
     "NAT_KEEPALIVE",
+    "STAT_NAMES",
     "Address",
     "ChildSaDeleted",
     "ChildSaFailed",
@@ -150,6 +151,7 @@ __all__ = [
     "IkeSaClosed",
     "IkeSaEstablished",
     "IkeSaRekeyed",
+    "IkeSaSecrets",
     "SaState",
     "select_proposal",
 ]
@@ -158,6 +160,44 @@ log = logging.getLogger("ike.sa")
 
 Address = tuple[str, int]
 """(IP address as text, UDP port)."""
+
+STAT_NAMES = (
+    "datagrams_received",
+    "undecodable",
+    "unknown_spi",
+    "wrong_role",
+    "integrity_failed",
+    "unexpected_message_id",
+    "retransmits_answered",
+    "errors_answered",
+)
+"""Counters in :attr:`IkeEngine.stats`: IKE datagrams fed in; dropped because they did not
+parse (garbage, truncated; an IKE_SA_INIT request among them is answered unprotected, RFC 7296,
+2.21.1), named no IKE_SA of ours (RFC 7296, 2.21.4: never answered), carried the wrong I flag,
+failed the ICV (2.21.2: never answered) or had a message ID outside the window (2.3);
+retransmitted requests answered from the response cache; authenticated requests answered
+with an error notify."""
+
+
+@dataclass(frozen=True, repr=False)
+class IkeSaSecrets:
+    """What a decryption table needs for one IKE_SA (``isakmp.ikev2_decryption_table`` in
+    Wireshark): SPIs, SK_e/SK_a both ways and the transform IDs.  Only from
+    :meth:`IkeEngine.export_keys` with ``EngineConfig.debug_export_keys``; repr hides keys."""
+
+    spi_i: bytes
+    spi_r: bytes
+    sk_ei: bytes
+    sk_er: bytes
+    sk_ai: bytes
+    sk_ar: bytes
+    encr_id: int
+    encr_key_bits: int
+    integ_id: int
+
+    def __repr__(self) -> str:
+        return f"IkeSaSecrets({self.spi_i.hex()}_i {self.spi_r.hex()}_r, <secret>)"
+
 
 NONCE_LEN = 32
 NAT_KEEPALIVE = b"\xff"
@@ -748,17 +788,20 @@ class IkeSa:
             out = self.outstanding
             if out is None or h.message_id != out.message_id:
                 log.debug("dropping response with unexpected message ID %d", h.message_id)
+                self.engine.stats["unexpected_message_id"] += 1
                 return
         else:
             if self.cached_response is not None and h.message_id == self.cached_response[0]:
                 enc = raw.encrypted
                 if not isinstance(enc, EncryptedFragment) or enc.number == 1:
+                    self.engine.stats["retransmits_answered"] += 1
                     self.engine._emit_datagrams(self.cached_response[1], self)
                 return
             if h.message_id != self.next_in:
                 log.debug(
                     "dropping request with message ID %d (want %d)", h.message_id, self.next_in
                 )
+                self.engine.stats["unexpected_message_id"] += 1
                 return
         if h.exchange_type == _INIT:
             msg = raw.plain()
@@ -779,6 +822,7 @@ class IkeSa:
         if entry is None:
             if not raw.is_response:
                 self.next_in += 1
+                self.engine.stats["errors_answered"] += 1
                 self.send_response(
                     h.exchange_type, h.message_id, [Notify(NotifyType.INVALID_SYNTAX)]
                 )
@@ -799,6 +843,7 @@ class IkeSa:
         except RemoteProtocolError as exc:
             log.info("IKE_SA %s: %s", self.local_spi.hex(), exc)
             payloads: list[Payload] = [Notify(exc.notify_type, exc.notify_data)]
+            self.engine.stats["errors_answered"] += 1
             self.send_response(h.exchange_type, h.message_id, payloads)
             if self.state is not S.ESTABLISHED:
                 raise _Close(str(exc), exc.notify_type) from None
@@ -820,11 +865,13 @@ class IkeSa:
                 return open_message(raw, self.cipher)
         except IntegrityCheckFailed as exc:
             log.info("dropping message: %s", exc)  # RFC 7296, 2.21.2: never answered
+            self.engine.stats["integrity_failed"] += 1
             return None
         except RemoteProtocolError as exc:
             if not raw.is_response:
                 # Authenticated but unparseable: answer with the error (RFC 7296, 2.5, 2.21.2).
                 self.next_in += 1
+                self.engine.stats["errors_answered"] += 1
                 self.send_response(
                     raw.header.exchange_type,
                     raw.header.message_id,
@@ -1984,6 +2031,8 @@ class IkeEngine:
         self._last_raw = b""
         self._now = 0.0
         self._reserved: set[bytes] = set()
+        self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+        """Counters named in :data:`STAT_NAMES` (read them; the engine only increments)."""
 
     # -- public API -------------------------------------------------------------------------
 
@@ -1991,9 +2040,11 @@ class IkeEngine:
         """Feed one IKE message (without the non-ESP marker) received from ``addr`` on
         ``local``."""
         self._now = now
+        self.stats["datagrams_received"] += 1
         try:
             raw = decode_message(data)
         except RemoteProtocolError as exc:
+            self.stats["undecodable"] += 1
             self._answer_undecodable(data, addr, local, exc)
             return
         self._last_raw = bytes(data)
@@ -2006,6 +2057,7 @@ class IkeEngine:
             if existing is not None and existing in self._sas:
                 half = self._sas[existing]
                 if half.cached_response is not None and half.init_request == data:
+                    self.stats["retransmits_answered"] += 1
                     self._emit_datagrams(half.cached_response[1], half)
                 return
             self._responder_init(raw, addr, local, now)
@@ -2013,11 +2065,16 @@ class IkeEngine:
         ours = h.spi_r if raw.is_initiator else h.spi_i
         sa = self._sas.get(ours)
         if sa is None or sa.state is S.CLOSED:
+            # RFC 7296, 2.21.4: outside any IKE_SA; we may answer a request with an
+            # unprotected INVALID_IKE_SPI but do not (it would let anyone reflect traffic).
             log.debug("no IKE_SA for SPI %s", ours.hex())
+            self.stats["unknown_spi"] += 1
             return
         if sa.initiator == raw.is_initiator:
+            self.stats["wrong_role"] += 1
             return  # the I flag says the message comes from our own role
         if sa.initiator and h.exchange_type != _INIT and h.spi_r != sa.spi_r:
+            self.stats["unknown_spi"] += 1
             return
         self._run(sa, lambda: sa.receive(raw, addr, local, now))
 
@@ -2113,6 +2170,29 @@ class IkeEngine:
                 and other.peer is sa.peer
             ):
                 self._close(other, "replaced: the peer sent INITIAL_CONTACT")
+
+    def export_keys(self, ike_sa: bytes) -> IkeSaSecrets:
+        """The SPIs and SK_e/SK_a of an IKE_SA with keys, for a decryption table (tshark).
+
+        Testing only: raises :class:`LocalProtocolError` unless the engine was configured with
+        ``EngineConfig.debug_export_keys``."""
+        if not self.config.debug_export_keys:
+            raise LocalProtocolError("key export is off (EngineConfig.debug_export_keys)")
+        sa = self._sas.get(ike_sa)
+        if sa is None or sa.keys is None or sa.suite is None:
+            raise LocalProtocolError("no IKE_SA with keys")
+        k, suite = sa.keys, sa.suite
+        return IkeSaSecrets(
+            sa.spi_i,
+            sa.spi_r,
+            k.sk_ei,
+            k.sk_er,
+            k.sk_ai,
+            k.sk_ar,
+            int(suite.encr.encr_id),
+            suite.encr.key_bits,
+            int(suite.integ.integ_id) if suite.integ else 0,
+        )
 
     def ike_sa_state(self, ike_sa: bytes) -> SaState | None:
         sa = self._sas.get(ike_sa)
