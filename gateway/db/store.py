@@ -27,8 +27,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from gateway.db.engine import DEFAULT_DB_URL, open_for_writing
 from gateway.db.models import (
@@ -139,6 +140,7 @@ class _Current:
     device_id: int | None = None
     product_id: int | None = None
     facts: Mapping[str, Any] = field(default_factory=dict)
+    device_value: str | None = None
 
 
 _SCALAR_FACTS = (
@@ -154,6 +156,23 @@ _SCALAR_FACTS = (
     "default_password",
     "ports",
 )
+
+
+# Statements built once: executing them with a parameter dict skips building and compiling a
+# statement per record (the writer's hot path).
+_INSERT_SESSION = SESSIONS_TABLE.insert().returning(SESSIONS_TABLE.c.id)
+_UPDATE_SESSION = update(SESSIONS_TABLE).where(SESSIONS_TABLE.c.id == bindparam("_sid"))
+_INSERT_RESULT = RESULTS_TABLE.insert()
+_INSERT_REMEDIATION = REMEDIATIONS_TABLE.insert()
+_TOUCH_DEVICE = (
+    update(DEVICES_TABLE)
+    .where(DEVICES_TABLE.c.id == bindparam("_did"), DEVICES_TABLE.c.last_seen < bindparam("_at"))
+    .values(last_seen=bindparam("_at"))
+)
+
+
+def _update_session(conn: Connection, session_id: int, **values: Any) -> None:
+    conn.execute(_UPDATE_SESSION, {"_sid": session_id, **values})
 
 
 def _json(value: Any) -> str:
@@ -181,7 +200,6 @@ class EvidenceStore:
         self._ids: dict[tuple[str, Any], int] = {}
         self.id_cache_size = 100_000
         """Name -> row id cache entries (identities, devices, policies ...) kept at most."""
-        self._new_ids: list[tuple[str, Any]] = []
         self._current: dict[int, _Current] = {}
         self._open: dict[int, list[int]] = {}
         self._addresses: dict[int, str] = {}
@@ -194,37 +212,52 @@ class EvidenceStore:
     def apply(self, records: Iterable[Record]) -> int:
         """Write ``records`` in one transaction; returns how many could not be written.
 
-        On a database failure (connection lost, disk full) the transaction is rolled back,
-        the in-memory state is restored and the exception propagates: the caller may retry
-        the same batch."""
-        saved = (
+        If the database is unavailable (connection lost, locked, disk full: a DBAPI
+        OperationalError/InterfaceError or an OSError) the transaction is rolled back, the
+        in-memory state restored and the exception propagates: the caller may retry the same
+        batch. If a record is refused (a constraint, a value out of range, a bug), the batch
+        is written again record by record, each in its own transaction, and the refused ones
+        are logged and dropped."""
+        batch = list(records)
+        saved = self._snapshot()
+        try:
+            with self.engine.begin() as conn:
+                for record in batch:
+                    self._apply_one(conn, record)
+            return 0
+        except Exception as exc:
+            self._restore(saved)
+            if _unavailable(exc):
+                raise
+        failed = 0
+        for index, record in enumerate(batch):
+            saved = self._snapshot()
+            try:
+                with self.engine.begin() as conn:
+                    self._apply_one(conn, record)
+            except Exception as exc:
+                self._restore(saved)
+                if _unavailable(exc):  # gone in the middle: the rest cannot be written
+                    log.error(
+                        "evidence: database unavailable, dropping %d records: %s",
+                        len(batch) - index,
+                        exc,
+                    )
+                    return failed + len(batch) - index
+                failed += 1
+                log.exception("evidence: could not store %s", type(record).__name__)
+        return failed
+
+    def _snapshot(self) -> tuple[Any, ...]:
+        return (
             dict(self._current),
             {k: list(v) for k, v in self._open.items()},
             dict(self._addresses),
         )
-        failed = 0
-        try:
-            with self.engine.begin() as conn:
-                for record in records:
-                    self._new_ids.clear()
-                    state = (dict(self._current), dict(self._addresses))
-                    savepoint = conn.begin_nested()
-                    try:
-                        self._apply_one(conn, record)
-                    except Exception:
-                        savepoint.rollback()
-                        for key in self._new_ids:
-                            self._ids.pop(key, None)
-                        self._current, self._addresses = state
-                        failed += 1
-                        log.exception("evidence: could not store %s", type(record).__name__)
-                    else:
-                        savepoint.commit()
-        except Exception:
-            self._ids.clear()
-            self._current, self._open, self._addresses = saved
-            raise
-        return failed
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        self._ids.clear()  # may name rows of the rolled-back transaction
+        self._current, self._open, self._addresses = saved
 
     def _apply_one(self, conn: Connection, record: Record) -> None:
         if isinstance(record, SessionStart):
@@ -300,7 +333,6 @@ class EvidenceStore:
         if len(self._ids) >= self.id_cache_size:
             self._ids.clear()  # bounded memory; ids are looked up again as needed
         self._ids[cache_key] = int(row)
-        self._new_ids.append(cache_key)
         return int(row)
 
     def _identity(self, conn: Connection, name: str | None) -> int | None:
@@ -315,9 +347,7 @@ class EvidenceStore:
         device = self._get_id(
             conn, table, {"value": value[:255]}, {"first_seen": at, "last_seen": at}
         )
-        conn.execute(
-            update(table).where(table.c.id == device, table.c.last_seen < at).values(last_seen=at)
-        )
+        conn.execute(_TOUCH_DEVICE, {"_did": device, "_at": at})
         return device
 
     def _product(
@@ -354,27 +384,26 @@ class EvidenceStore:
         retry: bool,
     ) -> _Current:
         previous = self._current.get(connection_id)
-        table = SESSIONS_TABLE
         session_id = conn.execute(
-            table.insert()
-            .values(
-                connection_id=connection_id,
-                started_at=at,
-                retry=retry,
-                identity_id=self._identity(conn, identity),
-                device_id=previous.device_id if previous else None,
-                product_id=previous.product_id if previous else None,
-                address=self._addresses.get(connection_id),
-                facts="{}",
-                reasons="{}",
-                validators="{}",
-            )
-            .returning(table.c.id)
+            _INSERT_SESSION,
+            {
+                "connection_id": connection_id,
+                "started_at": at,
+                "retry": retry,
+                "identity_id": self._identity(conn, identity),
+                "device_id": previous.device_id if previous else None,
+                "product_id": previous.product_id if previous else None,
+                "address": self._addresses.get(connection_id),
+                "facts": "{}",
+                "reasons": "{}",
+                "validators": "{}",
+            },
         ).scalar_one()
         current = _Current(
             int(session_id),
             previous.device_id if previous else None,
             previous.product_id if previous else None,
+            device_value=previous.device_value if previous else None,
         )
         self._current[connection_id] = current
         self._open.setdefault(connection_id, []).append(current.session_id)
@@ -400,12 +429,7 @@ class EvidenceStore:
         self._addresses[bound.connection_id] = bound.address[:64]
         current = self._current.get(bound.connection_id)
         if current is not None:
-            table = SESSIONS_TABLE
-            conn.execute(
-                update(table)
-                .where(table.c.id == current.session_id)
-                .values(address=bound.address[:64])
-            )
+            _update_session(conn, current.session_id, address=bound.address[:64])
 
     def _bind_device(
         self,
@@ -415,14 +439,15 @@ class EvidenceStore:
         device_value: str | None,
         at: _dt.datetime,
     ) -> _Current:
-        device = self._device(conn, device_value, at)
-        if device is None or device == current.device_id:
+        if not device_value or device_value == current.device_value:
             return current
-        current = replace(current, device_id=device)
-        table = SESSIONS_TABLE
-        conn.execute(update(table).where(table.c.id == current.session_id).values(device_id=device))
-        if current.product_id is not None:
-            self._set_device_product(conn, device, current.product_id)
+        device = self._device(conn, device_value, at)
+        current = replace(current, device_value=device_value)
+        if device != current.device_id:
+            current = replace(current, device_id=device)
+            _update_session(conn, current.session_id, device_id=device)
+            if current.product_id is not None and device is not None:
+                self._set_device_product(conn, device, current.product_id)
         self._current[connection_id] = current
         return current
 
@@ -447,9 +472,10 @@ class EvidenceStore:
             product = self._product(
                 conn, label, merged.get("product_vendor_id"), merged.get("product_id")
             )
-            values["product_id"] = product
-            if current.device_id is not None:
-                self._set_device_product(conn, current.device_id, product)
+            if product != current.product_id:
+                values["product_id"] = product
+                if current.device_id is not None:
+                    self._set_device_product(conn, current.device_id, product)
         if facts.packages is not None:
             values["packages_inventory_id"] = self._packages(
                 conn, current.device_id, product, facts.packages, facts.at
@@ -458,8 +484,7 @@ class EvidenceStore:
             values["swima_inventory_id"] = self._software(
                 conn, current.device_id, facts.software, facts.at
             )
-        table = SESSIONS_TABLE
-        conn.execute(update(table).where(table.c.id == current.session_id).values(**values))
+        _update_session(conn, current.session_id, **values)
         self._current[facts.connection_id] = replace(current, facts=merged, product_id=product)
 
     def _inventory(
@@ -573,22 +598,22 @@ class EvidenceStore:
         current = self._bind_device(
             conn, result.connection_id, current, result.device_id, result.at
         )
-        table = RESULTS_TABLE
         conn.execute(
-            table.insert().values(
-                session_id=current.session_id,
-                device_id=current.device_id,
-                policy_id=self._policy(conn, result.policy, result.policy_type),
-                group_id=self._group(conn, result.group) if result.group else None,
-                outcome=PolicyOutcome(result.outcome).value,
-                recommendation=_rec_name(result.recommendation),
-                evaluation=EVALUATION_NAMES[AssessmentResult(result.evaluation)],
-                at=result.at,
-                evidence=_json(dict(result.evidence)),
-                reason=result.reason,
-                remediation=_json(list(result.remediation)),
-                validator=result.validator[:64],
-            )
+            _INSERT_RESULT,
+            {
+                "session_id": current.session_id,
+                "device_id": current.device_id,
+                "policy_id": self._policy(conn, result.policy, result.policy_type),
+                "group_id": self._group(conn, result.group) if result.group else None,
+                "outcome": PolicyOutcome(result.outcome).value,
+                "recommendation": _rec_name(result.recommendation),
+                "evaluation": EVALUATION_NAMES[AssessmentResult(result.evaluation)],
+                "at": result.at,
+                "evidence": _json(dict(result.evidence)),
+                "reason": result.reason,
+                "remediation": _json(list(result.remediation)),
+                "validator": result.validator[:64],
+            },
         )
 
     def _remediation(self, conn: Connection, record: RemediationRecord) -> None:
@@ -596,17 +621,17 @@ class EvidenceStore:
         current = self._bind_device(
             conn, record.connection_id, current, record.device_id, record.at
         )
-        table = REMEDIATIONS_TABLE
         conn.execute(
-            table.insert().values(
-                session_id=current.session_id,
-                policy_id=self._policy(conn, record.policy) if record.policy else None,
-                validator=record.validator[:64],
-                uri=record.uri,
-                text=record.text,
-                language=record.language[:32],
-                at=record.at,
-            )
+            _INSERT_REMEDIATION,
+            {
+                "session_id": current.session_id,
+                "policy_id": self._policy(conn, record.policy) if record.policy else None,
+                "validator": record.validator[:64],
+                "uri": record.uri,
+                "text": record.text,
+                "language": record.language[:32],
+                "at": record.at,
+            },
         )
 
     def _decision(self, conn: Connection, decision: SessionDecision) -> None:
@@ -629,8 +654,9 @@ class EvidenceStore:
         }
         if decision.identity:
             values["identity_id"] = self._identity(conn, decision.identity)
-        table = SESSIONS_TABLE
-        conn.execute(update(table).where(table.c.id == current.session_id).values(**values))
+        _update_session(conn, current.session_id, **values)
+        if current.device_id is not None:
+            conn.execute(_TOUCH_DEVICE, {"_did": current.device_id, "_at": decision.at})
 
     def _ended(self, conn: Connection, ended: SessionEnded) -> None:
         ids = self._open.pop(ended.connection_id, [])
@@ -769,6 +795,13 @@ class EvidenceStore:
                 if aware is not None:
                     out[(device, policy)] = aware
             return out
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """The database could not be used at all (as opposed to refusing one record)."""
+    if isinstance(exc, OperationalError | InterfaceError | OSError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def _aware(value: Any) -> _dt.datetime | None:
