@@ -707,13 +707,14 @@ class EspEngine:
     # -- SA management ----------------------------------------------------------------------
 
     def install(self, spec: SaSpec, now: float) -> None:
-        """Install both directions of a CHILD_SA (replacing one with the same inbound SPI).
-        A newer SA wins outbound traffic over older ones with overlapping selectors, so a
-        rekeyed CHILD_SA takes over at once while the old one still accepts packets until it
-        is deleted (RFC 7296 2.8)."""
+        """Install both directions of a CHILD_SA.  A newer SA wins outbound traffic over older
+        ones with overlapping selectors, so a rekeyed CHILD_SA takes over at once while the
+        old one still accepts packets until it is deleted (RFC 7296 2.8)."""
         spec.validate()
         if spec.spi_in in self._sas:
-            self.remove(spec.spi_in)
+            # Two CHILD_SAs cannot share an inbound SPI (RFC 4301 4.1); the kernel answers
+            # EEXIST here too.
+            raise InvalidSaSpec(f"inbound SPI {spec.spi_in:08x} is already in use")
         sa = _Sa(spec, now)
         self.spis.reserve(spec.spi_in)
         self._sas[spec.spi_in] = sa

@@ -458,3 +458,13 @@ def test_inner_header_parser_only_raises_esp_error(data: bytes) -> None:
             parse_ip_packet(blob)
         except EspError as exc:
             assert exc.reason == DropReason.MALFORMED
+
+
+def test_inbound_spi_in_use_is_refused() -> None:
+    a, _ = sa_pair(spi_a=0x5000)
+    other, _ = sa_pair(spi_a=0x5000, spi_b=0x6000)
+    eng = EspEngine()
+    eng.install(a, 0)
+    with pytest.raises(InvalidSaSpec, match="already in use"):
+        eng.install(other, 0)
+    assert eng.sa_stat(0x5000) is not None and eng.sa_stat(0x5000).spi_out == a.spi_out  # type: ignore[union-attr]
