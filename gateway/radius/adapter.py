@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.internet.protocol import DatagramProtocol
 
 from radius import Event, RadiusServer
+
+if TYPE_CHECKING:
+    from gateway.radius.accounting import AccountingRecorder
+    from gateway.radius.dynauth import DynamicAuthorizer
 
 __all__ = ["Clock", "RadiusDatagramProtocol", "RadiusService"]
 
@@ -45,6 +49,13 @@ class RadiusService:
         self.clock = clock
         self.on_event = on_event
         self._timer: _Timer | None = None
+        self.accounting: AccountingRecorder | None = None
+        """Set by :func:`gateway.radius.listen` when given an accounting sink."""
+        self.dynauth: DynamicAuthorizer | None = None
+        """Set by :func:`gateway.radius.listen` with ``[dynauth]``: call its
+        ``verdict_changed`` when a live endpoint's posture verdict changes."""
+        self.dynauth_port: Any = None
+        """The UDP port the CoA / Disconnect requests leave from (with ``dynauth``)."""
 
     def datagram(self, data: bytes, source: tuple[str, int]) -> bytes | None:
         try:

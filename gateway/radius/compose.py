@@ -15,8 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from gateway.radius.accounting import AccountingRecorder, AccountingSink
 from gateway.radius.adapter import RadiusDatagramProtocol, RadiusService
 from gateway.radius.config import RadiusConfig
+from gateway.radius.dynauth import listen_dynauth
 from ike.eap.packet import EapType
 from radius import AccountingRecord, Event, RadiusServer, RequestContext
 from radius.server import VerdictSource, verdict_attribute
@@ -227,12 +229,61 @@ def listen(
     *,
     on_event: Callable[[Event], None] | None = _log_event,
     server: RadiusServer | None = None,
+    accounting: AccountingSink | None = None,
 ) -> tuple[RadiusService, Sequence[Any]]:
-    """Listen on the auth and accounting ports; return the service and the two ports."""
+    """Listen on the auth and accounting ports; return the service and the two ports.
+
+    ``accounting``: where accounting sessions go (``service.accounting`` records them).
+    With ``[dynauth]`` a CoA / Disconnect socket is opened too (``service.dynauth_port``)
+    and ``service.dynauth`` follows the live sessions; the caller tells it verdict changes."""
     engine = server if server is not None else build_server(config)
-    service = RadiusService(engine, reactor, on_event)
+    handlers: list[Callable[[Event], None]] = []
+    recorder = AccountingRecorder(accounting) if accounting is not None else None
+    if recorder is not None:
+        handlers.append(recorder.handle)
+    authorizer = None
+    coa_port = None
+    if config.dynauth is not None:
+        settings = config.dynauth
+
+        def secret_for(host: str) -> bytes | None:
+            client = engine.client_for(host)
+            return client.secret if client is not None else None
+
+        authorizer, coa_port = listen_dynauth(
+            reactor,
+            secret_for,
+            config.policy,
+            interface=settings.listen,
+            port=settings.port,
+            initial_timeout=settings.timeout,
+            max_transmissions=settings.tries,
+            fallback_disconnect=settings.fallback_disconnect,
+        )
+        handlers.append(authorizer.handle)
+    if on_event is not None:
+        handlers.append(on_event)
+    service = RadiusService(engine, reactor, _fan_out(handlers) if handlers else None)
+    service.accounting = recorder
+    service.dynauth = authorizer
+    service.dynauth_port = coa_port
     ports = [
         reactor.listenUDP(port, RadiusDatagramProtocol(service), interface=config.listen)
         for port in (config.auth_port, config.acct_port)
     ]
     return service, ports
+
+
+def _fan_out(handlers: Sequence[Callable[[Event], None]]) -> Callable[[Event], None]:
+    """One ``on_event`` calling each handler; one failing does not starve the others."""
+    if len(handlers) == 1:
+        return handlers[0]
+
+    def handle(event: Event) -> None:
+        for handler in handlers:
+            try:
+                handler(event)
+            except Exception:
+                log.exception("RADIUS event handler %r failed", handler)
+
+    return handle

@@ -41,6 +41,13 @@
     allow_filter_id = "employees"
     isolate = "99"
     isolate_filter_id = "quarantine"
+
+    [dynauth]                    # RFC 5176 CoA / Disconnect to the NASes (off without it)
+    port = 3799                  # the NASes' Dynamic Authorization port
+    listen = "0.0.0.0"           # local address the requests leave from
+    timeout = 2.0                # first retransmission after (s), then doubling
+    tries = 3                    # transmissions before giving up
+    fallback_disconnect = true   # Disconnect-Request when a CoA to isolate fails
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ from radius import AuthorizationPolicy, LocalProtocolError, RadiusClient, VlanAs
 __all__ = [
     "KNOWN_METHODS",
     "ConfigError",
+    "DynauthSettings",
     "RadiusConfig",
     "TlsSettings",
     "load_config",
@@ -81,6 +89,17 @@ class TlsSettings:
 
 
 @dataclass(frozen=True)
+class DynauthSettings:
+    """``[dynauth]``: Dynamic Authorization (RFC 5176) towards the NASes."""
+
+    port: int = 3799
+    listen: str = "0.0.0.0"  # noqa: S104 - the source address; config narrows it
+    timeout: float = 2.0
+    tries: int = 3
+    fallback_disconnect: bool = True
+
+
+@dataclass(frozen=True)
 class RadiusConfig:
     clients: tuple[RadiusClient, ...]
     methods: tuple[str, ...]
@@ -98,6 +117,29 @@ class RadiusConfig:
     auth_port: int = 1812
     acct_port: int = 1813
     conversation_timeout: float = 60.0
+    dynauth: DynauthSettings | None = None
+
+
+def _dynauth(data: dict[str, Any]) -> DynauthSettings | None:
+    if "dynauth" not in data:
+        return None
+    table = _table(data, "dynauth")
+    port = _typed(table, "port", int, 3799, "dynauth")
+    if not 1 <= port <= 65535:
+        raise ConfigError("dynauth.port must be 1..65535")
+    timeout = _typed(table, "timeout", (int, float), 2.0, "dynauth")
+    if not 0 < timeout <= 60:
+        raise ConfigError("dynauth.timeout must be 0 < seconds <= 60")
+    tries = _typed(table, "tries", int, 3, "dynauth")
+    if not 1 <= tries <= 10:
+        raise ConfigError("dynauth.tries must be 1..10")
+    return DynauthSettings(
+        port=port,
+        listen=str(_typed(table, "listen", str, "0.0.0.0", "dynauth")),  # noqa: S104
+        timeout=float(timeout),
+        tries=tries,
+        fallback_disconnect=bool(_typed(table, "fallback_disconnect", bool, True, "dynauth")),
+    )
 
 
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -107,10 +149,13 @@ def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _typed(table: dict[str, Any], key: str, kind: type, default: Any, where: str) -> Any:
+def _typed(
+    table: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any, where: str
+) -> Any:
     value = table.get(key, default)
     if value is not None and not isinstance(value, kind):
-        raise ConfigError(f"{where}.{key} must be a {kind.__name__}")
+        name = kind.__name__ if isinstance(kind, type) else "number"
+        raise ConfigError(f"{where}.{key} must be a {name}")
     return value
 
 
@@ -244,6 +289,7 @@ def parse_config(data: dict[str, Any], base: Path) -> RadiusConfig:
         auth_port=_port(radius, "auth_port", 1812),
         acct_port=_port(radius, "acct_port", 1813),
         conversation_timeout=float(radius.get("conversation_timeout", 60.0)),
+        dynauth=_dynauth(data),
     )
 
 

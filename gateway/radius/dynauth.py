@@ -424,6 +424,7 @@ def listen_dynauth(
     port: int = COA_PORT,
     initial_timeout: float = 2.0,
     max_transmissions: int = 3,
+    fallback_disconnect: bool = True,
     clock: Clock | None = None,
 ) -> tuple[DynamicAuthorizer, Any]:
     """A :class:`DynamicAuthorizer` on its own UDP socket (an ephemeral source port);
@@ -435,4 +436,7 @@ def listen_dynauth(
         ),
     )
     udp = reactor.listenUDP(0, protocol, interface=interface)
-    return DynamicAuthorizer(protocol, secret_for, policy, port=port), udp
+    authorizer = DynamicAuthorizer(
+        protocol, secret_for, policy, port=port, fallback_disconnect=fallback_disconnect
+    )
+    return authorizer, udp
