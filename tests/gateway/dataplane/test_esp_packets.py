@@ -468,3 +468,23 @@ def test_inbound_spi_in_use_is_refused() -> None:
     with pytest.raises(InvalidSaSpec, match="already in use"):
         eng.install(other, 0)
     assert eng.sa_stat(0x5000) is not None and eng.sa_stat(0x5000).spi_out == a.spi_out  # type: ignore[union-attr]
+
+
+def test_esp_engine_is_sans_io() -> None:
+    """gateway.dataplane.esp pulls in no socket, Twisted, asyncio or pyroute2."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gateway.dataplane.esp\n"
+        "bad = [m for m in ('twisted', 'pyroute2', 'socket', 'select', 'asyncio') "
+        "if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
+    )
+    assert out.stdout.strip() == ""
