@@ -316,26 +316,40 @@ _STYLE = {
 }
 
 
+def _why(result: Any) -> str:
+    """The first reason the gateway gave (PB-Reason-String), else the failure."""
+    p = result.posture
+    if p is not None and result.posture_ran and p.reasons:
+        return str(p.reasons[0][1])
+    if result.outcome in ("auth-failed", "error"):
+        return str(result.message)
+    return ""
+
+
 def fleet_table(state: DemoState) -> Table:
     t = Table(title="Fleet", expand=False, show_lines=False)
-    for col in ("endpoint", "method", "profile", "status", "verdict", "virtual IP", "expected"):
-        t.add_column(col)
+    widths = {"endpoint": 4, "method": 8, "profile": 17, "result": 11, "virtual IP": 10}
+    for col, width in widths.items():
+        t.add_column(col, no_wrap=True, min_width=width)
+    t.add_column("ok", no_wrap=True, min_width=2)
+    t.add_column("why", no_wrap=True, overflow="ellipsis", max_width=34)
     for m in state.members:
         r = m.result
+        profile = (m.profile or "-") + ("" if m.good_password else ", bad password")
         if r is None:
             status = Text(m.status, style="dim" if m.status == "waiting" else "cyan")
-            t.add_row(m.name, m.method, m.profile or "-", status, "", "", m.expected)
+            t.add_row(m.name, m.method, profile, status, "", "", "")
             continue
         style = _STYLE.get(r.outcome, "")
         ok = r.outcome == m.expected
         t.add_row(
             m.name,
             m.method,
-            (m.profile or "-") + ("" if m.good_password else " (wrong password)"),
+            profile,
             Text(r.outcome, style=style),
-            r.verdict,
             ", ".join(r.virtual_ips) or "-",
-            Text(m.expected + (" ✓" if ok else " ✗"), style="green" if ok else "bold red"),
+            Text("✓", style="green") if ok else Text(f"✗ {m.expected}?", style="bold red"),
+            _why(r),
         )
     return t
 
@@ -463,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     console = Console()
     if not console.is_terminal:
-        console = Console(width=110)
+        console = Console(width=120)
     if args.endpoints < 1 or args.parallel < 1:
         console.print("[red]--endpoints and --parallel must be at least 1[/red]")
         return 2
@@ -564,6 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "assessment",
         )
         run_fleet(state, console, host, ports[0], pki.ca.cert_path, args.parallel, args.timeout)
+        console.print()
     finally:
         _say(console, "Stopping nea-gateway (Deletes sent, evidence flushed)")
         rc = gateway.stop()
