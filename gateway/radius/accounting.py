@@ -34,8 +34,9 @@ import datetime as _dt
 import enum
 import ipaddress
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
 from radius import (
@@ -356,12 +357,15 @@ def _merged(
     )
 
 
-@dataclass
 class MemoryAccountingSink:
-    """Keeps every session (open and stopped) in memory, latest state per key."""
+    """Keeps the latest state of every open session and of the ``keep_stopped`` most
+    recently stopped ones; ``calls`` holds the last ``keep_calls`` sink calls in order."""
 
-    sessions: dict[SessionKey, AccountingSession] = field(default_factory=dict)
-    calls: list[tuple[str, AccountingSession]] = field(default_factory=list)
+    def __init__(self, *, keep_stopped: int = 10_000, keep_calls: int = 1_000) -> None:
+        self.keep_stopped = keep_stopped
+        self.sessions: dict[SessionKey, AccountingSession] = {}
+        self.calls: deque[tuple[str, AccountingSession]] = deque(maxlen=keep_calls)
+        self._stopped: deque[SessionKey] = deque()
 
     def session_started(self, session: AccountingSession) -> None:
         self.sessions[session.key] = session
@@ -374,6 +378,12 @@ class MemoryAccountingSink:
     def session_stopped(self, session: AccountingSession) -> None:
         self.sessions[session.key] = session
         self.calls.append(("stopped", session))
+        self._stopped.append(session.key)
+        while len(self._stopped) > self.keep_stopped:
+            old = self._stopped.popleft()
+            kept = self.sessions.get(old)
+            if kept is not None and not kept.open:
+                del self.sessions[old]
 
     def open_sessions(self) -> list[AccountingSession]:
         return [s for s in self.sessions.values() if s.open]

@@ -204,7 +204,7 @@ def test_records_without_session_id_or_with_other_status_are_answered_not_record
     rig = Rig(sink)
     rig.send(AcctStatusType.START, session=None)
     rig.send(15)  # Failed (RFC 2866 5.1), not a session record
-    assert sink.calls == []
+    assert not sink.calls
 
 
 def test_a_failing_sink_does_not_break_the_recorder() -> None:
@@ -277,3 +277,14 @@ def test_evidence_address_prefers_framed_ip(
     rig.send(AcctStatusType.START, **extra)  # type: ignore[arg-type]
     rig.send(AcctStatusType.INTERIM_UPDATE, time=10)  # same address: not bound again
     assert bound == [(3, expected)]
+
+
+def test_memory_sink_keeps_a_bounded_number_of_stopped_sessions() -> None:
+    sink = MemoryAccountingSink(keep_stopped=2, keep_calls=3)
+    rig = Rig(sink)
+    rig.send(AcctStatusType.START, session="live")
+    for name in ("a", "b", "c"):
+        rig.send(AcctStatusType.STOP, session=name, time=1)
+    assert {k.session_id for k in sink.sessions} == {"live", "b", "c"}
+    assert len(sink.calls) == 3 and sink.calls[-1][1].key.session_id == "c"
+    assert [s.key.session_id for s in sink.open_sessions()] == ["live"]
