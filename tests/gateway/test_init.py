@@ -181,6 +181,24 @@ def test_force_replaces_files_and_keeps_the_database(tmp_path: Path) -> None:
     assert _mode(d / "private/gw.key") == 0o600
 
 
+def test_force_reissue_from_inits_own_ca(tmp_path: Path) -> None:
+    d = tmp_path / "gw"
+    assert main([str(d), "--name", "gw.test", "--no-pool-db", "--database", "none"]) == 0
+    ca_pem = (d / "certs/ca.crt").read_bytes()
+    ca_key = (d / "private/ca.key").read_bytes()
+    old_gw = (d / "certs/gw.crt").read_bytes()
+    args = ["--ca-cert", str(d / "certs/ca.crt"), "--ca-key", str(d / "private/ca.key")]
+    assert main([str(d), "--name", "gw.test", "--no-pool-db", "--database", "none", *args]) == 2
+    assert (
+        main([str(d), "--name", "gw.test", "--no-pool-db", "--database", "none", "--force", *args])
+        == 0
+    )
+    assert (d / "certs/ca.crt").read_bytes() == ca_pem
+    assert (d / "private/ca.key").read_bytes() == ca_key
+    assert (d / "certs/gw.crt").read_bytes() != old_gw
+    _verify(_cert(d / "certs/gw.crt"), x509.load_pem_x509_certificate(ca_pem), "gw.test")
+
+
 def _external_ca(tmp_path: Path) -> tuple[Path, Path, x509.Certificate]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Corporate Root")])
