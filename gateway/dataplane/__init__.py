@@ -14,6 +14,7 @@ stays free of Twisted.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 __all__ = ["create_dataplane"]
@@ -62,7 +63,16 @@ def create_dataplane(kind: str, reactor: Any = None, **options: Any) -> Any:
     bridge = DaemonDataplane(backend, **bridge_opts)
     box.append(bridge)
     started: list[Any] = []
-    backend.start().addBoth(started.append)
+
+    def done(outcome: Any) -> None:
+        started.append(outcome)
+        if isinstance(outcome, Failure):
+            # Also when it fails later, on the netlink thread (e.g. link up refused).
+            logging.getLogger("gateway.dataplane").error(
+                "dataplane %s failed to start: %s", backend.backend, outcome.getErrorMessage()
+            )
+
+    backend.start().addBoth(done)
     if started and isinstance(started[0], Failure):
         worker.stop()
         started[0].raiseException()  # e.g. the TUN device cannot be created
