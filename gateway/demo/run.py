@@ -579,6 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         run_fleet(state, console, host, ports[0], pki.ca.cert_path, args.parallel, args.timeout)
         console.print()
+        _gateway_stats(console, state, workdir / "nea-gateway.ctl")
     finally:
         _say(console, "Stopping nea-gateway (Deletes sent, evidence flushed)")
         rc = gateway.stop()
@@ -607,6 +608,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     if mismatches:
         return 1
     return 0 if report_ok else 1
+
+
+def _gateway_stats(console: Console, state: DemoState, socket_path: Path) -> None:
+    """The gateway's own counters (``nea-gateway stats`` over the control socket)."""
+    from gateway.daemon.control import ControlError, call
+
+    _say(console, f"nea-gateway stats (control socket {socket_path})")
+    try:
+        stats = call(socket_path, "stats", timeout=10)
+    except ControlError as exc:
+        state.notes.append(f"nea-gateway stats failed: {exc}")
+        console.print(f"  [yellow]{exc}[/yellow]")
+        return
+    totals = stats.get("totals", {})
+    verdicts = ", ".join(f"{n} {k}" for k, n in sorted(stats.get("verdicts", {}).items()))
+    console.print(
+        f"  IKE_SAs established {totals.get('established')}, authentication failures "
+        f"{totals.get('auth_failed')}, posture assessments {totals.get('posture_assessments')}"
+        f" ({verdicts or 'no verdicts'}), CHILD_SAs installed "
+        f"{totals.get('children_installed')}, dataplane {stats.get('dataplane')}"
+    )
 
 
 def _report(console: Console, state: DemoState, db_url: str, workdir: Path) -> bool:

@@ -57,6 +57,7 @@ def test_demo_small_fleet(tmp_path: Path) -> None:
     assert want.get("denied") == 1 and want.get("isolate", 0) >= 1
     for row in ("ep01", "ep06"):
         assert row in out
+    assert "IKE_SAs established" in out  # the gateway's own counters over its control socket
     # nea-report's summary of this run's evidence: one session per posture endpoint.
     assert "Compliance summary" in out
     assert f"sessions              {sum(1 for _, p, _ in plan if p)}" in out
