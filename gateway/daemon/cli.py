@@ -141,19 +141,29 @@ def run(config: GatewayConfig, config_path: Path | None, reactor: Any = None) ->
     sink = _open_evidence(config)
     gateway = Gateway(config, reactor, config_path=config_path, evidence_sink=sink)
     sock = config.control.socket.absolute()
+
+    def abort() -> None:
+        """Undo a half start: close ports, dataplane and sink and run the reactor's
+        shutdown triggers (they stop the worker threads), so the process can exit."""
+        gateway._close_resources()
+        reactor.fireSystemEvent("shutdown")
+
     try:
         control_port = listen(reactor, sock, gateway)
     except (ControlError, OSError) as exc:
         print(f"nea-gateway: control socket {sock}: {exc}", file=sys.stderr)
+        abort()
         return 1
     try:
         gateway.start()
         gateway.radius = start_radius(gateway, reactor)
     except Exception as exc:
-        print(f"nea-gateway: cannot start: {exc}", file=sys.stderr)
+        config_error = isinstance(exc, ConfigError)
+        print(f"nea-gateway: {'' if config_error else 'cannot start: '}{exc}", file=sys.stderr)
         control_port.stopListening()
         sock.unlink(missing_ok=True)
-        return 1
+        abort()
+        return 2 if config_error else 1
     log = logging.getLogger("gateway.daemon")
     log.info(
         "nea-gateway started (%s), control socket %s, dataplane %s",

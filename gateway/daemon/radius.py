@@ -53,7 +53,12 @@ def radius_config(config: GatewayConfig) -> Any:
     if spec.certs:
         from cryptography import x509
 
-        leaf = x509.load_pem_x509_certificates(spec.certs[0].read_bytes())[0]
+        try:
+            leaf = x509.load_pem_x509_certificates(spec.certs[0].read_bytes())[0]
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                config.source, "radius.certs", f"cannot read {spec.certs[0]}: {exc}"
+            ) from None
         pub = leaf.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )

@@ -54,6 +54,8 @@ knl_log = logging.getLogger("gateway.daemon.knl")
 net_log = logging.getLogger("gateway.daemon.net")
 
 _HEADER_LEN = 28
+NAT_KEEPALIVE = b"\xff"
+"""RFC 3948, 2.3: the one-octet NAT keepalive (sent and received without the marker)."""
 _FLAG_INITIATOR = 0x08
 
 
@@ -250,8 +252,8 @@ class GatewayPort(IkePort):
         remote = (str(addr[0]), int(addr[1]))
         svc = self.gateway_service
         if self.natt:
-            if data == b"\xff":
-                svc.stats.keepalives += 1
+            if data == NAT_KEEPALIVE:
+                svc.counters.keepalives += 1
                 return
             if data[:4] != NON_ESP_MARKER:
                 svc.esp_received(data, remote, (self.host, self.port))
@@ -262,7 +264,7 @@ class GatewayPort(IkePort):
     def send(self, data: bytes, remote: Address) -> None:
         if self.transport is None:
             return
-        if self.natt:
+        if self.natt and data != NAT_KEEPALIVE:
             data = NON_ESP_MARKER + data
         transport: Any = self.transport
         transport.write(data, remote)
@@ -287,16 +289,15 @@ class GatewayUdpService(IkeUdpService):
         self.ike_port, self.natt_port = ports
         self.ports = {p: GatewayPort(self, host, p, p == self.natt_port) for p in ports}
         self.router = router
-        self.stats = stats
+        self.counters = stats
 
     def ike_received(self, data: bytes, remote: Address, local: Address) -> None:
-        self.stats.ike_received += 1
-        try:
-            decode_message(data)
-        except IkeError:
-            self.stats.invalid += 1
-        except Exception:
-            self.stats.invalid += 1
+        self.counters.ike_received += 1
+        if not isinstance(getattr(self.engine, "stats", None), dict):
+            try:  # an engine without its own counters: count what does not parse here
+                decode_message(data)
+            except Exception:
+                self.counters.invalid += 1
         focus = None
         if len(data) >= _HEADER_LEN:
             focus = data[8:16] if data[19] & _FLAG_INITIATOR else data[0:8]
@@ -304,7 +305,7 @@ class GatewayUdpService(IkeUdpService):
         try:
             self.engine.receive_datagram(data, remote, self.now(), local=local)
         except Exception:
-            self.stats.errors += 1
+            self.counters.errors += 1
             log.exception("engine failed on a datagram from %s:%d", *remote)
         finally:
             self.router.focus(None)
@@ -318,7 +319,7 @@ class GatewayUdpService(IkeUdpService):
         return spi
 
     def esp_received(self, data: bytes, remote: Address, local: Address) -> None:
-        self.stats.esp_received += 1
+        self.counters.esp_received += 1
         if self.esp_handler is not None:
             self.esp_handler(data, remote, local)
 
@@ -328,13 +329,13 @@ class GatewayUdpService(IkeUdpService):
             if lport == NATT_PORT and lport not in self.ports:
                 lport = self.natt_port  # the engine floats to 4500 by the RFC's number
             port = self.ports.get(lport) or self.ports[self.ike_port]
-            self.stats.ike_sent += 1
+            self.counters.ike_sent += 1
             port.send(d.data, d.remote)
         while (event := self.engine.next_event()) is not None:
             try:
                 self.on_event(event)
             except Exception:
-                self.stats.errors += 1
+                self.counters.errors += 1
                 log.exception("event consumer failed on %r", type(event).__name__)
         self._arm()
 
@@ -343,7 +344,7 @@ class GatewayUdpService(IkeUdpService):
         try:
             self.engine.handle_timer(self.now())
         except Exception:
-            self.stats.errors += 1
+            self.counters.errors += 1
             log.exception("engine failed in a timer")
         self.flush()
 
@@ -841,7 +842,9 @@ class Gateway:
             elif state not in (SaState.ESTABLISHED, SaState.CLOSED, None):
                 connecting += 1
         s = self.stats
+        engine_stats: dict[str, int] = dict(getattr(self.engine, "stats", None) or {})
         return {
+            "engine": engine_stats,
             "uptime": round(time.time() - s.started),
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s.started)),
             "ike_sas": len(self.sas),
@@ -851,7 +854,7 @@ class Gateway:
             "packets": {
                 "ike_received": s.ike_received,
                 "ike_sent": s.ike_sent,
-                "invalid": s.invalid,
+                "invalid": s.invalid + engine_stats.get("undecodable", 0),
                 "errors": s.errors,
                 "esp_received": s.esp_received,
                 "esp_dropped": s.esp_dropped,

@@ -451,3 +451,41 @@ def test_example_file_parses() -> None:
         ("isolate",),
     ]
     assert c.radius is not None and c.radius.posture
+
+
+def test_run_with_unreadable_certificate_exits_2(tmp_path: Path) -> None:
+    p = tmp_path / "gw.toml"
+    p.write_text(
+        '[control]\nsocket = "ctl.sock"\n'
+        '[connections.c.local]\nauth = "pubkey"\ncerts = "missing.crt"\n'
+        '[connections.c.remote]\nauth = "eap-md5"\n[secrets.eap-a]\nid = "a"\nsecret = "b"\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.daemon", "run", "-c", str(p)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"nea-gateway: {p}: connections.c.local.certs: cannot read ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_with_bad_radius_section_exits_2(tmp_path: Path) -> None:
+    p = tmp_path / "gw.toml"
+    p.write_text(
+        '[control]\nsocket = "ctl.sock"\n[ike]\nport = 10600\nport_nat_t = 10601\n'
+        '[radius]\nauth_port = 0\nacct_port = 0\nmethods = ["ttls"]\ncerts = "r.crt"\n'
+        '[[radius.clients]]\naddress = "127.0.0.1"\nsecret = "s"\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.daemon", "run", "-c", str(p)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"{p}: radius.certs:" in proc.stderr and "Traceback" not in proc.stderr
