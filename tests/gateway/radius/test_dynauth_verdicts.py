@@ -128,8 +128,10 @@ class UdpTransport:
 
 
 class Rig:
-    def __init__(self, nas: Nas, *, fallback: bool = True) -> None:
-        self.nas = nas
+    """Our side: the DynamicAuthorizer on a real UDP socket, time from a fake clock."""
+
+    def __init__(self, nas: Nas | int, *, fallback: bool = True) -> None:
+        nas_port = nas if isinstance(nas, int) else nas.port
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((HOST, 0))
         self.sock.settimeout(0.2)
@@ -142,7 +144,7 @@ class Rig:
             self.protocol,
             lambda host: SECRET if host == HOST else None,
             POLICY,
-            port=nas.port,
+            port=nas_port,
             fallback_disconnect=fallback,
             event_timestamp=lambda: STAMP,
         )
