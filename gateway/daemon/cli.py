@@ -289,6 +289,11 @@ def _print_stats(console: Console, s: dict[str, Any]) -> None:
         f"{p['errors']} errors; ESP {p['esp_received']} in, {p['esp_dropped']} dropped; "
         f"{p['keepalives']} keepalives",
     )
+    engine = s.get("engine") or {}
+    if engine:
+        table.add_row(
+            "IKE engine", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in engine.items())
+        )
     t = s["totals"]
     table.add_row(
         "totals",
