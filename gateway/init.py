@@ -287,6 +287,7 @@ def render_config(
     posture: bool = True,
 ) -> str:
     """The ``gateway.toml`` text (paths relative to the file, as the loader reads them)."""
+    radius_posture = posture
     posture = posture and eap in ("ttls", "peap")
     tunnel = eap in ("ttls", "peap")
     lines = [
@@ -421,7 +422,8 @@ def render_config(
         lines += [
             "",
             "# ---------------------------------------------------------------- 802.1X",
-            "# Switches and access points (RADIUS, RFC 2865/3579); the verdict becomes a VLAN.",
+            "# Switches and access points (RADIUS, RFC 2865/3579); with posture, PT-EAP runs",
+            "# inside PEAP/TTLS (the supplicant needs a NEA client); the verdict becomes a VLAN.",
             "[radius]",
             f"listen = {_q(listen)}",
             "auth_port = 1812",
@@ -430,7 +432,7 @@ def render_config(
             'inner_methods = ["mschapv2"]',
             f"certs = [{_q(GW_CERT.as_posix())}]",
             f"cacerts = [{_q(CA_CERT.as_posix())}]",
-            "posture = true",
+            f"posture = {'true' if radius_posture else 'false'}",
             "",
             "# [radius.vlans]",
             '# allow = "10"',
@@ -505,7 +507,8 @@ def init_directory(
 ) -> InitResult:
     """Create a gateway directory at ``path`` (see the module docstring).
 
-    ``posture``: PT-EAP inside the TTLS/PEAP connection (ignored for ``eap="tls"``).
+    ``posture``: PT-EAP inside the TTLS/PEAP connection (ignored for ``eap="tls"``) and in
+    ``[radius]``.
     ``database``: ``"sqlite"`` (``DIR/var/nea-evidence.db``), a database URL
     (``postgresql://...``), or None for no evidence database. ``users``: EAP identities to
     create with random passwords (written into ``gateway.toml``). ``radius_clients``: NAS
@@ -638,6 +641,11 @@ def verify_directory(result: InitResult) -> str:
     config = load_config(result.config)
     policy = load_policy(result.policy)
     compose(config)
+    if config.radius is not None:
+        from gateway.daemon.radius import radius_config
+        from gateway.radius.compose import build_eap_factory
+
+        build_eap_factory(radius_config(config))
     return (
         f"{len(config.connections)} connection(s), {len(policy.policies)} posture policies, "
         f"{len(policy.enforcements)} enforcements"
@@ -675,8 +683,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-posture",
         action="store_true",
-        help="no PT-EAP posture assessment (for clients without a TNC client, e.g. Debian's "
-        "charon)",
+        help="no PT-EAP posture assessment, in IKEv2 and RADIUS (for clients without a TNC "
+        "client: Debian's charon, wpa_supplicant)",
     )
     parser.add_argument(
         "--database",

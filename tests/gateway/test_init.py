@@ -126,6 +126,12 @@ def test_config_loads_with_the_daemon_loader_and_composes(made: Path) -> None:
     (client,) = config.radius.clients
     assert client.address == "192.0.2.0/24" and len(client.secret) >= 20
     assert config.authorities[0].cacert == made / "certs/ca.crt"
+    from gateway.daemon.radius import radius_config
+    from gateway.radius.compose import build_eap_factory
+
+    rc = radius_config(config)  # what the daemon's [radius] front-end is built from
+    assert rc is not None
+    build_eap_factory(rc)  # loads the TLS certificate and key for PEAP/TTLS/TLS
     comp = compose(config)  # reads the certificate and key, builds the validators
     assert set(comp.connections) == {"rw"}
     assert daemon_main(["check", "-c", str(made / "gateway.toml")]) == 0
