@@ -12,7 +12,8 @@ Writes, under ``DIR``::
     var/nea-pool.db       the SQL pool database ``nea-pool --db`` manages (SQLite)
 
 The gateway certificate carries ``--name`` (default: this host's fully qualified name) as its
-subjectAltName (a DNS name, or an IP address when the name is one) and its CN, the EKUs
+subjectAltName (a DNS name; for an IP address an iPAddress SAN plus the same text as a dNSName,
+which Windows wants) and its CN, the EKUs
 serverAuth (EAP-TLS/TTLS/PEAP server, Windows and Android check it) and iKEIntermediate
 (1.3.6.1.5.5.8.2.2, which macOS/iOS and some Windows versions want for IKEv2), and an ECDSA
 P-256 key (``--rsa``: RSA 3072). ``--ca-cert`` / ``--ca-key`` issue it from an existing CA
@@ -155,11 +156,15 @@ def _make_ca(name: str, use_rsa: bool, now: _dt.datetime) -> tuple[x509.Certific
     return cert, key
 
 
-def _san(name: str) -> x509.GeneralName:
+def _sans(name: str) -> list[x509.GeneralName]:
+    """A DNS name, or for an address an iPAddress SAN (what IKE ID_IPV4/6_ADDR identities
+    are matched against) plus the same text as a dNSName: Windows' IKEv2 client only looks
+    at dNSName SANs and fails with error 13801 otherwise."""
     try:
-        return x509.IPAddress(ipaddress.ip_address(name))
+        address = ipaddress.ip_address(name)
     except ValueError:
-        return x509.DNSName(name)
+        return [x509.DNSName(name)]
+    return [x509.IPAddress(address), x509.DNSName(str(address))]
 
 
 def _issue_gateway(
@@ -192,7 +197,7 @@ def _issue_gateway(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, IKE_INTERMEDIATE_EKU]),
             critical=False,
         )
-        .add_extension(x509.SubjectAlternativeName([_san(name)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(_sans(name)), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
