@@ -7,14 +7,14 @@
   ``posture.assess``, PT-EAP (or EAP-TNC) inside the tunnel method running a
   :class:`nea.pb_tnc.Tncs` whose validators come from ``[nea]``;
 * the virtual-IP pools (:class:`gateway.pools.MemoryPools`) behind the engine's pool callback;
-* an :class:`AccessRouter` that remembers, per IKE_SA, the posture verdict and makes the
-  engine pick the connection's ``allow`` or ``isolate`` children and pool.
+* each connection's ``authorize`` hook (:attr:`ike.config.PeerConfig.authorize`): once the peer
+  is authenticated it grants the children and the pool of the IKE_SA's posture verdict
+  (``allow`` or ``isolate``), or refuses (``none``).
 
-The IKE engine asks for children and a pool only after the EAP conversation (the verdict) is
-over, but its callbacks do not say which IKE_SA they serve.  The daemon's UDP service tells
-the router which IKE_SA the datagram being processed belongs to (:meth:`AccessRouter.focus`),
-and the connection's ``children`` and ``pool`` consult the router.  A per-SA authorization hook
-in ``ike`` would make this simpler (asked of the IKE package's owner).
+The verdict lives in a :class:`PostureSession` per IKE_SA, kept by the :class:`AccessRouter`.
+PT-EAP runs deep inside a tunnel method whose configuration is shared by every IKE_SA of the
+connection, so the posture method finds its session through the IKE_SA whose datagram is being
+processed: the daemon's UDP service sets it (:meth:`AccessRouter.focus`) around each datagram.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import enum
 import ipaddress
 import itertools
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, SupportsIndex, overload
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -45,6 +45,8 @@ from ike.config import (
     DEFAULT_ESP_PROPOSALS,
     DEFAULT_IKE_PROPOSALS,
     AuthClass,
+    AuthContext,
+    Authorization,
     ChildConfig,
     EngineConfig,
     EspProposal,
@@ -63,7 +65,6 @@ __all__ = [
     "PostureSession",
     "RoutedPool",
     "Verdict",
-    "VerdictChildren",
     "compose",
 ]
 
@@ -142,65 +143,14 @@ class AccessRouter:
         return self.sessions.pop(ike_sa, None)
 
 
-class VerdictChildren(tuple[ChildConfig, ...]):
-    """The children of a connection as the engine sees them: those serving the current
-    IKE_SA's verdict (all of them when no posture ran)."""
-
-    router: AccessRouter
-    verdicts: tuple[frozenset[str], ...]
-
-    def __new__(
-        cls,
-        children: Sequence[ChildConfig],
-        verdicts: Sequence[frozenset[str]],
-        router: AccessRouter,
-    ) -> VerdictChildren:
-        self = super().__new__(cls, children)
-        self.router = router
-        self.verdicts = tuple(verdicts)
-        return self
-
-    def _selected(self) -> tuple[ChildConfig, ...]:
-        verdict = self.router.verdict().value
-        return tuple(
-            c for c, v in zip(tuple.__iter__(self), self.verdicts, strict=True) if verdict in v
-        )
-
-    def __iter__(self) -> Iterator[ChildConfig]:
-        return iter(self._selected())
-
-    def __len__(self) -> int:
-        return len(self._selected())
-
-    def __bool__(self) -> bool:
-        return bool(self._selected())
-
-    @overload
-    def __getitem__(self, index: SupportsIndex) -> ChildConfig: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[ChildConfig, ...]: ...
-
-    def __getitem__(self, index: SupportsIndex | slice) -> Any:
-        return self._selected()[index]
-
-    def all(self) -> tuple[ChildConfig, ...]:
-        return tuple(tuple.__iter__(self))
-
-
 class RoutedPool:
-    """The engine's :class:`ike.config.AddressPool` for one connection: leases from
-    ``gateway.pools`` in the pool that the IKE_SA's verdict selects."""
+    """The engine's :class:`ike.config.AddressPool` for one verdict of one connection: leases
+    from the named ``gateway.pools`` pools, first the one of the right address family."""
 
-    def __init__(
-        self,
-        pools: MemoryPools,
-        by_verdict: dict[str, tuple[str, ...]],
-        router: AccessRouter,
-    ) -> None:
+    def __init__(self, pools: MemoryPools, names: tuple[str, ...], verdict: str = "") -> None:
         self.pools = pools
-        self.by_verdict = by_verdict
-        self.router = router
+        self.names = names
+        self.verdict = verdict
         self.leases: dict[tuple[Identity, IpAddress], str] = {}
 
     def _family(self, name: str) -> int | None:
@@ -212,9 +162,7 @@ class RoutedPool:
     def acquire(
         self, identity: Identity, requested: IpAddress | None, version: int
     ) -> IpAddress | None:
-        verdict = self.router.verdict().value
-        names = self.by_verdict.get(verdict, ())
-        for name in names:
+        for name in self.names:
             if self._family(name) != version:
                 continue
             want = requested if requested is not None and requested.version == version else None
@@ -223,9 +171,9 @@ class RoutedPool:
                 addr = self.pools.acquire(name, str(identity), None)
             if addr is not None:
                 self.leases[(identity, addr)] = name
-                log.info("lease %s from pool %s for %s (%s)", addr, name, identity, verdict)
+                log.info("lease %s from pool %s for %s (%s)", addr, name, identity, self.verdict)
                 return addr
-        log.warning("no address for %s (verdict %s, pools %s)", identity, verdict, names)
+        log.warning("no address for %s (verdict %s, pools %s)", identity, self.verdict, self.names)
         return None
 
     def release(self, identity: Identity, address: IpAddress) -> None:
@@ -697,14 +645,26 @@ def _peer(
             spec, config, chain, key, anchors, router, nea, posture_counter, keyrings
         )
     children = [_child_config(c, f"{w}.children.{c.name}", source) for c in spec.children]
-    verdicts = [frozenset(c.verdict) for c in spec.children]
     by_verdict: dict[str, tuple[str, ...]] = {}
+    grants: dict[str, Authorization] = {}
     for v in ("allow", "isolate"):
         child_pools = next(
             (c.pools for c in spec.children if v in c.verdict and c.pools is not None), None
         )
         by_verdict[v] = child_pools if child_pools is not None else spec.pools
-    has_pool = any(by_verdict.values())
+        grants[v] = Authorization(
+            tuple(c for c, cs in zip(children, spec.children, strict=True) if v in cs.verdict),
+            RoutedPool(pools, by_verdict[v], v) if by_verdict[v] else None,
+        )
+
+    def authorize(ctx: AuthContext) -> Authorization | None:
+        """The children and pool of the IKE_SA's verdict; no access refuses the IKE_SA."""
+        verdict = router.verdict(ctx.ike_sa)
+        if verdict is Verdict.NONE:
+            log.info("%s: %s refused: posture verdict none", spec.name, ctx.remote_id)
+            return None
+        return grants[verdict.value]
+
     dns: list[IpAddress] = []
     for pname in dict.fromkeys(p for names in by_verdict.values() for p in names):
         for d in _strings(config.pools.get(pname, {}).get("dns", ())):
@@ -729,8 +689,9 @@ def _peer(
             eap_server=eap_server,
             ike_proposals=tuple(IkeProposal.parse(p) for p in spec.proposals)
             or DEFAULT_IKE_PROPOSALS,
-            children=VerdictChildren(children, verdicts, router),
-            pool=RoutedPool(pools, by_verdict, router) if has_pool else None,
+            children=tuple(children),
+            pool=grants["allow"].pool,
+            authorize=authorize,
             dns=tuple(dict.fromkeys(dns)),
             remote_addrs=spec.remote_addrs,
             request_vips=tuple(ipaddress.ip_address(v) for v in spec.vips),
