@@ -14,10 +14,11 @@ Writes, under ``DIR``::
 The gateway certificate carries ``--name`` (default: this host's fully qualified name) as its
 subjectAltName (a DNS name; for an IP address an iPAddress SAN plus the same text as a dNSName,
 which Windows wants) and its CN, the EKUs
-serverAuth (EAP-TLS/TTLS/PEAP server, Windows and Android check it) and iKEIntermediate
-(1.3.6.1.5.5.8.2.2, which macOS/iOS and some Windows versions want for IKEv2), and an ECDSA
-P-256 key (``--rsa``: RSA 3072). ``--ca-cert`` / ``--ca-key`` issue it from an existing CA
-instead of making one (the CA key is then not copied).
+serverAuth (EAP-TLS/TTLS/PEAP server; Windows requires it) and iKEIntermediate
+(1.3.6.1.5.5.8.2.2, which older macOS releases want for IKEv2), and an ECDSA P-256 key
+(``--rsa``: RSA 3072; with ``--eap fast`` the gateway key is always RSA, the only kind
+wpa_supplicant's and Cisco's EAP-FAST provisioning accept). ``--ca-cert`` / ``--ca-key``
+issue it from an existing CA instead of making one (the CA key is then not copied).
 
 The configuration it writes is checked with the daemon's own loader
 (:func:`gateway.daemon.config.load_config`) and composed
@@ -60,13 +61,14 @@ __all__ = [
 ]
 
 IKE_INTERMEDIATE_EKU = ObjectIdentifier("1.3.6.1.5.5.8.2.2")
-"""id-kp-ipsecIKE's predecessor iKEIntermediate (RFC 4945 5.1.3.12 mentions it; Apple and
-Microsoft IKEv2 clients look for it on the server certificate)."""
+"""The "IP Security IKE Intermediate" EKU (iKEIntermediate, IETF IPsec arc 1.3.6.1.5.5.8): older
+macOS releases accept an IKEv2 server certificate with it; strongSwan recommends it next to
+serverAuth for Windows and macOS clients."""
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_POLICY = REPO / "examples" / "policy.toml"
 
-EAP_METHODS = ("ttls", "peap", "tls")
+EAP_METHODS = ("ttls", "peap", "fast", "tls")
 """Methods ``--eap`` offers for the generated road-warrior connection."""
 
 CA_DAYS = 3650
@@ -293,8 +295,9 @@ def render_config(
 ) -> str:
     """The ``gateway.toml`` text (paths relative to the file, as the loader reads them)."""
     radius_posture = posture
-    posture = posture and eap in ("ttls", "peap")
-    tunnel = eap in ("ttls", "peap")
+    tunnel = eap in ("ttls", "peap", "fast")
+    posture = posture and tunnel
+    inner = '["mschapv2", "gtc"]' if eap == "fast" else '["mschapv2", "md5"]'
     lines = [
         "# nea-gateway configuration written by `nea-gateway init`.",
         "# Every key is described in docs/config.md; paths are relative to this file.",
@@ -335,22 +338,23 @@ def render_config(
         "# ---------------------------------------------------------------- connections",
     ]
     method = f"eap-{eap}"
+    inner_text = "MS-CHAPv2 or GTC" if eap == "fast" else "MS-CHAPv2 or MD5"
     if posture:
         lines += [
-            f"# Road warriors: {method.upper()} (inner MS-CHAPv2 or MD5 against [secrets.eap-*]",
+            f"# Road warriors: {method.upper()} (inner {inner_text} against [secrets.eap-*]",
             "# passwords), then the PT-EAP posture assessment (RFC 7171) inside the tunnel.",
             "# The verdict picks the child: allow -> the networks, isolate -> remediation only,",
             "# no access -> the IKE_SA fails (AUTHENTICATION_FAILED).",
         ]
     elif tunnel:
         lines += [
-            f"# Road warriors: {method.upper()} (inner MS-CHAPv2 or MD5 against [secrets.eap-*]",
+            f"# Road warriors: {method.upper()} (inner {inner_text} against [secrets.eap-*]",
             "# passwords), no posture assessment (init --no-posture): every client is allowed.",
         ]
     else:
         lines += [
             "# Road warriors with a client certificate from certs/ca.crt: EAP-TLS (no posture:",
-            "# posture runs inside a tunnel method, eap-ttls or eap-peap).",
+            "# posture runs inside a tunnel method: eap-ttls, eap-peap, eap-fast).",
         ]
     lines += [
         "# A second connection needs its own local.id (clients choose it with their remote id),",
@@ -368,7 +372,13 @@ def render_config(
         'id = "%any"',
     ]
     if tunnel:
-        lines.append('eap_inner = ["mschapv2", "md5"]')
+        lines.append(f"eap_inner = {inner}")
+    if eap == "fast":
+        lines += [
+            "# PAC provisioning: 2 = inside a tunnel authenticated by the gateway certificate",
+            "# (1 = anonymous Diffie-Hellman, no server authentication; 3 = either).",
+            "fast_provisioning = 2",
+        ]
     if posture:
         lines += [
             "",
@@ -512,7 +522,7 @@ def init_directory(
 ) -> InitResult:
     """Create a gateway directory at ``path`` (see the module docstring).
 
-    ``posture``: PT-EAP inside the TTLS/PEAP connection (ignored for ``eap="tls"``) and in
+    ``posture``: PT-EAP inside the TTLS/PEAP/FAST connection (ignored for ``eap="tls"``) and in
     ``[radius]``.
     ``database``: ``"sqlite"`` (``DIR/var/nea-evidence.db``), a database URL
     (``postgresql://...``), or None for no evidence database. ``users``: EAP identities to
@@ -545,7 +555,9 @@ def init_directory(
     else:
         assert ca_cert is not None and ca_key is not None
         ca, ca_private = _load_ca(Path(ca_cert).expanduser(), Path(ca_key).expanduser())
-    gw, gw_key = _issue_gateway(name, ca, ca_private, use_rsa, days, now)
+    # EAP-FAST peers (wpa_supplicant, Cisco) offer only RSA suites for authenticated
+    # provisioning: the gateway key is RSA there whatever --rsa says.
+    gw, gw_key = _issue_gateway(name, ca, ca_private, use_rsa or eap == "fast", days, now)
 
     policy_text = EXAMPLE_POLICY.read_bytes()
     if database == "sqlite":
@@ -683,7 +695,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--eap",
         choices=EAP_METHODS,
         default="ttls",
-        help="EAP method of the road-warrior connection (ttls/peap: with posture; default ttls)",
+        help="EAP method of the road-warrior connection (ttls/peap/fast: with posture; "
+        "default ttls)",
     )
     parser.add_argument(
         "--no-posture",

@@ -286,7 +286,7 @@ def test_unusable_ca_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 @pytest.mark.parametrize(
     ("eap", "extra", "posture"),
-    [("peap", [], True), ("tls", [], False), ("ttls", ["--no-posture"], False)],
+    [("peap", [], True), ("fast", [], True), ("tls", [], False), ("ttls", ["--no-posture"], False)],
 )
 def test_methods(tmp_path: Path, eap: str, extra: list[str], posture: bool) -> None:
     d = tmp_path / eap
@@ -296,6 +296,11 @@ def test_methods(tmp_path: Path, eap: str, extra: list[str], posture: bool) -> N
     (conn,) = config.connections
     assert conn.remote.auth == f"eap-{eap}"
     assert conn.posture.assess is posture
+    if eap == "fast":
+        assert conn.remote.eap_inner == ("mschapv2", "gtc")
+        assert conn.remote.fast_provisioning == 2
+        # authenticated provisioning: wpa_supplicant and Cisco offer RSA suites only
+        assert isinstance(_cert(d / "certs/gw.crt").public_key(), rsa.RSAPublicKey)
     assert config.nea is not None and config.nea.database is None
     assert not (d / "var/nea-pool.db").exists()
     compose(config)
