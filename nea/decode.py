@@ -37,9 +37,9 @@ from nea.pb_tnc import (
     PbPa,
     PbTncError,
     decode_batch,
+    message_key,
+    message_offsets,
 )
-from nea.pb_tnc.batch import message_offsets
-from nea.pb_tnc.messages import message_key
 from nea.pt_eap import (
     EapCode,
     EapTncPacket,

@@ -15,6 +15,7 @@ from nea.pb_tnc.batch import (
     BatchType,
     decode_batch,
     encode_batch,
+    message_offsets,
 )
 from nea.pb_tnc.engine import (
     AssessmentDecided,
@@ -67,6 +68,7 @@ from nea.pb_tnc.messages import (
     PbReasonString,
     PbRemediationParameters,
     UnknownMessage,
+    message_key,
 )
 from nea.pb_tnc.state import PbTncState
 
@@ -125,4 +127,6 @@ __all__ = [
     "combine_recommendations",
     "decode_batch",
     "encode_batch",
+    "message_key",
+    "message_offsets",
 ]
