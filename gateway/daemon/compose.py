@@ -601,7 +601,7 @@ def _child_config(spec: ChildSpec, where: str, source: str) -> ChildConfig:
         )
     except (IkeError, ValueError) as exc:
         raise ConfigError(source, where, str(exc)) from None
-    if spec.rekey_time is not None and hasattr(child, "rekey_time"):
+    if spec.rekey_time is not None:
         import dataclasses
 
         child = dataclasses.replace(child, rekey_time=spec.rekey_time)
@@ -697,6 +697,7 @@ def _peer(
             request_vips=tuple(ipaddress.ip_address(v) for v in spec.vips),
             fragmentation=spec.fragmentation,
             send_certreq=spec.send_certreq,
+            rekey_time=spec.rekey_time,
         )
     except IkeError as exc:
         raise ConfigError(source, w, str(exc)) from None

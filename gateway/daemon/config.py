@@ -170,6 +170,7 @@ class ConnectionSpec:
     fragmentation: bool = True
     send_certreq: bool = True
     vips: tuple[str, ...] = ()
+    rekey_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -593,6 +594,7 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
             "send_certreq",
             "version",
             "vips",
+            "rekey_time",
         ),
         w,
     )
@@ -672,6 +674,7 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
         fragmentation=ctx.boolean(t, "fragmentation", w, True),
         send_certreq=ctx.boolean(t, "send_certreq", w, True),
         vips=vips,
+        rekey_time=ctx.seconds(t, "rekey_time", w, None),
     )
 
 

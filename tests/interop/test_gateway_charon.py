@@ -364,3 +364,50 @@ def test_userspace_dataplane_ping(netns: Any, charon_factory: Any, tmp_path: Pat
         raise
     finally:
         daemon.stop()
+
+
+def test_gateway_rekeys_child_sa(netns: Any, charon_factory: Any, tmp_path: Path) -> None:
+    """``rekey_time`` on our child: the gateway rekeys the CHILD_SA and charon follows."""
+    gw, cl = _setup(netns)
+    config = GW_BASE.replace(
+        'local_ts = ["10.1.0.0/16"]', 'local_ts = ["10.1.0.0/16"]\nrekey_time = "3s"'
+    ) + (
+        '[connections.rw.local]\nauth = "psk"\nid = "gw.test"\n'
+        '[connections.rw.remote]\nauth = "psk"\nid = "cl.test"\n'
+        f'[secrets.ike-rw]\nid = "cl.test"\nsecret = "{PSK}"\n'
+    )
+    daemon = GatewayDaemon(gw, tmp_path / "gw", config)
+    try:
+        charon = _charon(
+            charon_factory,
+            cl,
+            "psk",
+            "psk",
+            secrets=f'  ike-home {{\n    id = gw.test\n    secret = "{PSK}"\n  }}',
+        )
+        charon.load_all()
+        charon.initiate("home")
+        (sa,) = daemon.list_sas()
+        first = sa["children"][0]["spi_in"]
+        charon.wait_for_log("parsed CREATE_CHILD_SA request", timeout=15)
+        deadline = time.monotonic() + 10
+        while True:
+            (sa,) = daemon.list_sas()
+            spis = [c["spi_in"] for c in sa["children"]]
+            if spis and first not in spis:
+                break
+            assert time.monotonic() < deadline, sa
+            time.sleep(0.2)
+
+        def agreed(sas: Any) -> bool:
+            ours = {c["spi_in"] for s in daemon.list_sas() for c in s["children"]}
+            theirs = {c.raw["spi-out"] for c in sas[0].children if c.state == "INSTALLED"}
+            return bool(ours & theirs)
+
+        charon.wait_for(agreed)  # a rekeyed CHILD_SA in use on both sides
+        assert "CHILD_SA" in charon.wait_for_log("closing CHILD_SA home{1}")
+    except BaseException:
+        print(daemon.log()[-8000:])
+        raise
+    finally:
+        daemon.stop()

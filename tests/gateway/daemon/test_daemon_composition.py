@@ -592,3 +592,19 @@ def test_peap_posture(cert_factory: Any, tmp_path: Path, command: str) -> None:
     else:
         (sa,) = sas
         assert sa["verdict"] == command and sa["children"][0]["name"] == command
+
+
+def test_child_rekey_time_makes_the_gateway_rekey(tmp_path: Path) -> None:
+    """``rekey_time`` on a child reaches the engine: after it the gateway starts a
+    CREATE_CHILD_SA exchange (the rekey itself against charon: tests/interop)."""
+    config = PSK_CONFIG.replace(
+        'esp_proposals = ["aes128gcm16", "aes128-sha256"]',
+        'esp_proposals = ["aes128gcm16", "aes128-sha256"]\nrekey_time = "10s"',
+    )
+    rig = make_rig(_write(tmp_path, config))
+    rig.connect(psk_client())
+    rig.clock.advance(9)
+    assert rig.transports[500].sent == []
+    rig.clock.advance(2)
+    (request,) = [d for d, _ in rig.transports[500].sent]
+    assert request[18] == 36  # CREATE_CHILD_SA
