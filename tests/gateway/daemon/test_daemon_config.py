@@ -490,3 +490,32 @@ def test_run_with_bad_radius_section_exits_2(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2, proc.stderr
     assert f"{p}: radius.certs:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_check_reads_files_and_says_ok(tmp_path: Path, cert_factory: object) -> None:
+    ca = cert_factory.ca("ca")  # type: ignore[attr-defined]
+    gw = cert_factory.issue(ca, "gw.test", san_dns=("gw.test",))  # type: ignore[attr-defined]
+    p = tmp_path / "gw.toml"
+    p.write_text(
+        f'[connections.c.local]\nauth = "pubkey"\ncerts = "{gw.cert_path}"\n'
+        '[connections.c.remote]\nauth = "eap-tls"\n'
+        f'[secrets.private-gw]\nfile = "{gw.key_path}"\n[authorities.ca]\ncacert = "{ca.cert_path}"\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.daemon", "check", "-c", str(p)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == f"{p}: OK (1 connections)"
+    p.write_text(p.read_text().replace(str(gw.key_path), str(ca.key_path)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.daemon", "check", "-c", str(p)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "connections.c.local.certs: no private key for" in proc.stderr
