@@ -608,3 +608,19 @@ def test_child_rekey_time_makes_the_gateway_rekey(tmp_path: Path) -> None:
     rig.clock.advance(2)
     (request,) = [d for d, _ in rig.transports[500].sent]
     assert request[18] == 36  # CREATE_CHILD_SA
+
+
+def test_ipv4_and_ipv6_virtual_ips(tmp_path: Path) -> None:
+    config = (
+        PSK_CONFIG.replace('pools = ["rw"]', 'pools = ["rw", "rw6"]')
+        + '\n[pools.rw6]\naddrs = "fd00:3::/120"\n'
+    )
+    rig = make_rig(_write(tmp_path, config))
+    rig.connect(
+        psk_client(request_vips=(ipaddress.ip_address("0.0.0.0"), ipaddress.ip_address("::")))
+    )
+    (sa,) = rig.gateway.list_sas()
+    assert sa["remote_vips"] == ["10.3.0.1", "fd00:3::1"]
+    rig.gateway.terminate("rw")
+    rig.pump()
+    assert [p["online"] for p in rig.gateway.stats_json()["pools"]] == [0, 0]
