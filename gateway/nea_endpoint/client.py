@@ -355,25 +355,20 @@ def build_peer_config(options: EndpointOptions, facts: HostFacts | None) -> tupl
         return ((EapType.PT_EAP, posture.pt_eap), (EapType.TNC, posture.eap_tnc))
 
     def tls_config() -> Any:
-        from OpenSSL import SSL
-
         from ike.eap_tls.tls import TlsPeerConfig
 
         try:
-            config = TlsPeerConfig(
+            # charon's libtls as EAP server sends no RFC 5746 renegotiation_info; see
+            # TlsPeerConfig.allow_legacy_server_connect for why accepting it is safe.
+            return TlsPeerConfig(
                 ca_pems=ca_pems,
                 cert_chain_pem=cert_pem,
                 key_pem=key_pem,
                 server_name=options.server_id if options.server_id else None,
+                allow_legacy_server_connect=True,
             )
         except Exception as exc:  # pyOpenSSL errors name the problem
             raise OptionsError(f"TLS settings: {exc}") from None
-        # strongSwan's libtls (charon as EAP server) sends no renegotiation_info (RFC 5746);
-        # OpenSSL 3 then refuses with "unsafe legacy renegotiation disabled".  Accepting such
-        # servers is safe here: the context refuses renegotiation (OP_NO_RENEGOTIATION), so
-        # the attack RFC 5746 closes cannot happen.
-        config.context().set_options(SSL.OP_LEGACY_SERVER_CONNECT)
-        return config
 
     methods: list[tuple[int, Any]]
     eap = options.eap

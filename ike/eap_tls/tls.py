@@ -252,6 +252,13 @@ class TlsPeerConfig:
     ``server_name`` (if set) must match a DNS subjectAltName or the CN of the server
     certificate.  ``session_cache`` enables resumption, keyed by ``server_name`` (or
     ``"default"``).
+
+    ``allow_legacy_server_connect`` accepts a TLS 1.2 server that sends no RFC 5746
+    renegotiation_info (OpenSSL's ``SSL_OP_LEGACY_SERVER_CONNECT``).  strongSwan's libtls
+    (charon as the EAP server) is such a server, and OpenSSL 3 refuses it by default
+    ("unsafe legacy renegotiation disabled").  Accepting it is safe here because the context
+    refuses renegotiation altogether (``OP_NO_RENEGOTIATION``), so the prefix attack RFC 5746
+    closes cannot happen.  Off by default.
     """
 
     ca_pems: tuple[bytes, ...] = ()
@@ -267,6 +274,7 @@ class TlsPeerConfig:
     session_cache: TlsSessionCache | None = None
     length_always: bool = False
     max_message: int = 64 * 1024
+    allow_legacy_server_connect: bool = False
     _shared: _Shared = field(default_factory=_Shared, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -291,6 +299,8 @@ class TlsPeerConfig:
         ctx.set_min_proto_version(int(self.min_version))
         ctx.set_max_proto_version(int(self.max_version))
         ctx.set_options(SSL.OP_NO_RENEGOTIATION)
+        if self.allow_legacy_server_connect:
+            ctx.set_options(SSL.OP_LEGACY_SERVER_CONNECT)
         if self.cert_chain_pem is not None:
             if self.key_pem is None:
                 raise ValueError("cert_chain_pem without key_pem")
