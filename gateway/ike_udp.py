@@ -26,9 +26,10 @@ small JSON file (used by the interop tests; the daemon builds its engine from it
 
 ``vips`` (e.g. ``["0.0.0.0"]``) on a connection requests a virtual IP as initiator.
 Testing aids, all off unless present: ``"stats": "stats.json"`` (counters rewritten when they
-change), ``"keepalive_interval": 2``, and ``"debug_key_log": "keys.jsonl"`` which turns on
-``EngineConfig.debug_export_keys`` and appends every IKE_SA's SPIs and SK_e/SK_a (mode 0600)
-for tshark's ``isakmp.ikev2_decryption_table`` -- never use it in production.
+change), ``"keepalive_interval": 2``, ``"cookie_threshold": 100``, and
+``"debug_key_log": "keys.jsonl"`` which turns on ``EngineConfig.debug_export_keys`` and
+appends every IKE_SA's SPIs and SK_e/SK_a (mode 0600) for tshark's
+``isakmp.ikev2_decryption_table`` -- never use it in production.
 """
 
 from __future__ import annotations
@@ -425,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     engine_kw: dict[str, Any] = {}
     if spec.get("fragment_size"):
         engine_kw["fragment_size"] = int(spec["fragment_size"])
+    if spec.get("cookie_threshold") is not None:
+        engine_kw["cookie_threshold"] = int(spec["cookie_threshold"])
     if spec.get("keepalive_interval") is not None:
         engine_kw["keepalive_interval"] = float(spec["keepalive_interval"])
     key_log = Path(spec["debug_key_log"]) if spec.get("debug_key_log") else None

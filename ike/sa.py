@@ -31,6 +31,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import heapq
 import hmac
 import ipaddress
 import logging
@@ -794,8 +795,12 @@ class IkeSa:
             if self.cached_response is not None and h.message_id == self.cached_response[0]:
                 enc = raw.encrypted
                 if not isinstance(enc, EncryptedFragment) or enc.number == 1:
+                    # RFC 7296, 2.11: answer where the retransmission came from (the SA's
+                    # addresses only move with a new, authenticated request).
                     self.engine.stats["retransmits_answered"] += 1
-                    self.engine._emit_datagrams(self.cached_response[1], self)
+                    self.engine._out.extend(
+                        Datagram(d, remote, local) for d in self.cached_response[1]
+                    )
                 return
             if h.message_id != self.next_in:
                 log.debug(
@@ -1991,6 +1996,7 @@ class IkeSa:
         new.children, self.children = self.children, []
         new.vips, self.vips = self.vips, []
         self.engine._sas[new.local_spi] = new
+        self.engine._dirty.append(new)
         self.engine._events.append(IkeSaRekeyed(self.local_spi, new.local_spi, spi_i, spi_r))
 
     def start_delete(self, now: float) -> None:
@@ -2031,6 +2037,13 @@ class IkeEngine:
         self._last_raw = b""
         self._now = 0.0
         self._reserved: set[bytes] = set()
+        # Deadlines: a heap of (when, seq, spi) with lazy deletion; _timer_at holds each SA's
+        # current deadline and _dirty the SAs touched since the last resync, so get_timer and
+        # handle_timer cost O(log n) per change instead of a scan of every IKE_SA.
+        self._timer_heap: list[tuple[float, int, bytes]] = []
+        self._timer_at: dict[bytes, float] = {}
+        self._timer_seq = 0
+        self._dirty: list[IkeSa] = []
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
         """Counters named in :data:`STAT_NAMES` (read them; the engine only increments)."""
 
@@ -2073,7 +2086,8 @@ class IkeEngine:
         if sa.initiator == raw.is_initiator:
             self.stats["wrong_role"] += 1
             return  # the I flag says the message comes from our own role
-        if sa.initiator and h.exchange_type != _INIT and h.spi_r != sa.spi_r:
+        if h.exchange_type != _INIT and (h.spi_i, h.spi_r) != (sa.spi_i, sa.spi_r):
+            # both SPIs name the IKE_SA (RFC 7296, 3.1); a half-matching pair is not ours
             self.stats["unknown_spi"] += 1
             return
         self._run(sa, lambda: sa.receive(raw, addr, local, now))
@@ -2083,15 +2097,32 @@ class IkeEngine:
         return out
 
     def get_timer(self) -> float | None:
-        times = [t for sa in self._sas.values() if (t := sa.timer()) is not None]
-        return min(times) if times else None
+        self._resync_timers()
+        heap = self._timer_heap
+        while heap:
+            when, _, spi = heap[0]
+            if self._timer_at.get(spi) == when:
+                return when
+            heapq.heappop(heap)  # superseded
+        return None
 
     def handle_timer(self, now: float) -> None:
         self._now = now
-        for sa in list(self._sas.values()):
+        self._resync_timers()
+        heap, due = self._timer_heap, []
+        while heap and heap[0][0] <= now:
+            when, _, spi = heapq.heappop(heap)
+            if self._timer_at.get(spi) == when:
+                del self._timer_at[spi]
+                sa = self._sas.get(spi)
+                if sa is not None:
+                    due.append(sa)
+        for sa in due:
+            self._dirty.append(sa)
             t = sa.timer()
             if t is not None and now >= t:
                 self._run(sa, functools.partial(sa.on_timer, now))
+        self._resync_timers()
 
     def next_event(self) -> Event | None:
         return self._events.pop(0) if self._events else None
@@ -2106,6 +2137,7 @@ class IkeEngine:
         sa = IkeSa(self, True, spi, bytes(8), local, remote, S.I_INIT_SENT, peer=peer)
         sa.nonce_i = self.random(NONCE_LEN)
         self._sas[spi] = sa
+        self._dirty.append(sa)
         self._run(sa, lambda: sa.start_initiator(now))
         return spi
 
@@ -2203,7 +2235,22 @@ class IkeEngine:
 
     # -- internals --------------------------------------------------------------------------
 
+    def _resync_timers(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for sa in dirty:
+            spi = sa.local_spi
+            t = sa.timer() if self._sas.get(spi) is sa else None
+            if t == self._timer_at.get(spi):
+                continue
+            if t is None:
+                del self._timer_at[spi]
+            else:
+                self._timer_at[spi] = t
+                self._timer_seq += 1
+                heapq.heappush(self._timer_heap, (t, self._timer_seq, spi))
+
     def _run(self, sa: IkeSa, action: Callable[[], None]) -> None:
+        self._dirty.append(sa)
         try:
             action()
         except _Close as close:
@@ -2219,12 +2266,14 @@ class IkeEngine:
         log.info("IKE_SA %s closed: %s", sa.local_spi.hex(), reason)
         sa.close_cleanup()
         self._sas.pop(sa.local_spi, None)
+        self._dirty.append(sa)  # drops its deadline
         for k, v in list(self._half_open.items()):
             if v == sa.local_spi:
                 del self._half_open[k]
         self._events.append(IkeSaClosed(sa.local_spi, reason, error))
 
     def _emit_datagrams(self, datagrams: list[bytes], sa: IkeSa) -> None:
+        self._dirty.append(sa)
         for d in datagrams:
             self._out.append(Datagram(d, sa.remote, sa.local))
         if sa.keepalive_at is not None and self.config.keepalive_interval is not None:
@@ -2316,6 +2365,7 @@ class IkeEngine:
         sa._check_nat(msg, bytes(8))
         sa._derive(g_ir)
         self._sas[spi] = sa
+        self._dirty.append(sa)
         self._half_open[(h.spi_i, addr)] = spi
         payloads: list[Payload] = [
             SecurityAssociation((sel.to_proposal(ProtocolId.IKE, b""),)),
