@@ -111,7 +111,7 @@ def _authenticate(service: Any, ca: Any, command: str) -> Packet:
     state = None
     for identifier in range(60):
         assert eap is not None
-        attributes = [TextAttribute(T.USER_NAME, "bob"), *eap_message_attributes(eap)]
+        attributes: list[Any] = [TextAttribute(T.USER_NAME, "bob"), *eap_message_attributes(eap)]
         if state is not None:
             attributes.append(StringAttribute(T.STATE, state))
         raw = encode_request(
