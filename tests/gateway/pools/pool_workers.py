@@ -14,10 +14,16 @@ from gateway.pools.schema import VERSION_TABLE, metadata
 from gateway.pools.sql import SqlPools
 
 
-def _allocate(url: str, pool: str, worker: int, count: int, queue: multiprocessing.Queue) -> None:
+def _allocate(
+    url: str,
+    pool: str,
+    worker: int,
+    count: int,
+    queue: multiprocessing.Queue[tuple[int, list[str | None], str | None]],
+) -> None:
     try:
         store = SqlPools(url, crash_recovery=False, create_schema=False)
-        got = []
+        got: list[str | None] = []
         for i in range(count):
             address = store.acquire(pool, f"w{worker}-u{i}")
             got.append(None if address is None else str(address))
@@ -38,7 +44,7 @@ def run_concurrent_allocators(url: str, pool: str, workers: int, count: int) -> 
     # pytest process that may hold threads (a fork there can inherit a held lock)
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
-    queue: multiprocessing.Queue = ctx.Queue()
+    queue: multiprocessing.Queue[tuple[int, list[str | None], str | None]] = ctx.Queue()
     procs = [
         ctx.Process(target=_allocate, args=(url, pool, w, count, queue)) for w in range(workers)
     ]

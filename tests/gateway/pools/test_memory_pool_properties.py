@@ -55,7 +55,9 @@ def test_pool_matches_the_model(sequence: list[tuple[str, object, object]], reas
                     online[arg] = (holder, count - 1)
         st_ = pool.status()
         assert st_.online == len(online)
-        states = {(x.address, x.identity): x.state for x in pool.leases()}
+        states: dict[tuple[object, str], LeaseState] = {
+            (x.address, x.identity): x.state for x in pool.leases()
+        }
         for address, (identity, _) in online.items():
             assert states[(address, identity)] is LeaseState.ONLINE
 

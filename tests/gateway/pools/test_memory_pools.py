@@ -53,6 +53,7 @@ def test_returning_identity_gets_its_address_back() -> None:
     pool = MemoryPool("p", "10.3.0.0/24")
     a = pool.acquire("alice")
     b = pool.acquire("bob")
+    assert a is not None and b is not None
     assert pool.release(a, "alice")
     assert pool.release(b, "bob")
     c = pool.acquire("carol")
@@ -77,6 +78,7 @@ def test_release_checks_the_holder() -> None:
 def test_same_identity_requesting_its_online_address_shares_it() -> None:
     pool = MemoryPool("p", "10.3.0.0/24")
     a = pool.acquire("alice")
+    assert a is not None
     assert pool.acquire("alice", requested=a) == a  # second IKE_SA of the same peer
     other = pool.acquire("alice")  # no request: a second address
     assert other != a
@@ -91,6 +93,7 @@ def test_exhausted_pool_reassigns_the_oldest_offline_lease() -> None:
     clock = Clock()
     pool = MemoryPool("p", "10.3.0.1-10.3.0.2", reassign_after=600, clock=clock)
     a, b = pool.acquire("alice"), pool.acquire("bob")
+    assert a is not None and b is not None
     assert pool.release(a, "alice")
     clock.now += 10
     assert pool.release(b, "bob")
@@ -156,6 +159,7 @@ def test_pools_from_config_with_attributes_and_quarantine() -> None:
     assert status["corp"].size == 65534
     # one pool shared by several connections: the identity keeps its address
     a = pools.acquire("corp", "alice")
+    assert a is not None
     assert pools.release("corp", a, "alice")
     assert pools.acquire("corp", "alice") == a
     assert pools.acquire("nope", "alice") is None

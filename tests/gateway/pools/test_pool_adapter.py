@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
@@ -73,7 +74,7 @@ def test_sql_runs_in_the_thread_pool(tmp_path: Path, threadpool: ThreadPool) -> 
     store.add_pool("corp", ip("10.3.0.1"), ip("10.3.0.9"), timeout=3600)
     reactor = FakeReactor()
     dp = DeferredPools(store, reactor=reactor, threadpool=threadpool)
-    d = dp.acquire("corp", "alice")
+    d: Deferred[Any] = dp.acquire("corp", "alice")
     reactor.run_one()
     assert result_of(d) == ip("10.3.0.1")
     assert store.threads and store.threads[0] != threading.get_ident()
@@ -110,4 +111,4 @@ def test_errors_arrive_as_failures(threadpool: ThreadPool) -> None:
     d = dp.acquire("corp", "alice")
     reactor.run_one()
     failure = result_of(d)
-    assert isinstance(failure, Failure) and failure.check(PoolError)
+    assert isinstance(failure, Failure) and failure.check(PoolError)  # type: ignore[no-untyped-call]

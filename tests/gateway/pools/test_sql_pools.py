@@ -80,6 +80,7 @@ def test_identity_reuse_and_expired_reassignment(url: str, store: SqlPools, cloc
     store.add_pool("p", ip("10.3.0.1"), ip("10.3.0.2"), timeout=HOUR)
     a, b = store.acquire("p", "alice"), store.acquire("p", "bob")
     assert (a, b) == (ip("10.3.0.1"), ip("10.3.0.2"))
+    assert a is not None and b is not None
     assert store.acquire("p", "carol") is None  # exhausted
     assert store.release("p", a, "alice")
     clock.now += 10
@@ -136,6 +137,7 @@ def test_static_address_list(store: SqlPools, clock: Clock) -> None:
 def test_static_range_pool_binds_addresses_for_good(store: SqlPools, clock: Clock) -> None:
     store.add_pool("p", ip("10.4.0.1"), ip("10.4.0.2"), timeout=0)
     a = store.acquire("p", "alice")
+    assert a is not None
     assert store.acquire("p", "bob") == ip("10.4.0.2")
     assert store.release("p", a, "alice")
     clock.now += 10**8

@@ -39,8 +39,8 @@ class OneRoundEap:
     def __init__(self) -> None:
         self.succeeded = False
         self.failed = False
-        self.msk = None
-        self.failure_reason = None
+        self.msk: bytes | None = None
+        self.failure_reason: str | None = None
 
     def start(self) -> bytes:
         return bytes([1, 1, 0, 5, 1])
@@ -58,7 +58,7 @@ def _setup(events: list[Event]) -> tuple[RadiusDatagramProtocol, Transport, Cloc
     clock.advance(1000)
     engine = RadiusServer(
         [RadiusClient.from_prefix("192.0.2.0/24", SECRET)],
-        lambda context: OneRoundEap(),  # type: ignore[arg-type,return-value]
+        lambda context: OneRoundEap(),
         conversation_timeout=30.0,
     )
     protocol = RadiusDatagramProtocol(RadiusService(engine, clock, events.append))
@@ -113,7 +113,7 @@ def test_engine_exception_costs_one_datagram_only() -> None:
         raise RuntimeError("bug")
 
     original = engine.receive_datagram
-    engine.receive_datagram = boom  # type: ignore[method-assign]
+    engine.receive_datagram = boom  # type: ignore[method-assign,assignment]
     protocol.datagramReceived(_request(), NAS)
     assert transport.written == []
     engine.receive_datagram = original  # type: ignore[method-assign]
@@ -125,7 +125,7 @@ def test_event_handler_exception_is_contained() -> None:
     clock = Clock()
     engine = RadiusServer(
         [RadiusClient.from_prefix("192.0.2.0/24", SECRET)], lambda c: OneRoundEap()
-    )  # type: ignore[arg-type,return-value]
+    )
 
     def bad_handler(event: Event) -> None:
         raise ValueError("handler bug")

@@ -17,10 +17,12 @@ from gateway.radius import available_methods, build_server, parse_config
 from ike.eap.method import Decision, Step
 from ike.eap.methods.md5 import Md5PeerMethod
 from radius import (
+    Attribute,
     AttributeType,
     Code,
     Conversation,
     Packet,
+    RadiusServer,
     StringAttribute,
     TextAttribute,
     Verdict,
@@ -28,7 +30,7 @@ from radius import (
     encode_request,
     verify_response,
 )
-from tests.harness.certs import CertFactory
+from tests.harness.certs import CertFactory, Issued
 
 T = AttributeType
 SECRET = b"posture-secret"
@@ -80,7 +82,7 @@ class FakePosturePeer:
         return None
 
 
-def _server(tmp_path: Path, verdicts: dict[bytes, Verdict]):
+def _server(tmp_path: Path, verdicts: dict[bytes, Verdict]) -> tuple[RadiusServer, Issued]:
     certs = CertFactory(tmp_path / "certs")
     ca = certs.ca("ca")
     server_cert = certs.issue(ca, "radius.test", san_dns=("radius.test",), eku=("serverAuth",))
@@ -107,7 +109,7 @@ def _server(tmp_path: Path, verdicts: dict[bytes, Verdict]):
     return server, ca
 
 
-def _authenticate(server, ca, health: bytes) -> Packet:
+def _authenticate(server: RadiusServer, ca: Issued, health: bytes) -> Packet:
     from ike.eap_tls.tls import TlsPeerConfig
     from ike.eap_ttls.method import EapTtlsPeer, InnerAuth, TtlsPeerConfig
 
@@ -128,7 +130,10 @@ def _authenticate(server, ca, health: bytes) -> Packet:
     state = None
     for identifier in range(50):
         assert eap is not None
-        attributes = [TextAttribute(T.USER_NAME, "bob"), *eap_message_attributes(eap)]
+        attributes: list[Attribute] = [
+            TextAttribute(T.USER_NAME, "bob"),
+            *eap_message_attributes(eap),
+        ]
         if state is not None:
             attributes.append(StringAttribute(T.STATE, state))
         raw = encode_request(
@@ -156,7 +161,9 @@ def _authenticate(server, ca, health: bytes) -> Packet:
         (b"infected", Code.ACCESS_REJECT, None, None),
     ],
 )
-def test_posture_verdict_selects_vlan(tmp_path: Path, health, code, vlan, filter_id) -> None:
+def test_posture_verdict_selects_vlan(
+    tmp_path: Path, health: bytes, code: Code, vlan: bytes | None, filter_id: str | None
+) -> None:
     if "ttls" not in available_methods():
         pytest.skip("EAP-TTLS is not in this tree")
     verdicts: dict[bytes, Verdict] = {}
@@ -170,4 +177,5 @@ def test_posture_verdict_selects_vlan(tmp_path: Path, health, code, vlan, filter
     if code == Code.ACCESS_ACCEPT:
         assert answer.get(T.VENDOR_SPECIFIC) is not None  # MPPE keys from the TTLS MSK
     else:
-        assert answer.eap_message()[0] == 4  # EAP-Failure
+        failure = answer.eap_message()
+        assert failure is not None and failure[0] == 4  # EAP-Failure
