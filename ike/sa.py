@@ -2044,6 +2044,7 @@ class IkeEngine:
         self._timer_at: dict[bytes, float] = {}
         self._timer_seq = 0
         self._dirty: list[IkeSa] = []
+        self._r_init: set[bytes] = set()
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
         """Counters named in :data:`STAT_NAMES` (read them; the engine only increments)."""
 
@@ -2286,7 +2287,12 @@ class IkeEngine:
                 return spi
 
     def _half_open_count(self) -> int:
-        return sum(1 for sa in self._sas.values() if sa.state is S.R_INIT_DONE)
+        # only SAs that entered R_INIT_DONE are candidates: O(half-open), not O(all IKE_SAs)
+        for spi in list(self._r_init):
+            sa = self._sas.get(spi)
+            if sa is None or sa.state is not S.R_INIT_DONE:
+                self._r_init.discard(spi)
+        return len(self._r_init)
 
     def _cookie(self, nonce_i: bytes, addr: Address, spi_i: bytes) -> bytes:
         """RFC 7296, 2.6: Cookie = <VersionIDofSecret> | Hash(Ni | IPi | SPIi | <secret>)."""
@@ -2367,6 +2373,7 @@ class IkeEngine:
         self._sas[spi] = sa
         self._dirty.append(sa)
         self._half_open[(h.spi_i, addr)] = spi
+        self._r_init.add(spi)
         payloads: list[Payload] = [
             SecurityAssociation((sel.to_proposal(ProtocolId.IKE, b""),)),
             KeyExchange(sel.dh, sa.dh.public),
