@@ -2,6 +2,7 @@
 
 ::
 
+    nea-gateway init DIR [options]      # a new gateway directory (gateway/init.py)
     nea-gateway run [-c FILE]           # the daemon; embedded defaults without -c
     nea-gateway check -c FILE           # check a configuration and exit
     nea-gateway list-sas [--ike NAME] [--json]
@@ -344,6 +345,15 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("-c", "--config", type=Path, help="take the socket path from this file")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    from gateway.init import add_arguments as init_arguments
+
+    init_dir = sub.add_parser(
+        "init",
+        help="create a gateway directory (CA, certificate, gateway.toml, policy, databases)",
+        description="Create a gateway directory: CA, gateway certificate, gateway.toml, "
+        "policy.toml and the databases.",
+    )
+    init_arguments(init_dir)
     run_p = sub.add_parser("run", help="run the daemon")
     run_p.add_argument("-c", "--config", type=Path, help="configuration file (TOML)")
     run_p.add_argument("-v", "--verbose", action="count", default=0, help="raise every log level")
@@ -385,6 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # A pipe or a file gets whole lines (no ellipsis), a terminal its own width.
     console = Console() if sys.stdout.isatty() else Console(width=200)
+    if args.cmd == "init":
+        from gateway.init import run_from_args
+
+        return run_from_args(args)
     try:
         if args.cmd == "run":
             config = load_config(args.config) if args.config else default_config()
