@@ -28,6 +28,7 @@ Tunnel-Type = VLAN, Tunnel-Medium-Type = IEEE-802, Tunnel-Private-Group-ID = the
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
 import logging
 import secrets
@@ -217,6 +218,13 @@ class RadiusServer:
         self._max_conversations = max_conversations
         self._duplicates = DuplicateCache(duplicate_lifetime)
         self._conversations: dict[bytes, Conversation] = {}
+        # Conversation deadlines: a heap of (last_seen + timeout, seq, state, conversation)
+        # with lazy deletion.  An entry is live while ``state`` still maps to that very
+        # conversation and its deadline is the conversation's current one; anything else is
+        # skipped when it reaches the top (or dropped when the heap is compacted), so
+        # get_timer and handle_timer cost O(log n) per conversation step, not O(n).
+        self._deadlines: list[tuple[float, int, bytes, Conversation]] = []
+        self._deadline_seq = 0
         self._events: deque[Event] = deque()
         self._next_sweep = float("-inf")
 
@@ -265,19 +273,19 @@ class RadiusServer:
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float | None:
-        deadlines = [c.last_seen + self._timeout for c in self._conversations.values()]
+        deadline = self._next_deadline()
         expiry = self._duplicates.next_expiry()
-        if expiry is not None:
-            deadlines.append(expiry)
-        return min(deadlines, default=None)
+        if deadline is None or (expiry is not None and expiry < deadline):
+            return expiry
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         self._next_sweep = now + 1.0
         self._duplicates.expire(now)
-        for state, conversation in list(self._conversations.items()):
-            if conversation.last_seen + self._timeout <= now:
-                del self._conversations[state]
-                log.info("EAP conversation for %r timed out", conversation.context.user_name)
+        while (deadline := self._next_deadline()) is not None and deadline <= now:
+            _, _, state, conversation = heapq.heappop(self._deadlines)
+            del self._conversations[state]
+            log.info("EAP conversation for %r timed out", conversation.context.user_name)
 
     def client_for(self, host: str) -> RadiusClient | None:
         try:
@@ -294,6 +302,38 @@ class RadiusServer:
     @property
     def conversations(self) -> int:
         return len(self._conversations)
+
+    # -- conversation table --------------------------------------------------------------
+
+    def _store(self, state: bytes, conversation: Conversation) -> None:
+        """Keep ``conversation`` under ``state`` until its deadline (the only way in)."""
+        self._conversations[state] = conversation
+        self._deadline_seq += 1
+        entry = (conversation.last_seen + self._timeout, self._deadline_seq, state, conversation)
+        heapq.heappush(self._deadlines, entry)
+        if len(self._deadlines) > 2 * len(self._conversations) + 64:
+            self._compact()
+
+    def _live(self, entry: tuple[float, int, bytes, Conversation]) -> bool:
+        deadline, _, state, conversation = entry
+        return (
+            self._conversations.get(state) is conversation
+            and conversation.last_seen + self._timeout == deadline
+        )
+
+    def _next_deadline(self) -> float | None:
+        """The earliest live deadline; superseded entries on top are discarded."""
+        heap = self._deadlines
+        while heap:
+            if self._live(heap[0]):
+                return heap[0][0]
+            heapq.heappop(heap)
+        return None
+
+    def _compact(self) -> None:
+        """Drop superseded entries (amortised: runs after O(n) pushes, costs O(n))."""
+        self._deadlines = [e for e in self._deadlines if self._live(e)]
+        heapq.heapify(self._deadlines)
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -370,7 +410,7 @@ class RadiusServer:
             # The EAP layer discarded the Response (RFC 3748 section 4.1); keep the
             # conversation so the NAS can retransmit under the same State.
             if state is not None:
-                self._conversations[state] = conversation
+                self._store(state, conversation)
             log.info("EAP response from %r discarded by the EAP server", context.user_name)
             return None
         return self._challenge(conversation, reply)
@@ -383,7 +423,7 @@ class RadiusServer:
 
     def _challenge(self, conversation: Conversation, eap_request: bytes) -> Packet:
         state = self._new_state()
-        self._conversations[state] = conversation
+        self._store(state, conversation)
         return Packet(
             Code.ACCESS_CHALLENGE,
             0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import ItemsView, Iterator, ValuesView
 
 import pytest
 from hypothesis import given, settings
@@ -437,3 +438,92 @@ def test_eap_server_exceptions_end_only_that_conversation() -> None:
         assert answer.code == Code.ACCESS_REJECT
         assert answer.eap_message() == bytes([4, 7, 0, 4])
         assert server.conversations == 0
+
+
+class _CountingDict(dict[bytes, Conversation]):
+    """The conversation table, counting whole-table walks."""
+
+    walks = 0
+
+    def values(self) -> ValuesView[Conversation]:  # type: ignore[override]
+        self.walks += 1
+        return super().values()
+
+    def items(self) -> ItemsView[bytes, Conversation]:  # type: ignore[override]
+        self.walks += 1
+        return super().items()
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.walks += 1
+        return super().__iter__()
+
+
+def test_many_conversations_expire_on_time() -> None:
+    """Thousands of concurrent conversations, some of them stepped on later (new State) or
+    re-sent (same State kept): each one ends exactly at last activity + timeout."""
+    timeout = 30.0
+    server = make_server(conversation_timeout=timeout, duplicate_lifetime=0.5)
+    count = 2000
+    nases = [Nas(server, source=("192.0.2.10", 20000 + i)) for i in range(count)]
+    last_seen: dict[int, float] = {}
+    challenges = {}
+    for i, nas in enumerate(nases):
+        now = i * 0.01  # 0 .. 20 s
+        challenges[i] = nas.request(identity(), now=now)
+        last_seen[i] = now
+    for i in range(0, count, 3):  # a new round: the conversation moves to a new State
+        now = 20.0 + i * 0.001
+        challenges[i] = nas_round = nases[i].request(identity(9), now=now)
+        assert nas_round.code == Code.ACCESS_CHALLENGE
+        last_seen[i] = now
+    for i in range(1, count, 7):  # discarded Response: same State kept, clock restarted
+        now = 22.0 + i * 0.001
+        bad = bytes([2, 200, 0, 6, 4, 0])  # wrong identifier: the EAP server drops it
+        assert nases[i].request(bad, now=now) is None
+        last_seen[i] = now
+    assert server.conversations == count
+    server.handle_timer(25.0)  # the duplicate cache empties; no conversation is due yet
+    assert server.conversations == count
+    while last_seen:
+        expected = min(last_seen.values()) + timeout
+        assert server.get_timer() == expected
+        server.handle_timer(expected - 1e-6)
+        assert server.conversations == len(last_seen)
+        server.handle_timer(expected)
+        for i in [i for i, t in last_seen.items() if t + timeout <= expected]:
+            del last_seen[i]
+        assert server.conversations == len(last_seen)
+    assert server.get_timer() is None
+    # An expired State is refused; a conversation that is still live would have completed.
+    late = nases[5].request(response(challenges[5].eap_message(), b"right"), now=100.0)
+    assert late.code == Code.ACCESS_REJECT
+
+
+def test_timer_does_not_walk_every_conversation() -> None:
+    server = make_server(conversation_timeout=30.0, duplicate_lifetime=0.5)
+    nases = [Nas(server, source=("192.0.2.10", 20000 + i)) for i in range(500)]
+    for i, nas in enumerate(nases):
+        nas.request(identity(), now=i * 0.001)
+    counting = _CountingDict(server._conversations)
+    server._conversations = counting
+    for step in range(100):
+        now = 1.0 + step * 0.01
+        assert server.get_timer() is not None
+        server.handle_timer(now)
+        nases[step].request(identity(9), now=now)  # a new round for one conversation
+    assert server.conversations == 500
+    assert counting.walks == 0
+
+
+def test_superseded_deadlines_do_not_pile_up() -> None:
+    server = make_server(conversation_timeout=30.0)
+    nas = Nas(server)
+    nas.request(identity(), now=0.0)
+    now = 0.0
+    for step in range(1000):  # one long conversation: a new State every round
+        now = step * 0.01
+        nas.request(identity(9), now=now)
+    assert server.conversations == 1
+    assert len(server._deadlines) <= 2 + 64  # compacted, not one entry per round
+    server.handle_timer(now + 10.0)  # the duplicate cache empties
+    assert server.get_timer() == now + 30.0
