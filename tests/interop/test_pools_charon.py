@@ -89,12 +89,13 @@ secret = "{psk}"
 class Daemon:
     """``nea-gateway run -c FILE`` in a namespace; control commands through its socket."""
 
-    def __init__(self, ns: Netns, workdir: Path, pools: str) -> None:
+    def __init__(self, ns: Netns, workdir: Path, pools: str, pool: str = "rw") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.sock = workdir / "ctl.sock"
         self.config = workdir / "gateway.toml"
         self.config.write_text(
-            GW_CONF.replace("{sock}", str(self.sock)).replace("{psk}", PSK) + pools
+            GW_CONF.replace("{sock}", str(self.sock)).replace("{psk}", PSK)
+            .replace('pools = ["rw"]', f'pools = ["{pool}"]') + pools
         )
         self.log_path = workdir / "gateway.log"
         with self.log_path.open("wb") as fh:
@@ -121,9 +122,13 @@ class Daemon:
         return r.stdout
 
     def vips(self) -> dict[str, list[str]]:
-        """remote identity -> virtual IPs, from ``list-sas --json``."""
+        """remote identity -> virtual IPs of the established IKE_SAs (``list-sas --json``)."""
         sas: list[dict[str, Any]] = json.loads(self.cli("list-sas", "--json"))
-        return {sa["remote_id"]: list(sa["remote_vips"]) for sa in sas}
+        return {
+            sa["remote_id"]: list(sa["remote_vips"])
+            for sa in sas
+            if sa.get("state") == "ESTABLISHED"
+        }
 
     def stop(self) -> None:
         if self.proc.poll() is None:
