@@ -217,7 +217,8 @@ def test_memory_pool_vip_dns_and_same_address_again(
 @pytest.mark.xfail(strict=True, reason=(
     "nea-gateway has no SQL pool configuration: gateway/daemon/config.py _parse_pools hands "
     "[pools.NAME] to MemoryPools.from_config only (docs/deployment.md: 'the daemon does not "
-    "read SQL pools in this version'); the daemon refuses the 'database' key"
+    "read SQL pools in this version'); a pool with only 'database' is refused "
+    "('[pools.NAME] needs addrs')"
 ))
 def test_sql_pool_sqlite_vip_dns_and_same_address_again(
     netns: Any, charon_factory: Any, tmp_path: Path

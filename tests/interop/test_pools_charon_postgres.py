@@ -53,7 +53,7 @@ def _endpoint(ns: Netns, server: str, ident: str) -> subprocess.Popen[str]:
 @pytest.mark.xfail(strict=True, reason=(
     "nea-gateway has no SQL pool configuration: gateway/daemon/config.py _parse_pools hands "
     "[pools.NAME] to MemoryPools.from_config only, so two daemons cannot share a PostgreSQL "
-    "pool; the daemon refuses the 'database' key"
+    "pool: a pool with only 'database' is refused ('[pools.NAME] needs addrs')"
 ))
 def test_two_gateways_share_postgres_pool_without_duplicates(
     netns: Any, charon_factory: Any, tmp_path: Path, postgres_url: str
