@@ -614,6 +614,14 @@ class Gateway:
                 self.stats.closed_total += 1
             elif event.error == 24:  # AUTHENTICATION_FAILED
                 self.stats.auth_failed += 1
+                if (
+                    session is not None
+                    and session.posture_required
+                    and session.method is not None
+                    and session.verdict.value == "none"
+                ):
+                    # Refused by posture: an assessment with its verdict (no access).
+                    self.stats.verdicts["none"] += 1
             log.info(
                 "IKE_SA %s closed: %s",
                 f"{rec5.connection}[{rec5.unique_id}]" if rec5 else event.ike_sa.hex(),

@@ -334,6 +334,8 @@ def test_ttls_posture_no_access_fails_the_eap(cert_factory: Any, tmp_path: Path)
     assert rig.gateway.list_sas() == []
     stats = rig.gateway.stats_json()
     assert stats["totals"]["auth_failed"] == 1
+    assert stats["verdicts"] == {"allow": 0, "isolate": 0, "none": 1}
+    assert stats["totals"]["posture_assessments"] == 1
     assert stats["pools"][0]["online"] == 0 and stats["pools"][1]["online"] == 0
 
 
@@ -588,7 +590,9 @@ def test_peap_posture(cert_factory: Any, tmp_path: Path, command: str) -> None:
     rig.connect(_eap_client(ca, lambda: TtlsPosturePeer(b"anonymous", None, EapPeapPeer(config))))
     sas = rig.gateway.list_sas()
     if command == "block":
-        assert sas == [] and rig.gateway.stats_json()["totals"]["auth_failed"] == 1
+        stats = rig.gateway.stats_json()
+        assert sas == [] and stats["totals"]["auth_failed"] == 1
+        assert stats["verdicts"]["none"] == 1
     else:
         (sa,) = sas
         assert sa["verdict"] == command and sa["children"][0]["name"] == command
