@@ -420,9 +420,8 @@ class EvidenceStore:
         return current
 
     def _session_started(self, conn: Connection, start: SessionStart) -> None:
-        address = getattr(start, "address", None)
-        if isinstance(address, str) and address:
-            self._addresses[start.connection_id] = address
+        if start.address:
+            self._addresses[start.connection_id] = start.address[:64]
         self._new_session(conn, start.connection_id, start.at, start.identity, start.retry)
 
     def _address(self, conn: Connection, bound: AddressBound) -> None:

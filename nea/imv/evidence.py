@@ -65,6 +65,9 @@ class SessionStart:
     at: _dt.datetime
     retry: bool = False
     """True for a handshake retry (SRETRY/CRETRY) on a live connection."""
+    address: str | None = None
+    """The endpoint's address when the transport knows it at the start (outer IKE peer
+    address, RADIUS Calling-Station-Id, PT-TLS peer); a gateway may also bind it later."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -271,6 +271,18 @@ def test_retry_handshake_is_a_new_session_of_the_same_device(store: EvidenceStor
     assert (first.recommendation, second.recommendation) == ("isolate", "allow")
 
 
+def test_session_start_carries_the_address(store: EvidenceStore) -> None:
+    # positional construction as before the field existed still works
+    assert SessionStart(4, "p@corp", DAY1, False).address is None
+    store.session_started(SessionStart(5, "a@corp", DAY1, address="198.51.100.7"))
+    store.session_started(SessionStart(6, "b@corp", DAY1))
+    store.bind_address(6, "198.51.100.8")  # a later bind still wins for its connection
+    first, second = rows(store.engine, SESSIONS_TABLE)
+    assert (first.address, second.address) == ("198.51.100.7", "198.51.100.8")
+    store.session_started(SessionStart(5, "a@corp", DAY2, retry=True))
+    assert rows(store.engine, SESSIONS_TABLE)[2].address == "198.51.100.7"
+
+
 def test_a_bad_record_is_dropped_alone(store: EvidenceStore) -> None:
     start = SessionStart(1, "a@corp", DAY1)
     bad = _decide(1, "dev-a", "a@corp", "allow", DAY1)
