@@ -249,16 +249,20 @@ def test_pb_tnc_errors_fail_cleanly(site: Site, fault: str, expect: str) -> None
     PB-TNC error (Version Not Supported / Unsupported Mandatory Message), the conversation
     ends in Access-Reject, and the daemon keeps serving."""
     user = "heidi"
+    before = [r for r in _sessions(site) if _identity(r) == user]
     res = _radius(site, "--user", user, "--method", "ttls",
                   "--profile", str(PROFILES / "compliant.toml"), "--fault", fault)
     assert res["code"] == "Access-Reject", res
     assert expect in " ".join(res["pb_errors"]).lower(), res
+    assert res["tunnel_private_group_id"] is None and not res["mppe"], res
     assert site.daemon is not None and site.daemon.poll() is None
+    # the refused first batch started no assessment: no evidence session, so no verdict
+    assert [r for r in _sessions(site) if _identity(r) == user] == before
     ok = _radius(site, "--user", user, "--method", "ttls",
                  "--profile", str(PROFILES / "compliant.toml"))
-    assert ok["code"] == "Access-Accept", ok
-    rows = _sessions(site)
-    assert any(_identity(r) == user and _rec(r) == "allow" for r in rows), rows
+    assert ok["code"] == "Access-Accept" and not ok["pb_errors"], ok
+    after = [r for r in _sessions(site) if _identity(r) == user]
+    assert len(after) == len(before) + 1 and _rec(after[-1]) == "allow", after
 
 
 @pytest.mark.xfail(strict=True, reason=(
