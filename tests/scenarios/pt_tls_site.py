@@ -16,6 +16,9 @@ Steps, each result recorded per client in the JSON it prints:
    connection the reload affects ("sretry", and "affected" lists the identities);
 4. the clients close their sessions; the evidence sink is flushed and closed.
 
+``--bad-password NAME``: after step 1, NAME connects with a wrong SASL PLAIN password
+("bad_password": what it received and why its session closed).
+
 (nea-gateway has no PT-TLS listener; this is the issue's "gateway/pt_tls.py's server with the
 same validators" form.)
 """
@@ -111,8 +114,8 @@ def _wait(pred: Callable[[], bool], what: str, timeout: float = 20.0) -> defer.D
     return d
 
 
-def _plain(name: str) -> Callable[[], PlainClient]:
-    return lambda: PlainClient(name, PASSWORD)
+def _plain(name: str, password: str = PASSWORD) -> Callable[[], PlainClient]:
+    return lambda: PlainClient(name, password)
 
 
 def _has_results(client: Client, count: int) -> Callable[[], bool]:
@@ -166,6 +169,19 @@ def scenario(args: argparse.Namespace, out: dict[str, Any]) -> Generator[Any, An
         yield _wait(lambda: all(c.results or c.closed for c in clients), "first assessments")
         for c in clients:
             out[c.name] = {"first": c.results[0] if c.results else None}
+        # a client with a wrong SASL PLAIN password is refused before any assessment
+        if args.bad_password:
+            bad = Client(args.bad_password, clients[0].profile)
+            cf = PtTlsClientFactory(
+                bad.make_tncc,
+                PtTlsClientConfig((_plain(bad.name, "wrong-" + PASSWORD),)),
+                on_event=bad.on_event,
+                idle_timeout=60,
+            )
+            connect_pt_tls(reactor, "127.0.0.1", cf, client_tls_options("gw.test", ca),
+                           port=port.getHost().port).addErrback(lambda f: None)
+            yield _wait(lambda: bad.closed is not None, "refused client closed")
+            out["bad_password"] = {"results": bad.results, "closed": bad.closed}
         # 2. CRETRY after remediation
         for spec in args.remediate:
             name, profile = spec.split(":", 1)
@@ -222,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", required=True)
     p.add_argument("--client", action="append", default=[], help="NAME:PROFILE")
     p.add_argument("--remediate", action="append", default=[], help="NAME:PROFILE")
+    p.add_argument("--bad-password", metavar="NAME",
+                   help="also connect as NAME (a known user) with a wrong password")
     args = p.parse_args(argv)
     out: dict[str, Any] = {}
     status: list[int] = [1]

@@ -48,7 +48,7 @@ def test_pt_tls_assessment_cretry_and_sretry(cert_factory: CertFactory, tmp_path
          "--client", f"alice:{PROFILES / 'compliant.toml'}",
          "--client", f"bob:{PROFILES / 'forwarding.toml'}",
          "--client", f"carol:{PROFILES / 'forbidden-port.toml'}",
-         "--remediate", f"bob:{remediated}"],
+         "--remediate", f"bob:{remediated}", "--bad-password", "alice"],
         capture_output=True, text=True, env=ENV, timeout=120, check=False,
     )
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr[-3000:]}"
@@ -56,6 +56,9 @@ def test_pt_tls_assessment_cretry_and_sretry(cert_factory: CertFactory, tmp_path
     # scenario 6: the three verdicts over PT-TLS
     assert [out[n]["first"] for n in ("alice", "bob", "carol")] == [
         "ALLOWED", "QUARANTINED", "DENIED"], out
+    # SASL PLAIN with a wrong password: no assessment, the session is closed
+    assert out["bad_password"]["results"] == [], out
+    assert out["bad_password"]["closed"] == "server aborted SASL PLAIN", out
     # scenario 3: CRETRY after remediation
     assert out["bob"]["cretry"] == "ALLOWED", out
     # scenario 4: SRETRY after the policy change; port 22 is open on every profile
