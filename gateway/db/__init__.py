@@ -24,10 +24,17 @@ from gateway.db.errors import (
     SchemaMismatch,
 )
 from gateway.db.sink import SqlEvidenceSink, open_evidence_sink
-from gateway.db.store import AddressBound, EvidenceStore, PolicySync, SessionEnded
+from gateway.db.store import (
+    AccountingUpdate,
+    AddressBound,
+    EvidenceStore,
+    PolicySync,
+    SessionEnded,
+)
 
 __all__ = [
     "DEFAULT_DB_URL",
+    "AccountingUpdate",
     "AddressBound",
     "DatabaseMissing",
     "EvidenceError",

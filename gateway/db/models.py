@@ -24,6 +24,9 @@ Tables (strongTNC's vocabulary where there is one):
   verdict); it is never lost because the row is committed when the handshake starts.
 * ``nea_results`` -- per-policy results of a session with the evidence they rest on.
 * ``nea_remediations`` -- remediation instructions sent to the endpoint.
+* ``nea_accounting`` -- RADIUS accounting sessions (RFC 2866): NAS, Acct-Session-Id, octets,
+  packets, duration and terminate cause, tied to the posture session when the gateway knows
+  the connection (:class:`gateway.radius.accounting.EvidenceAccountingSink`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "ACCOUNTING_TABLE",
     "DEVICES_TABLE",
     "ENFORCEMENTS_TABLE",
     "GROUPS_TABLE",
@@ -74,6 +78,7 @@ __all__ = [
     "Package",
     "Policy",
     "Product",
+    "RadiusAccounting",
     "Remediation",
     "Result",
     "Session",
@@ -294,7 +299,45 @@ class Remediation(Base):
     at: Mapped[_dt.datetime] = mapped_column(UtcDateTime)
 
 
+class RadiusAccounting(Base):
+    """One RADIUS accounting session (RFC 2866) as of its latest Accounting-Request."""
+
+    __tablename__ = "nea_accounting"
+    __table_args__ = (
+        Index("ix_nea_accounting_key", "nas", "acct_session_id"),
+        Index("ix_nea_accounting_started", "started_at"),
+        Index("ix_nea_accounting_session", "session_id"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    nas: Mapped[str] = mapped_column(String(255))
+    """NAS-Identifier, else NAS-IP-Address / NAS-IPv6-Address, else the request's source."""
+    acct_session_id: Mapped[str] = mapped_column(String(255))
+    """Acct-Session-Id (RFC 2866 section 5.5: unique per NAS; a NAS may reuse it after a
+    Stop, which makes a new row)."""
+    nas_address: Mapped[str | None] = mapped_column(String(64))
+    """The address the Accounting-Request came from."""
+    session_id: Mapped[int | None] = mapped_column(Id, ForeignKey("nea_sessions.id"))
+    """The posture session of the connection the gateway tied this session to, if any."""
+    connection_id: Mapped[int | None] = mapped_column(BigInteger)
+    user_name: Mapped[str | None] = mapped_column(String(255))
+    calling_station_id: Mapped[str | None] = mapped_column(String(255))
+    framed_ip: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[_dt.datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[_dt.datetime] = mapped_column(UtcDateTime)
+    stopped_at: Mapped[_dt.datetime | None] = mapped_column(UtcDateTime)
+    input_octets: Mapped[int | None] = mapped_column(BigInteger)
+    """Acct-Input-Octets plus Acct-Input-Gigawords * 2**32 (RFC 2869 section 5.1)."""
+    output_octets: Mapped[int | None] = mapped_column(BigInteger)
+    input_packets: Mapped[int | None] = mapped_column(BigInteger)
+    output_packets: Mapped[int | None] = mapped_column(BigInteger)
+    duration: Mapped[int | None] = mapped_column(BigInteger)
+    """Seconds: Acct-Session-Time (RFC 2866 section 5.7), else the span of the records."""
+    terminate_cause: Mapped[int | None] = mapped_column(Integer)
+    """Acct-Terminate-Cause (RFC 2866 section 5.10)."""
+
+
 # Core views of the tables (bulk inserts and aggregate queries use these).
+ACCOUNTING_TABLE = cast(Table, RadiusAccounting.__table__)
 DEVICES_TABLE = cast(Table, Device.__table__)
 ENFORCEMENTS_TABLE = cast(Table, Enforcement.__table__)
 GROUPS_TABLE = cast(Table, Group.__table__)

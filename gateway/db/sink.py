@@ -29,7 +29,14 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.db.engine import DEFAULT_DB_URL
-from gateway.db.store import AddressBound, EvidenceStore, PolicySync, Record, SessionEnded
+from gateway.db.store import (
+    AccountingUpdate,
+    AddressBound,
+    EvidenceStore,
+    PolicySync,
+    Record,
+    SessionEnded,
+)
 from nea.imv.evidence import (
     DeviceFacts,
     PolicyOutcome,
@@ -111,6 +118,11 @@ class SqlEvidenceSink:
     def bind_address(self, connection_id: int, address: str) -> None:
         """Record the connection's outer address (before or after its session starts)."""
         self._put(AddressBound(connection_id, address))
+
+    def accounting(self, acct: AccountingUpdate) -> None:
+        """Record a RADIUS accounting session's latest state (queued like the records, so
+        it names the posture session its connection has at that point)."""
+        self._put(acct)
 
     def sync_policy(self, config: Any) -> None:
         """Upsert the policy file's groups, policies and enforcements (queued like the

@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from gateway.db.engine import DEFAULT_DB_URL, open_for_writing
 from gateway.db.models import (
+    ACCOUNTING_TABLE,
     DEVICES_TABLE,
     ENFORCEMENTS_TABLE,
     GROUPS_TABLE,
@@ -64,6 +65,7 @@ __all__ = [
     "EVALUATION_NAMES",
     "RECOMMENDATION_NAMES",
     "UNKNOWN_PRODUCT",
+    "AccountingUpdate",
     "AddressBound",
     "EvidenceStore",
     "PolicySync",
@@ -115,6 +117,35 @@ class SessionEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountingUpdate:
+    """A RADIUS accounting session (RFC 2866) as of its latest record: a Start, an
+    Interim-Update or a Stop (``stopped_at`` set).  Rows are keyed by ``nas`` and
+    ``acct_session_id``: a record for a session with an open row updates that row, otherwise
+    it opens a new one (a NAS may reuse an Acct-Session-Id after a Stop).
+
+    ``connection_id`` ties the session to a posture connection; the row then names that
+    connection's current evidence session (``nea_accounting.session_id``)."""
+
+    nas: str
+    acct_session_id: str
+    started_at: _dt.datetime
+    updated_at: _dt.datetime
+    stopped_at: _dt.datetime | None = None
+    connection_id: int | None = None
+    nas_address: str | None = None
+    user_name: str | None = None
+    calling_station_id: str | None = None
+    framed_ip: str | None = None
+    input_octets: int | None = None
+    output_octets: int | None = None
+    input_packets: int | None = None
+    output_packets: int | None = None
+    duration: int | None = None
+    """Seconds (Acct-Session-Time, else the span between the records)."""
+    terminate_cause: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PolicySync:
     """Upsert the policy file's groups, policies and enforcements (see
     :meth:`EvidenceStore.sync_policy`)."""
@@ -130,6 +161,7 @@ Record = (
     | SessionDecision
     | SessionEnded
     | AddressBound
+    | AccountingUpdate
     | PolicySync
 )
 
@@ -203,6 +235,8 @@ class EvidenceStore:
         self._current: dict[int, _Current] = {}
         self._open: dict[int, list[int]] = {}
         self._addresses: dict[int, str] = {}
+        self._accounting_rows: dict[tuple[str, str], int] = {}
+        """(NAS, Acct-Session-Id) -> row id of the open accounting session."""
 
     def close(self) -> None:
         self.engine.dispose()
@@ -253,11 +287,12 @@ class EvidenceStore:
             dict(self._current),
             {k: list(v) for k, v in self._open.items()},
             dict(self._addresses),
+            dict(self._accounting_rows),
         )
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
         self._ids.clear()  # may name rows of the rolled-back transaction
-        self._current, self._open, self._addresses = saved
+        self._current, self._open, self._addresses, self._accounting_rows = saved
 
     def _apply_one(self, conn: Connection, record: Record) -> None:
         if isinstance(record, SessionStart):
@@ -274,6 +309,8 @@ class EvidenceStore:
             self._ended(conn, record)
         elif isinstance(record, AddressBound):
             self._address(conn, record)
+        elif isinstance(record, AccountingUpdate):
+            self._accounting(conn, record)
         elif isinstance(record, PolicySync):
             self._sync_policy(conn, record.config)
         else:
@@ -298,6 +335,9 @@ class EvidenceStore:
 
     def session_ended(self, connection_id: int, at: _dt.datetime) -> None:
         self.apply([SessionEnded(connection_id, at)])
+
+    def accounting(self, acct: AccountingUpdate) -> None:
+        self.apply([acct])
 
     def bind_address(self, connection_id: int, address: str) -> None:
         self.apply([AddressBound(connection_id, address)])
@@ -669,6 +709,62 @@ class EvidenceStore:
                 .values(ended_at=ended.at)
             )
 
+    # ------------------------------------------------------------------ accounting
+
+    def _accounting(self, conn: Connection, acct: AccountingUpdate) -> None:
+        table = ACCOUNTING_TABLE
+        key = (acct.nas[:255], acct.acct_session_id[:255])
+        values: dict[str, Any] = {
+            "updated_at": acct.updated_at,
+            "stopped_at": acct.stopped_at,
+            "nas_address": _cut(acct.nas_address, 64),
+            "user_name": _cut(acct.user_name, 255),
+            "calling_station_id": _cut(acct.calling_station_id, 255),
+            "framed_ip": _cut(acct.framed_ip, 64),
+            "input_octets": acct.input_octets,
+            "output_octets": acct.output_octets,
+            "input_packets": acct.input_packets,
+            "output_packets": acct.output_packets,
+            "duration": acct.duration,
+            "terminate_cause": acct.terminate_cause,
+        }
+        if acct.connection_id is not None:
+            values["connection_id"] = acct.connection_id
+            current = self._current.get(acct.connection_id)
+            if current is not None:
+                values["session_id"] = current.session_id
+        row = self._accounting_rows.get(key)
+        if row is None:
+            # not seen in this run: continue an open row a previous run left behind
+            row = conn.execute(
+                select(table.c.id)
+                .where(
+                    table.c.nas == key[0],
+                    table.c.acct_session_id == key[1],
+                    table.c.stopped_at.is_(None),
+                )
+                .order_by(table.c.id.desc())
+                .limit(1)
+            ).scalar()
+        if row is None:
+            row = conn.execute(
+                table.insert().returning(table.c.id),
+                {
+                    "nas": key[0],
+                    "acct_session_id": key[1],
+                    "started_at": acct.started_at,
+                    **values,
+                },
+            ).scalar_one()
+        else:
+            # what this record does not say, an earlier one may have (a restarted recorder)
+            known = {k: v for k, v in values.items() if v is not None}
+            conn.execute(update(table).where(table.c.id == row).values(**known))
+        if acct.stopped_at is None:
+            self._accounting_rows[key] = int(row)
+        else:
+            self._accounting_rows.pop(key, None)
+
     # ------------------------------------------------------------------ policy
 
     def _sync_policy(self, conn: Connection, config: Any) -> None:
@@ -794,6 +890,10 @@ class EvidenceStore:
                 if aware is not None:
                     out[(device, policy)] = aware
             return out
+
+
+def _cut(value: str | None, size: int) -> str | None:
+    return None if value is None else value[:size]
 
 
 def _unavailable(exc: BaseException) -> bool:

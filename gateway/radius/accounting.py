@@ -23,9 +23,11 @@ Acct-Delay-Time (RFC 2866 section 5.2); octet counts include the Gigawords attri
 (RFC 2869 section 5.1/5.2).
 
 Sinks: :class:`MemoryAccountingSink` (kept in memory, for tests and the control socket) and
-:class:`EvidenceAccountingSink`, which writes onto the evidence database
-(:class:`gateway.db.SqlEvidenceSink`) for sessions the gateway can tie to a posture
-connection: the session's address (Framed-IP-Address, else Calling-Station-Id) and its end.
+:class:`EvidenceAccountingSink`, which writes every session onto the evidence database
+(:class:`gateway.db.SqlEvidenceSink`, table ``nea_accounting``: NAS, Acct-Session-Id,
+octets, packets, duration, terminate cause) and, for sessions the gateway can tie to a
+posture connection, the session's address (Framed-IP-Address, else Calling-Station-Id) and
+its end.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Protocol, TypeVar
 
+from gateway.db.store import AccountingUpdate
 from radius import (
     AccountingRecord,
     AcctStatusType,
@@ -392,6 +395,8 @@ class MemoryAccountingSink:
 class EvidenceWriter(Protocol):
     """The part of :class:`gateway.db.SqlEvidenceSink` accounting writes through."""
 
+    def accounting(self, acct: AccountingUpdate) -> None: ...
+
     def bind_address(self, connection_id: int, address: str) -> None: ...
 
     def session_ended(self, connection_id: int, at: _dt.datetime) -> None: ...
@@ -402,12 +407,14 @@ ConnectionLookup = Callable[[AccountingSession], int | None]
 
 
 class EvidenceAccountingSink:
-    """Accounting onto the evidence database: for a session that ``connection_for`` ties to a
-    posture connection, the session's address (Framed-IP-Address, else Calling-Station-Id)
-    goes to the connection's evidence session and a Stop ends it.
+    """Accounting onto the evidence database.
 
-    The evidence schema has no columns for octets, duration or terminate cause: those stay
-    with ``also`` (e.g. a :class:`MemoryAccountingSink`), which gets every call too."""
+    Every session's latest state (NAS, Acct-Session-Id, user, addresses, octets, packets,
+    duration, terminate cause) goes to the accounting table with each Start, Interim-Update
+    and Stop.  For a session that ``connection_for`` ties to a posture connection, the row
+    names that connection's evidence session, the session's address (Framed-IP-Address,
+    else Calling-Station-Id) is bound to the connection and a Stop ends it.  ``also`` (e.g.
+    a :class:`MemoryAccountingSink`) gets every call too."""
 
     def __init__(
         self,
@@ -422,22 +429,46 @@ class EvidenceAccountingSink:
         self._bound: dict[SessionKey, str] = {}
 
     def session_started(self, session: AccountingSession) -> None:
-        self._bind(session)
+        self._record(session, self._bind(session))
         for sink in self.also:
             sink.session_started(session)
 
     def session_updated(self, session: AccountingSession) -> None:
-        self._bind(session)
+        self._record(session, self._bind(session))
         for sink in self.also:
             sink.session_updated(session)
 
     def session_stopped(self, session: AccountingSession) -> None:
         connection = self._bind(session)
         self._bound.pop(session.key, None)
+        self._record(session, connection)  # before the end: the row names the live session
         if connection is not None and session.stopped_at is not None:
             self.evidence.session_ended(connection, session.stopped_at)
         for sink in self.also:
             sink.session_stopped(session)
+
+    def _record(self, session: AccountingSession, connection: int | None) -> None:
+        cause = session.terminate_cause
+        self.evidence.accounting(
+            AccountingUpdate(
+                nas=session.key.nas,
+                acct_session_id=session.key.session_id,
+                started_at=session.started_at,
+                updated_at=session.updated_at,
+                stopped_at=session.stopped_at,
+                connection_id=connection,
+                nas_address=session.nas_address,
+                user_name=session.user_name,
+                calling_station_id=session.calling_station_id,
+                framed_ip=session.framed_ip,
+                input_octets=session.input_octets,
+                output_octets=session.output_octets,
+                input_packets=session.input_packets,
+                output_packets=session.output_packets,
+                duration=session.duration,
+                terminate_cause=None if cause is None else int(cause),
+            )
+        )
 
     def _bind(self, session: AccountingSession) -> int | None:
         connection = self.connection_for(session)

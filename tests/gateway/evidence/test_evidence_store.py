@@ -32,6 +32,7 @@ from gateway.db import (
 )
 from gateway.db.engine import head_revision
 from gateway.db.models import (
+    ACCOUNTING_TABLE,
     DEVICES_TABLE,
     ENFORCEMENTS_TABLE,
     GROUPS_TABLE,
@@ -46,7 +47,7 @@ from gateway.db.models import (
     VERSIONS_TABLE,
     metadata,
 )
-from gateway.db.store import Record
+from gateway.db.store import AccountingUpdate, Record
 from nea.imv.evidence import DeviceFacts, EvidenceSink, SessionStart
 from nea.policy import parse_policy
 from tests.gateway.evidence.evidence_data import (
@@ -104,6 +105,7 @@ def test_upgrade_from_empty_creates_every_table_at_head(store: EvidenceStore) ->
         "nea_sessions",
         "nea_results",
         "nea_remediations",
+        "nea_accounting",
         VERSION_TABLE,
     }
     assert tables == expected
@@ -281,6 +283,102 @@ def test_session_start_carries_the_address(store: EvidenceStore) -> None:
     assert (first.address, second.address) == ("198.51.100.7", "198.51.100.8")
     store.session_started(SessionStart(5, "a@corp", DAY2, retry=True))
     assert rows(store.engine, SESSIONS_TABLE)[2].address == "198.51.100.7"
+
+
+def test_upgrade_from_the_first_revision_keeps_the_rows(url: str) -> None:
+    from alembic import command
+
+    from gateway.db.engine import _alembic_config, create_evidence_engine
+
+    engine = create_evidence_engine(url, create=True)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "0001_evidence_initial")
+    with engine.begin() as conn:
+        assert "nea_accounting" not in inspect(conn).get_table_names()
+        conn.execute(
+            SESSIONS_TABLE.insert(),
+            {
+                "connection_id": 1,
+                "started_at": DAY1,
+                "retry": False,
+                "facts": "{}",
+                "reasons": "{}",
+                "validators": "{}",
+            },
+        )
+    engine.dispose()
+    store = EvidenceStore(url)  # upgrades to head
+    try:
+        assert schema_drift(store.engine) == []
+        assert len(rows(store.engine, SESSIONS_TABLE)) == 1
+        assert rows(store.engine, ACCOUNTING_TABLE) == []
+    finally:
+        store.close()
+
+
+def _acct(**kw: Any) -> AccountingUpdate:
+    values: dict[str, Any] = {
+        "nas": "sw1",
+        "acct_session_id": "A1",
+        "started_at": DAY1,
+        "updated_at": DAY1,
+    }
+    values.update(kw)
+    return AccountingUpdate(**values)
+
+
+def test_accounting_sessions_become_rows(store: EvidenceStore) -> None:
+    store.session_started(SessionStart(8, "bob@corp", DAY1))
+    later = DAY1 + dt.timedelta(minutes=5)
+    store.accounting(_acct(connection_id=8, user_name="bob@corp", nas_address="192.0.2.10"))
+    store.accounting(
+        _acct(updated_at=later, connection_id=8, input_octets=5 * 2**32 + 7, duration=300)
+    )
+    store.accounting(_acct(nas="sw2"))  # same id on another NAS: another session
+    (first, other) = rows(store.engine, ACCOUNTING_TABLE)
+    (posture,) = rows(store.engine, SESSIONS_TABLE)
+    assert (first.nas, first.acct_session_id, first.session_id) == ("sw1", "A1", posture.id)
+    assert first.input_octets == 5 * 2**32 + 7 and first.duration == 300
+    assert first.updated_at == later and first.stopped_at is None
+    assert (other.nas, other.session_id, other.connection_id) == ("sw2", None, None)
+    stop = later + dt.timedelta(minutes=1)
+    store.accounting(
+        _acct(
+            updated_at=stop,
+            stopped_at=stop,
+            connection_id=8,
+            input_octets=9,
+            output_octets=10,
+            input_packets=11,
+            output_packets=12,
+            duration=360,
+            terminate_cause=2,
+        )
+    )
+    first = rows(store.engine, ACCOUNTING_TABLE, ACCOUNTING_TABLE.c.nas == "sw1")[0]
+    assert (first.stopped_at, first.terminate_cause, first.duration) == (stop, 2, 360)
+    assert (first.input_octets, first.output_octets) == (9, 10)
+    assert (first.input_packets, first.output_packets) == (11, 12)
+    # the NAS reuses the id after the Stop: a new row
+    store.accounting(_acct(started_at=stop, updated_at=stop))
+    assert len(rows(store.engine, ACCOUNTING_TABLE, ACCOUNTING_TABLE.c.nas == "sw1")) == 2
+
+
+def test_accounting_continues_an_open_row_after_a_restart(url: str) -> None:
+    store = EvidenceStore(url)
+    store.accounting(_acct(user_name="bob"))
+    store.close()
+    again = EvidenceStore(url)
+    try:
+        end = DAY1 + dt.timedelta(hours=1)
+        # a restarted recorder opens the session again from a Stop that names no user
+        again.accounting(
+            _acct(started_at=DAY1 + dt.timedelta(seconds=1), updated_at=end, stopped_at=end)
+        )
+        (row,) = rows(again.engine, ACCOUNTING_TABLE)
+        assert (row.started_at, row.stopped_at, row.user_name) == (DAY1, end, "bob")
+    finally:
+        again.close()
 
 
 def test_a_bad_record_is_dropped_alone(store: EvidenceStore) -> None:

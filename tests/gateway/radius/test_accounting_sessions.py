@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway.db import open_evidence_sink
+from gateway.db.store import AccountingUpdate
 from gateway.radius.accounting import (
     AccountingRecorder,
     AccountingSession,
@@ -80,6 +81,7 @@ class Rig:
             "out_octets": (T.ACCT_OUTPUT_OCTETS, IntegerAttribute),
             "in_giga": (T.ACCT_INPUT_GIGAWORDS, IntegerAttribute),
             "in_packets": (T.ACCT_INPUT_PACKETS, IntegerAttribute),
+            "out_packets": (T.ACCT_OUTPUT_PACKETS, IntegerAttribute),
             "cause": (T.ACCT_TERMINATE_CAUSE, IntegerAttribute),
         }
         for name, value in extra.items():
@@ -231,24 +233,50 @@ def test_onto_the_evidence_database(tmp_path: Path) -> None:
             return connections.get(session.user_name or "")
 
         rig = Rig(EvidenceAccountingSink(evidence, connection_for, also=[memory]))
-        rig.send(AcctStatusType.START, user="bob", framed_ip="198.51.100.7")
+        rig.send(AcctStatusType.START, user="bob", framed_ip="198.51.100.7", nas_id="sw1")
         rig.send(AcctStatusType.START, session="S2", user="mallory")  # no posture connection
+        rig.clock.now = T0 + dt.timedelta(seconds=60)
+        rig.send(AcctStatusType.INTERIM_UPDATE, time=60, in_octets=1000, nas_id="sw1")
         rig.clock.now = T0 + dt.timedelta(seconds=90)
-        rig.send(AcctStatusType.STOP, time=90, cause=TerminateCause.LOST_CARRIER)
+        rig.send(
+            AcctStatusType.STOP,
+            time=90,
+            cause=TerminateCause.LOST_CARRIER,
+            in_octets=5,
+            in_giga=2,
+            out_octets=7000,
+            in_packets=40,
+            out_packets=50,
+            nas_id="sw1",
+        )
         rig.send(AcctStatusType.STOP, session="S2", time=90)
-        assert len(memory.calls) == 4
+        assert len(memory.calls) == 5
     finally:
         evidence.close()
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT connection_id, address, ended_at FROM nea_sessions")
+            sa.text("SELECT id, connection_id, address, ended_at FROM nea_sessions")
+        ).all()
+        accounting = conn.execute(
+            sa.text(
+                "SELECT nas, acct_session_id, nas_address, session_id, connection_id, user_name,"
+                " framed_ip, input_octets, output_octets, input_packets, output_packets,"
+                " duration, terminate_cause, stopped_at FROM nea_accounting ORDER BY id"
+            )
         ).all()
     engine.dispose()
     assert len(rows) == 1
-    connection_id, address, ended_at = rows[0]
+    session_id, connection_id, address, ended_at = rows[0]
     assert connection_id == 7 and address == "198.51.100.7"
     assert ended_at is not None and str(ended_at).startswith("2026-11-28 12:01:30")
+    bob, mallory = accounting
+    assert bob[:7] == ("sw1", "S1", NAS[0], session_id, 7, "bob", "198.51.100.7")
+    # RFC 2869 5.1: Acct-Input-Gigawords counts 2**32 overflows of Acct-Input-Octets
+    assert bob[7:13] == (2 * 2**32 + 5, 7000, 40, 50, 90, int(TerminateCause.LOST_CARRIER))
+    assert str(bob[13]).startswith("2026-11-28 12:01:30")
+    assert mallory[:7] == (NAS[0], "S2", NAS[0], None, None, "mallory", None)
+    assert mallory[11] == 90 and mallory[13] is not None
 
 
 @pytest.mark.parametrize(
@@ -264,6 +292,9 @@ def test_evidence_address_prefers_framed_ip(
     bound: list[tuple[int, str]] = []
 
     class Writer:
+        def accounting(self, acct: AccountingUpdate) -> None:
+            pass
+
         def bind_address(self, connection_id: int, address: str) -> None:
             bound.append((connection_id, address))
 
