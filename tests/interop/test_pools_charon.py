@@ -5,8 +5,7 @@ pools.
   and the pool's ``dns`` (charon's resolve plugin writes it to its resolv.conf file); the
   first one, reconnecting after the second took an address, gets its own address back
   (``reassign_after`` keeps it reserved for its identity);
-* SQL pool (SQLite, made with ``nea-pool``): the same through the daemon — the daemon has no
-  SQL pool configuration yet (xfail, see the reason);
+* SQL pool (SQLite, made with ``nea-pool``; ``[pools.rw] database = URL``): the same;
 * PostgreSQL pool shared by two daemons: see ``test_pools_charon_postgres.py``.
 """
 
@@ -214,12 +213,6 @@ def test_memory_pool_vip_dns_and_same_address_again(
         daemon.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "nea-gateway has no SQL pool configuration: gateway/daemon/config.py _parse_pools hands "
-    "[pools.NAME] to MemoryPools.from_config only (docs/deployment.md: 'the daemon does not "
-    "read SQL pools in this version'); a pool with only 'database' is refused "
-    "('[pools.NAME] needs addrs')"
-))
 def test_sql_pool_sqlite_vip_dns_and_same_address_again(
     netns: Any, charon_factory: Any, tmp_path: Path
 ) -> None:

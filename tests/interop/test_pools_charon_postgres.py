@@ -2,8 +2,9 @@
 (Debian's charon and nea-endpoint with IKE PSK) connect to both at the same time; the virtual
 IPs both daemons report in ``list-sas --json`` are all distinct and all from the pool.
 
-The daemon has no SQL pool configuration yet, so this is an expected failure (strict: it
-starts passing, and must be un-marked, once ``[pools.NAME] database = URL`` exists).
+The pool is ``[pools.shared] database = URL`` with ``crash_recovery = false`` (strongSwan
+attr-sql's setting: a gateway starting must not take the other gateway's online leases). The
+duplicate check itself was verified to fail with two separate memory pools.
 """
 
 from __future__ import annotations
@@ -50,16 +51,13 @@ def _endpoint(ns: Netns, server: str, ident: str) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "nea-gateway has no SQL pool configuration: gateway/daemon/config.py _parse_pools hands "
-    "[pools.NAME] to MemoryPools.from_config only, so two daemons cannot share a PostgreSQL "
-    "pool: a pool with only 'database' is refused ('[pools.NAME] needs addrs')"
-))
 def test_two_gateways_share_postgres_pool_without_duplicates(
     netns: Any, charon_factory: Any, tmp_path: Path, postgres_url: str
 ) -> None:
     _seed(postgres_url)
-    _run(netns, charon_factory, tmp_path, f'[pools.shared]\ndatabase = "{postgres_url}"\n')
+    # crash_recovery off: a starting gateway must not release the other one's leases
+    _run(netns, charon_factory, tmp_path,
+         f'[pools.shared]\ndatabase = "{postgres_url}"\ncrash_recovery = false\n')
 
 
 def _run(netns: Any, charon_factory: Any, tmp_path: Path, pools: str) -> None:
