@@ -24,6 +24,7 @@ from ike.errors import LocalProtocolError
 from ike.payloads import IpAddress, Proposal, TrafficSelector, Transform, TransformAttribute
 
 __all__ = [
+    "AddressPending",
     "AddressPool",
     "AuthClass",
     "AuthContext",
@@ -361,13 +362,25 @@ DEFAULT_ESP_PROPOSALS = (
 # Callbacks the gateway supplies
 
 
+class AddressPending(Exception):
+    """Raised by :meth:`AddressPool.acquire` whose answer is not ready yet (a pool in a
+    database the adapter asks in a thread).  The responder holds its IKE_AUTH response (the
+    peer's retransmits are dropped meanwhile) until the adapter calls
+    :meth:`ike.sa.IkeEngine.resume_auth`; ``acquire`` is then called again and must answer."""
+
+
 class AddressPool(Protocol):
-    """Virtual IPs for configuration payloads (the gateway's ``gateway.pools``)."""
+    """Virtual IPs for configuration payloads (the gateway's ``gateway.pools``).
+
+    A pool may also have ``attributes(identity) -> Sequence[tuple[int, bytes]]``: further
+    configuration attributes (RFC 7296, 3.15.1) for the CFG_REPLY, each sent when the peer
+    asked for its type (like ``PeerConfig.dns``)."""
 
     def acquire(
         self, identity: Identity, requested: IpAddress | None, version: int
     ) -> IpAddress | None:
-        """An address for ``identity`` (IP version 4 or 6), or None when the pool is empty."""
+        """An address for ``identity`` (IP version 4 or 6), or None when the pool is empty;
+        raises :class:`AddressPending` when the answer comes later."""
         ...
 
     def release(self, identity: Identity, address: IpAddress) -> None: ...

@@ -45,6 +45,7 @@ from cryptography import x509
 
 from ike import auth as ikeauth
 from ike.config import (
+    AddressPending,
     AddressPool,
     AuthClass,
     AuthContext,
@@ -516,9 +517,16 @@ _TRANSITIONS: dict[tuple[SaState, int, bool], tuple[str, frozenset[SaState]]] = 
     (S.I_EAP, _AUTH, _RESP): ("_i_eap_response", frozenset({S.I_EAP, S.I_EAP_AUTH_SENT})),
     (S.I_EAP_AUTH_SENT, _AUTH, _RESP): ("_i_eap_auth_response", frozenset({S.ESTABLISHED})),
     # responder
-    (S.R_INIT_DONE, _AUTH, _REQ): ("_r_auth_request", frozenset({S.ESTABLISHED, S.R_EAP})),
+    # (staying in R_INIT_DONE / R_EAP_DONE: the response waits for the pool, resume_auth)
+    (S.R_INIT_DONE, _AUTH, _REQ): (
+        "_r_auth_request",
+        frozenset({S.ESTABLISHED, S.R_EAP, S.R_INIT_DONE}),
+    ),
     (S.R_EAP, _AUTH, _REQ): ("_r_eap_request", frozenset({S.R_EAP, S.R_EAP_DONE})),
-    (S.R_EAP_DONE, _AUTH, _REQ): ("_r_eap_auth_request", frozenset({S.ESTABLISHED})),
+    (S.R_EAP_DONE, _AUTH, _REQ): (
+        "_r_eap_auth_request",
+        frozenset({S.ESTABLISHED, S.R_EAP_DONE}),
+    ),
     # both, once authenticated
     (S.ESTABLISHED, _INFO, _REQ): ("_info_request", frozenset({S.ESTABLISHED})),
     (S.ESTABLISHED, _INFO, _RESP): ("_info_response", frozenset({S.ESTABLISHED})),
@@ -649,6 +657,9 @@ class IkeSa:
     last_eap: bytes | None = None
     msk: bytes | None = None
     pending_child: _PendingChild | None = None
+    held_auth: tuple[int, list[Payload], _PendingChild] | None = None
+    """IKE_AUTH response waiting for an :class:`AddressPending` pool (message ID, payloads
+    so far, the CHILD_SA request)."""
     children: list[_ChildState] = field(default_factory=list)
     vips: list[IpAddress] = field(default_factory=list)
     expires: float | None = None
@@ -1195,7 +1206,11 @@ class IkeSa:
             requested: IpAddress | None = None
             if req_data and any(req_data):
                 requested = ipaddress.ip_address(req_data)
-            addr = pool.acquire(ident, requested, version)
+            try:
+                addr = pool.acquire(ident, requested, version)
+            except AddressPending:
+                del self.vips[len(self.vips) - len(attrs) :]  # asked again on resume
+                raise
             if addr is None:
                 raise InternalAddressFailure("address pool exhausted")
             self.vips.append(addr)
@@ -1207,6 +1222,13 @@ class IkeSa:
             )
             if code in wants:
                 attrs.append(ConfigAttribute(code, dns.packed))
+        pool = self._pool()
+        more = getattr(pool, "attributes", None) if pool is not None else None
+        if more is not None:
+            for typ, value in more(ident):
+                attr = ConfigAttribute(int(typ), bytes(value))
+                if typ in wants and attr not in attrs:
+                    attrs.append(attr)
         return ConfigPayload(CfgType.CFG_REPLY, tuple(attrs))
 
     def _release_vips(self) -> None:
@@ -1376,10 +1398,26 @@ class IkeSa:
             return S.R_EAP
         self._authorize()
         self._replace_older_sas()
-        reply += self._r_child(pending)
-        self.send_response(_AUTH, msg.message_id, reply)
+        return self._r_auth_reply(msg.message_id, reply, pending)
+
+    def _r_auth_reply(self, mid: int, reply: list[Payload], pending: _PendingChild) -> SaState:
+        """The last IKE_AUTH response with its CHILD_SA; held while the pool is pending."""
+        try:
+            child = self._r_child(pending)
+        except AddressPending:
+            log.info("IKE_SA %s: IKE_AUTH waits for the address pool", self.local_spi.hex())
+            self.held_auth = (mid, reply, pending)
+            return self.state
+        self.held_auth = None
+        self.send_response(_AUTH, mid, reply + child)
         self._established()
         return S.ESTABLISHED
+
+    def resume_auth(self) -> None:
+        """The pool has its answer: send the held IKE_AUTH response."""
+        if self.held_auth is None or self.state not in (S.R_INIT_DONE, S.R_EAP_DONE):
+            return
+        self._set_state(self._r_auth_reply(*self.held_auth))
 
     def _r_eap_request(self, msg: Message, now: float) -> SaState:
         eap_p = self._one(msg, EapPayload)
@@ -1411,10 +1449,7 @@ class IkeSa:
         assert self.pending_child is not None
         self._authorize()
         self._replace_older_sas()
-        reply += self._r_child(self.pending_child)
-        self.send_response(_AUTH, msg.message_id, reply)
-        self._established()
-        return S.ESTABLISHED
+        return self._r_auth_reply(msg.message_id, reply, self.pending_child)
 
     # ======================================================================================
     # Initiator handlers
@@ -2152,6 +2187,15 @@ class IkeEngine:
             self._run(sa, lambda: sa.start_delete(now))
         else:
             self._close(sa, "deleted locally")
+
+    def resume_auth(self, ike_sa: bytes, now: float) -> None:
+        """An :class:`ike.config.AddressPending` pool has its answer: finish the IKE_SA's
+        held IKE_AUTH (``acquire`` is asked again).  Nothing happens for an IKE_SA that is
+        gone or holds nothing."""
+        self._now = now
+        sa = self._sas.get(ike_sa)
+        if sa is not None and sa.held_auth is not None:
+            self._run(sa, sa.resume_auth)
 
     def send_liveness(self, ike_sa: bytes, now: float) -> None:
         """Dead peer detection: an empty INFORMATIONAL (RFC 7296, 1.4); an unanswered one ends
