@@ -39,6 +39,8 @@ from gateway.daemon.config import (
     ConnectionSpec,
     GatewayConfig,
     SecretSpec,
+    memory_pools,
+    sql_pools,
 )
 from gateway.pools import MemoryPools, PoolError
 from ike.config import (
@@ -121,6 +123,15 @@ class AccessRouter:
     def __init__(self) -> None:
         self.current: bytes | None = None
         self.sessions: dict[bytes, PostureSession] = {}
+        self.given: dict[tuple[bytes, int], IpAddress] = {}
+        """Addresses leased to an IKE_SA whose IKE_AUTH is still being answered."""
+        self.pool_attrs: dict[bytes, list[tuple[int, bytes]]] = {}
+
+    def pools_done(self, ike_sa: bytes) -> None:
+        """IKE_AUTH answered (or the IKE_SA gone): forget its pool answers."""
+        for key in [k for k in self.given if k[0] == ike_sa]:
+            del self.given[key]
+        self.pool_attrs.pop(ike_sa, None)
 
     def focus(self, ike_sa: bytes | None) -> None:
         self.current = ike_sa
@@ -145,13 +156,27 @@ class AccessRouter:
 
 class RoutedPool:
     """The engine's :class:`ike.config.AddressPool` for one verdict of one connection: leases
-    from the named ``gateway.pools`` pools, first the one of the right address family."""
+    from the named pools, first the one of the right address family.  Pools in the
+    configuration come from ``gateway.pools.MemoryPools``; ``[pools.NAME] database`` pools from
+    the :class:`~gateway.daemon.sqlpool.SqlPoolBackend` (whose first answer for an IKE_SA is
+    :class:`ike.config.AddressPending`; the engine asks again when it is there)."""
 
-    def __init__(self, pools: MemoryPools, names: tuple[str, ...], verdict: str = "") -> None:
+    def __init__(
+        self,
+        pools: MemoryPools,
+        names: tuple[str, ...],
+        verdict: str = "",
+        sql: Any = None,
+        router: AccessRouter | None = None,
+    ) -> None:
         self.pools = pools
         self.names = names
         self.verdict = verdict
+        self.sql = sql
+        self.router = router
         self.leases: dict[tuple[Identity, IpAddress], str] = {}
+        self._given: dict[tuple[bytes, int], IpAddress] = router.given if router else {}
+        self._attrs: dict[bytes, list[tuple[int, bytes]]] = router.pool_attrs if router else {}
 
     def _family(self, name: str) -> int | None:
         p = self.pools.pools.get(name)
@@ -159,26 +184,52 @@ class RoutedPool:
             return None
         return p.ranges[0].first.version
 
+    def _current(self) -> bytes:
+        return (self.router.current if self.router is not None else None) or b""
+
     def acquire(
         self, identity: Identity, requested: IpAddress | None, version: int
     ) -> IpAddress | None:
+        ike_sa = self._current()
+        given = self._given.get((ike_sa, version))
+        if given is not None:  # asked again after an SQL answer for another family
+            return given
+        want = requested if requested is not None and requested.version == version else None
         for name in self.names:
-            if self._family(name) != version:
-                continue
-            want = requested if requested is not None and requested.version == version else None
-            addr = self.pools.acquire(name, str(identity), want)
-            if addr is None and want is not None:
-                addr = self.pools.acquire(name, str(identity), None)
+            addr: IpAddress | None
+            if self.sql is not None and name in self.sql:
+                answer = self.sql.lookup(ike_sa, name, str(identity), want, version)
+                if answer.error is not None or not answer.family_matches:
+                    continue
+                addr = answer.address
+                if addr is not None:
+                    self._attrs.setdefault(ike_sa, []).extend(answer.attributes)
+            else:
+                if self._family(name) != version:
+                    continue
+                addr = self.pools.acquire(name, str(identity), want)
+                if addr is None and want is not None:
+                    addr = self.pools.acquire(name, str(identity), None)
             if addr is not None:
                 self.leases[(identity, addr)] = name
+                if ike_sa:
+                    self._given[(ike_sa, version)] = addr
                 log.info("lease %s from pool %s for %s (%s)", addr, name, identity, self.verdict)
                 return addr
         log.warning("no address for %s (verdict %s, pools %s)", identity, self.verdict, self.names)
         return None
 
+    def attributes(self, identity: Identity) -> list[tuple[int, bytes]]:
+        """Configuration attributes of the SQL pools that leased this IKE_SA's addresses."""
+        return list(self._attrs.get(self._current(), ()))
+
     def release(self, identity: Identity, address: IpAddress) -> None:
         name = self.leases.pop((identity, address), None)
-        if name is not None:
+        if name is None:
+            return
+        if self.sql is not None and name in self.sql:
+            self.sql.release(name, address, str(identity))
+        else:
             self.pools.release(name, address, str(identity))
 
 
@@ -256,6 +307,8 @@ class Composition:
     evidence_sink: Any = None
     nea_state: Any = None
     fast_keyrings: dict[str, Any] = field(default_factory=dict)
+    sql_pools: Any = None
+    """The :class:`~gateway.daemon.sqlpool.SqlPoolBackend` of ``[pools.NAME] database``."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -617,6 +670,7 @@ def _peer(
     nea: _Nea | None,
     posture_counter: Callable[[PostureSession], None],
     keyrings: dict[str, Any],
+    sql: Any = None,
 ) -> PeerConfig:
     source = config.source
     w = f"connections.{spec.name}"
@@ -654,7 +708,7 @@ def _peer(
         by_verdict[v] = child_pools if child_pools is not None else spec.pools
         grants[v] = Authorization(
             tuple(c for c, cs in zip(children, spec.children, strict=True) if v in cs.verdict),
-            RoutedPool(pools, by_verdict[v], v) if by_verdict[v] else None,
+            RoutedPool(pools, by_verdict[v], v, sql, router) if by_verdict[v] else None,
         )
 
     def authorize(ctx: AuthContext) -> Authorization | None:
@@ -734,6 +788,7 @@ def compose(
     nea_state: Any = None,
     posture_counter: Callable[[PostureSession], None] = lambda s: None,
     fast_keyrings: dict[str, Any] | None = None,
+    sql_backend: Any = None,
 ) -> Composition:
     """Build the engines for ``config``.  ``pools`` / ``router`` / ``nea_state`` carry state
     over from the previous composition on reload (leases, sessions, validators);
@@ -743,9 +798,15 @@ def compose(
     clock = wall_clock or (lambda: _dt.datetime.now(_dt.UTC))
     if pools is None:
         try:
-            pools = MemoryPools.from_config(dict(config.pools))
+            pools = MemoryPools.from_config(memory_pools(config.pools))
         except PoolError as exc:
             raise ConfigError(config.source, "pools", str(exc)) from None
+    from gateway.daemon.sqlpool import SqlPoolBackend
+
+    specs = sql_pools(config.pools)
+    if sql_backend is None or dict(sql_backend.specs) != specs:
+        sql_backend = SqlPoolBackend(specs)
+    sql = sql_backend if specs else None
     keys = [_load_key(s, config.source) for s in config.secrets if s.kind == "private"]
     nea: _Nea | None = None
     reload_policy = False
@@ -763,7 +824,8 @@ def compose(
     peers = {}
     for spec in config.connections:
         peers[spec.name] = ConnectionRuntime(
-            spec, _peer(spec, config, keys, pools, router, nea, posture_counter, keyrings)
+            spec,
+            _peer(spec, config, keys, pools, router, nea, posture_counter, keyrings, sql),
         )
     if reload_policy and nea is not None:
         nea.reload_policy()  # last: a configuration error above leaves the old policy
@@ -790,5 +852,9 @@ def compose(
     )
     comp.nea_state = nea
     comp.fast_keyrings = keyrings
-    comp.notes.append(f"{len(peers)} connection(s), {len(pools.pools)} pool(s)")
+    comp.sql_pools = sql_backend
+    comp.notes.append(
+        f"{len(peers)} connection(s), {len(pools.pools)} pool(s)"
+        + (f", {len(specs)} SQL pool(s)" if specs else "")
+    )
     return comp

@@ -30,6 +30,7 @@ __all__ = [
     "AUTH_METHODS",
     "DATAPLANES",
     "LOG_SUBSYSTEMS",
+    "SQL_POOL_KEYS",
     "AuthoritySpec",
     "ChildSpec",
     "ConfigError",
@@ -45,10 +46,13 @@ __all__ = [
     "RadiusSpec",
     "RemoteSpec",
     "SecretSpec",
+    "SqlPoolSpec",
     "default_config",
     "default_socket_path",
     "load_config",
+    "memory_pools",
     "parse_config",
+    "sql_pools",
 ]
 
 AUTH_METHODS = (
@@ -678,16 +682,71 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
     )
 
 
+SQL_POOL_KEYS = ("database", "crash_recovery", "lease_history")
+"""The keys of a ``[pools.NAME]`` whose addresses and attributes live in SQL (``nea-pool``)."""
+
+
+@dataclass(frozen=True)
+class SqlPoolSpec:
+    """``[pools.NAME] database = URL``: the pool NAME of an attr-sql style database."""
+
+    name: str
+    database: str
+    crash_recovery: bool = True
+    """On start, mark every online lease in the database offline (strongSwan's attr-sql
+    ``crash_recovery``); false when several gateways share the database."""
+    lease_history: bool = True
+
+
+def sql_pools(pools: Mapping[str, Mapping[str, Any]]) -> dict[str, SqlPoolSpec]:
+    """The ``[pools.*]`` sections that name a database (checked by the loader)."""
+    return {
+        name: SqlPoolSpec(
+            name,
+            str(body["database"]),
+            bool(body.get("crash_recovery", True)),
+            bool(body.get("lease_history", True)),
+        )
+        for name, body in pools.items()
+        if "database" in body
+    }
+
+
+def memory_pools(pools: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The ``[pools.*]`` sections with their addresses in the configuration."""
+    return {name: body for name, body in pools.items() if "database" not in body}
+
+
+def _sql_pool(ctx: _Ctx, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    w = f"pools.{name}"
+    ctx.keys(body, SQL_POOL_KEYS, w)
+    url = ctx.string(body, "database", w)
+    if not url or "://" not in url:
+        raise ctx.error(
+            f"{w}.database", f"{url!r} is not a URL (sqlite:///path, postgresql://...)"
+        )
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url[len("sqlite:///") :]
+        if rel and not rel.startswith(":memory:"):
+            url = f"sqlite:///{(ctx.base / rel).resolve()}"
+    out = dict(body, database=url)
+    for key in ("crash_recovery", "lease_history"):
+        out[key] = ctx.boolean(body, key, w, True)
+    return out
+
+
 def _parse_pools(ctx: _Ctx, data: Any) -> dict[str, dict[str, Any]]:
     t = ctx.table(data, "pools")
     out: dict[str, dict[str, Any]] = {}
     for name, body in t.items():
         out[name] = ctx.table(body, f"pools.{name}")
+        if "database" in out[name]:
+            out[name] = _sql_pool(ctx, name, out[name])
     # The pool module checks keys and ranges; its message is prefixed with the file.
     from gateway.pools import MemoryPools, PoolError
 
     try:
-        MemoryPools.from_config(out)
+        MemoryPools.from_config(memory_pools(out))
     except PoolError as exc:
         raise ctx.error("pools", str(exc)) from None
     return out

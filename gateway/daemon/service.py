@@ -365,6 +365,7 @@ class Gateway:
         composition: Composition | None = None,
         dataplane: Dataplane | None = None,
         evidence_sink: Any = None,
+        pool_runner: Callable[[Callable[[], Any]], Any] | None = None,
     ) -> None:
         self.config = config
         self.reactor = reactor
@@ -390,6 +391,8 @@ class Gateway:
             self.stats,
         )
         self._hook_dataplane()
+        self._pool_runner = pool_runner
+        self._hook_sql_pools()
         self.sas: dict[bytes, SaRecord] = {}
         self._early_children: dict[bytes, dict[int, ChildRecord]] = {}
         self._initiating: dict[bytes, str] = {}
@@ -415,6 +418,40 @@ class Gateway:
             dp.set_sender(send)
         if hasattr(dp, "on_event"):
             dp.on_event = self._dataplane_event
+
+    def _hook_sql_pools(self) -> None:
+        """SQL pools query in the reactor's thread pool; their answers resume IKE_AUTH."""
+        backend = self.composition.sql_pools
+        if backend is None:
+            return
+        runner = self._pool_runner
+        if runner is None and hasattr(self.reactor, "getThreadPool"):
+            from twisted.internet.threads import deferToThreadPool
+
+            reactor = self.reactor
+
+            def runner(fn: Callable[[], Any]) -> Any:
+                return deferToThreadPool(reactor, reactor.getThreadPool(), fn)
+
+        if runner is not None:
+            backend.runner = runner
+        backend.resume = lambda ike_sa: self.reactor.callLater(0, self._resume_auth, ike_sa)
+
+    def _resume_auth(self, ike_sa: bytes) -> None:
+        self.router.focus(ike_sa)
+        try:
+            self.engine.resume_auth(ike_sa, self.now())
+        except Exception:
+            self.stats.errors += 1
+            log.exception("engine failed resuming IKE_AUTH")
+        finally:
+            self.router.focus(None)
+        self.udp.flush()
+
+    def _pools_done(self, ike_sa: bytes) -> None:
+        self.router.pools_done(ike_sa)
+        if self.composition.sql_pools is not None:
+            self.composition.sql_pools.forget(ike_sa)
 
     def _dataplane_event(self, event: Any) -> None:
         """Soft expiry: rekey the CHILD_SA; hard expiry: delete it (RFC 7296, 2.8)."""
@@ -442,6 +479,8 @@ class Gateway:
         for port, proto in self.udp.ports.items():
             self.listening.append(self.reactor.listenUDP(port, proto, interface=host))
         log.info("IKE listening on %s ports %s", host, sorted(self.udp.ports))
+        if self.composition.sql_pools is not None:
+            self.composition.sql_pools.open_all()
         for spec in self.config.connections:
             if any(c.start_action == "start" for c in spec.children):
                 if spec.remote_addrs:
@@ -496,6 +535,8 @@ class Gateway:
             self.dataplane.close()
         except Exception:
             log.exception("dataplane close failed")
+        if self.composition.sql_pools is not None:
+            self.composition.sql_pools.close()
         if self.evidence_sink is not None and hasattr(self.evidence_sink, "close"):
             try:
                 self.evidence_sink.close(timeout=5.0)
@@ -540,6 +581,7 @@ class Gateway:
             )
             rec.children.update(self._early_children.pop(event.ike_sa, {}))
             self._initiating.pop(event.ike_sa, None)
+            self._pools_done(event.ike_sa)
             self.sas[event.ike_sa] = rec
             self.stats.established_total += 1
             if session is not None and session.posture_required:
@@ -608,6 +650,7 @@ class Gateway:
             self._early_children.pop(event.ike_sa, None)
             self._initiating.pop(event.ike_sa, None)
             session = self.router.drop(event.ike_sa)
+            self._pools_done(event.ike_sa)
             if session is not None and session.tncs is not None:
                 self._end_posture(session)
             if rec5 is not None:
@@ -799,6 +842,7 @@ class Gateway:
             nea_state=self.composition.nea_state,
             posture_counter=self._posture_started,
             fast_keyrings=self.composition.fast_keyrings,
+            sql_backend=self.composition.sql_pools,
         )
         if pools is None:
             self._carry_leases(comp)
@@ -814,7 +858,12 @@ class Gateway:
         if new.control != self.config.control:
             notes.append("control.socket changes need a restart")
         self.engine.config = comp.engine_config
+        old_sql = self.composition.sql_pools
         self.composition = comp
+        if comp.sql_pools is not old_sql:
+            if old_sql is not None:
+                old_sql.close()
+            self._hook_sql_pools()
         self.config = new
         self.stats.reloads += 1
         result = {
