@@ -12,7 +12,7 @@ to.  A message whose key is missing is a protocol error (answered with INVALID_S
 is a request we could decrypt, dropped otherwise).
 
 What the engine does: IKE_SA_INIT (proposal choice in configured order, INVALID_KE_PAYLOAD and
-retry, COOKIE above ``cookie_threshold`` half-open SAs, NAT detection and the switch to 4500,
+retry, COOKIE above ``cookie_threshold`` half-open SAs, NAT detection and the move to NAT-T,
 fragmentation and signature-hash negotiation), IKE_AUTH with PSK, certificates (RFC 7427 and
 the classic RSA/ECDSA methods, chain validation, identity against SAN/DN) or EAP (an injected
 EAP server/peer; AUTH from the MSK), configuration payloads (virtual IP and DNS from the
@@ -214,7 +214,7 @@ EAP_SUCCESS, EAP_FAILURE = 3, 4
 @dataclass(frozen=True, slots=True)
 class Datagram:
     """An IKE message to send from ``local`` to ``remote`` (the adapter adds the non-ESP
-    marker when either port is 4500)."""
+    marker when ``local`` is its NAT-T port, :attr:`ike.config.EngineConfig.natt_port`)."""
 
     data: bytes
     remote: Address
@@ -1128,7 +1128,7 @@ class IkeSa:
             e_in, a_in, e_out, a_out = ck.encr_r, ck.integ_r, ck.encr_i, ck.integ_i
         else:
             e_in, a_in, e_out, a_out = ck.encr_i, ck.integ_i, ck.encr_r, ck.integ_r
-        udp = self.nat_local or self.nat_remote or self.local[1] == 4500
+        udp = self.nat_local or self.nat_remote or self.local[1] == self.engine.config.natt_port
         return ChildSaInstalled(
             self.local_spi,
             child.name,
@@ -1522,9 +1522,9 @@ class IkeSa:
         g_ir = self.dh.exchange(ke_p.data)
         self._derive(g_ir)
         if self.nat_local or self.nat_remote:
-            # RFC 7296, 2.23: continue on port 4500.
-            self.local = (self.local[0], 4500)
-            self.remote = (self.remote[0], 4500)
+            # RFC 7296, 2.23: continue on the NAT-T ports (4500 unless configured otherwise).
+            self.local = (self.local[0], self.engine.config.natt_port)
+            self.remote = (self.remote[0], peer.remote_natt_port)
         self._send_auth_request(now)
         return S.I_AUTH_SENT
 
@@ -2066,6 +2066,7 @@ class IkeEngine:
         self.random = random
         self._sas: dict[bytes, IkeSa] = {}
         self._half_open: dict[tuple[bytes, Address], bytes] = {}
+        self._init_key: dict[bytes, tuple[bytes, Address]] = {}  # the reverse of _half_open
         self._out: list[Datagram] = []
         self._events: list[Event] = []
         self._cookie_secret = random(32)
@@ -2312,9 +2313,9 @@ class IkeEngine:
         sa.close_cleanup()
         self._sas.pop(sa.local_spi, None)
         self._dirty.append(sa)  # drops its deadline
-        for k, v in list(self._half_open.items()):
-            if v == sa.local_spi:
-                del self._half_open[k]
+        key = self._init_key.pop(sa.local_spi, None)
+        if key is not None and self._half_open.get(key) == sa.local_spi:
+            del self._half_open[key]
         self._events.append(IkeSaClosed(sa.local_spi, reason, error))
 
     def _emit_datagrams(self, datagrams: list[bytes], sa: IkeSa) -> None:
@@ -2417,6 +2418,7 @@ class IkeEngine:
         self._sas[spi] = sa
         self._dirty.append(sa)
         self._half_open[(h.spi_i, addr)] = spi
+        self._init_key[spi] = (h.spi_i, addr)
         self._r_init.add(spi)
         payloads: list[Payload] = [
             SecurityAssociation((sel.to_proposal(ProtocolId.IKE, b""),)),

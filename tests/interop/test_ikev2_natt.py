@@ -21,7 +21,7 @@ import pytest
 from tests.harness.tools import require
 from tests.harness.tshark import Capture, problems, read_fields
 from tests.interop.test_charon_ikev2_psk import PSK, _gw_connection
-from tests.interop.test_ikev2_tshark_fragments import ResponderWith
+from tests.interop.test_ikev2_tshark_fragments import ResponderWith, decryption_prefs
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -90,8 +90,11 @@ def test_charon_behind_masquerade(netns: Any, charon_factory: Any, tmp_path: Pat
     cl, nat, gw, nat_out = _topology(netns)
     our_spi = -1
     pcap = tmp_path / "nat.pcapng"
+    key_log = tmp_path / "ours" / "keys.jsonl"
     with Capture(nat, nat_out, pcap, capture_filter="udp"):
-        responder = ResponderWith(gw, tmp_path / "ours", [_gw_connection()], listen=GW)
+        responder = ResponderWith(
+            gw, tmp_path / "ours", [_gw_connection()], listen=GW, debug_key_log=str(key_log)
+        )
         try:
             charon = charon_factory(cl, "cl", charon_options="  keep_alive = 1s")
             charon.write_swanctl_conf(CLIENT_CONF)
@@ -105,11 +108,11 @@ def test_charon_behind_masquerade(netns: Any, charon_factory: Any, tmp_path: Pat
             assert sa.local_host == CLIENT and sa.remote_host == GW
             child = sa.child("home")
             assert child.state == "INSTALLED" and child.encap, child.raw
-            est = next(e for e in responder.events() if e["event"] == "IkeSaEstablished")
+            est = responder.wait_event("IkeSaEstablished")
             assert est["nat"] is True
             host, port = est["remote"]
             assert host == ROUTER_OUT and 30000 <= port <= 30999, est  # the mapping, not 500
-            inst = next(e for e in responder.events() if e["event"] == "ChildSaInstalled")
+            inst = responder.wait_event("ChildSaInstalled")
             our_spi = int(inst["spi_in"], 16)
             assert inst["udp_encap"] is True
             assert child.raw["spi-out"] == inst["spi_in"]
@@ -131,7 +134,7 @@ def test_charon_behind_masquerade(netns: Any, charon_factory: Any, tmp_path: Pat
             assert [c.state for c in sa.children] == ["INSTALLED", "INSTALLED"], sa.children
             charon.terminate(ike="home")
             charon.wait_for(lambda sas: not sas)
-            assert any(e["event"] == "IkeSaClosed" for e in responder.events())
+            responder.wait_event("IkeSaClosed")
         except BaseException:
             print(responder.log()[-6000:])
             raise
@@ -151,3 +154,20 @@ def test_charon_behind_masquerade(netns: Any, charon_factory: Any, tmp_path: Pat
     esp = read_fields(pcap, ["udp.dstport", "esp.spi"], display_filter="esp")
     assert esp and all(r[0] == "4500" and int(r[1], 16) == our_spi for r in esp), esp
     assert problems(pcap) == []
+    # decrypted with our keys: IKE_AUTH (over 4500, from the mapped port) and CREATE_CHILD_SA
+    prefs = decryption_prefs(key_log)
+    assert problems(pcap, prefs=prefs) == []
+    rows = read_fields(
+        pcap,
+        ["isakmp.exchangetype", "isakmp.flag_i", "isakmp.typepayload", "isakmp.id.data.fqdn"],
+        display_filter="isakmp.exchangetype == 35 || isakmp.exchangetype == 36",
+        prefs=prefs,
+    )
+    auth_req = next(r for r in rows if r[0] == "35" and r[1] == "1")
+    types = {int(t) for t in auth_req[2].split(",")}
+    assert {35, 36, 39, 33, 44, 45} <= types, auth_req  # IDi IDr AUTH SA TSi TSr
+    assert auth_req[3] == "cl.test,gw.test"
+    create = [r for r in rows if r[0] == "36"]
+    assert len(create) == 2 and all(
+        {33, 40, 44, 45} <= {int(t) for t in r[2].split(",")} for r in create
+    ), create  # SA Ni/Nr TSi TSr

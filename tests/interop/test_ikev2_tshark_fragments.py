@@ -103,6 +103,18 @@ class ResponderWith(Responder):
                 raise RuntimeError(f"responder did not start:\n{self.log()}")
             time.sleep(0.05)
 
+    def wait_event(self, name: str, count: int = 1, timeout: float = 10) -> dict[str, Any]:
+        """The first ``name`` event once ``count`` of them are written (the responder sends
+        its answer before it hands the events on, so charon can be done first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.events() if e["event"] == name]
+            if len(found) >= count:
+                return found[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {count} {name} events: {self.events()}")
+            time.sleep(0.05)
+
     def stats(self) -> dict[str, int]:
         """The counters as last written (the responder rewrites them within 0.2 s)."""
         time.sleep(0.5)
@@ -197,6 +209,7 @@ def test_rsa4096_chain_fragments_and_decrypts(
             )
             charon.load_all()
             charon.initiate("home")
+            responder.wait_event("ChildSaInstalled")
             _check(charon, responder, "10.3.0.")
             log = charon.log()
             # charon got our chain (end entity + intermediate) and split its own message
