@@ -419,6 +419,33 @@ class Gateway:
         if hasattr(dp, "on_event"):
             dp.on_event = self._dataplane_event
 
+    def _prepare_sockets(self) -> None:
+        """The dataplane's needs of our listening sockets: with XFRM, IKE bypasses the IPsec
+        policies and the kernel takes ESP-in-UDP off the NAT-T socket
+        (:func:`gateway.dataplane.xfrm.prepare_ike_socket`); with the userspace backend, ESP
+        goes straight out of the NAT-T socket (:func:`gateway.dataplane.userspace.socket_sender`).
+        """
+        kind = self.dataplane.name
+        natt = self.config.ike.port_nat_t
+        for port, proto in self.udp.ports.items():
+            sock = getattr(proto.transport, "socket", None)
+            if sock is None:
+                continue
+            if kind == "xfrm":
+                from gateway.dataplane.xfrm import prepare_ike_socket
+
+                try:
+                    prepare_ike_socket(sock, encap=port == natt)
+                except OSError as exc:
+                    raise ConfigError(
+                        self.config.source, "dataplane", f"xfrm: IKE socket {port}: {exc}"
+                    ) from None
+                knl_log.info("IKE socket %d: XFRM bypass%s", port, ", ESP-in-UDP" * (port == natt))
+            elif kind == "userspace" and port == natt and hasattr(self.dataplane, "set_sender"):
+                from gateway.dataplane.userspace import socket_sender
+
+                self.dataplane.set_sender(socket_sender(proto.transport))
+
     def _hook_sql_pools(self) -> None:
         """SQL pools query in the reactor's thread pool; their answers resume IKE_AUTH."""
         backend = self.composition.sql_pools
@@ -479,6 +506,7 @@ class Gateway:
         for port, proto in self.udp.ports.items():
             self.listening.append(self.reactor.listenUDP(port, proto, interface=host))
         log.info("IKE listening on %s ports %s", host, sorted(self.udp.ports))
+        self._prepare_sockets()
         if self.composition.sql_pools is not None:
             self.composition.sql_pools.open_all()
         for spec in self.config.connections:

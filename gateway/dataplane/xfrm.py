@@ -438,6 +438,8 @@ def prepare_ike_socket(sock: socket.socket, *, encap: bool) -> None:
     level, opt = (socket.IPPROTO_IPV6, 35) if v6 else (socket.IPPROTO_IP, 17)
     for direction in (xm.XFRM_POLICY_IN, xm.XFRM_POLICY_OUT):
         pol = bytearray(168)
+        # xfrm_selector.family (offset 40): the kernel refuses a policy without one (EINVAL)
+        struct.pack_into("=H", pol, 40, sock.family)
         struct.pack_into("8Q", pol, 56, *([xm.XFRM_INF] * 4), 0, 0, 0, 0)
         struct.pack_into("IIBBBB", pol, 152, 0, 0, direction, xm.XFRM_POLICY_ALLOW, 0, 0)
         sock.setsockopt(level, opt, bytes(pol))
