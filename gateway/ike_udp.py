@@ -25,6 +25,9 @@ small JSON file (used by the interop tests; the daemon builds its engine from it
      "initiate": [{"connection": "gw", "remote": "192.0.2.2"}]}
 
 ``vips`` (e.g. ``["0.0.0.0"]``) on a connection requests a virtual IP as initiator.
+Ports other than 500/4500: ``"ports": [10500, 14500]`` (IKE, NAT-T: the engine's
+``natt_port``), ``"remote_natt_port": 14500`` on a connection (the peer's NAT-T port) and
+``"port": 10500`` on an ``initiate`` entry (the peer's IKE port).
 Testing aids, all off unless present: ``"stats": "stats.json"`` (counters rewritten when they
 change), ``"keepalive_interval": 2``, ``"cookie_threshold": 100``, and
 ``"debug_key_log": "keys.jsonl"`` which turns on ``EngineConfig.debug_export_keys`` and
@@ -87,11 +90,12 @@ class Clock(Protocol):
 
     def seconds(self) -> float: ...
 
-    def callLater(self, delay: float, f: Callable[[], None]) -> DelayedCall: ...
+    def callLater(self, delay: float, f: Callable[[], None], /) -> DelayedCall: ...
 
 
 class IkePort(protocol.DatagramProtocol):
-    """One UDP socket (500 or 4500) of an :class:`IkeUdpService`."""
+    """One UDP socket of an :class:`IkeUdpService`: its IKE port (500) or its NAT-T port
+    (4500, or whatever ``EngineConfig.natt_port`` says), where RFC 3948 framing applies."""
 
     def __init__(self, service: IkeUdpService, host: str, port: int) -> None:
         self.service = service
@@ -100,7 +104,7 @@ class IkePort(protocol.DatagramProtocol):
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         remote = (str(addr[0]), int(addr[1]))
-        if self.port == NATT_PORT:
+        if self.port == self.service.natt_port:
             if len(data) == 1 and data == b"\xff":
                 self.service.stats["keepalives_received"] += 1
                 return  # RFC 3948, 2.3: NAT keepalive
@@ -113,14 +117,19 @@ class IkePort(protocol.DatagramProtocol):
     def send(self, data: bytes, remote: Address) -> None:
         if self.transport is None:
             return
-        if self.port == NATT_PORT and data != NAT_KEEPALIVE:
+        if self.port == self.service.natt_port and data != NAT_KEEPALIVE:
             data = NON_ESP_MARKER + data
         transport: Any = self.transport
         transport.write(data, remote)
 
 
 class IkeUdpService:
-    """Connects an engine to its two ports, the reactor's clock and the event consumer."""
+    """Connects an engine to its ports, the reactor's clock and the event consumer.
+
+    ``ports`` are the UDP ports to serve (normally the IKE port and the NAT-T port); the one
+    equal to the engine's ``EngineConfig.natt_port`` speaks RFC 3948 (non-ESP marker, ESP,
+    keepalives).  Whoever binds them sets :attr:`IkePort.port` to the bound number (and
+    re-keys :attr:`ports` when an ephemeral port was asked for)."""
 
     def __init__(
         self,
@@ -129,13 +138,15 @@ class IkeUdpService:
         host: str,
         on_event: Callable[[Event], None] = lambda event: None,
         esp_handler: Callable[[bytes, Address, Address], None] | None = None,
-        ports: tuple[int, int] = (500, NATT_PORT),
+        ports: tuple[int, ...] = (500, NATT_PORT),
     ) -> None:
         self.engine = engine
         self.clock = clock
         self.host = host
         self.on_event = on_event
         self.esp_handler = esp_handler
+        self.natt_port = engine.config.natt_port
+        """The port that speaks RFC 3948 (the engine's own NAT-T port)."""
         self.ports = {p: IkePort(self, host, p) for p in ports}
         self._timer: DelayedCall | None = None
         self._timer_at: float | None = None
@@ -143,6 +154,12 @@ class IkeUdpService:
             ("keepalives_received", "esp_received", "esp_without_dataplane"), 0
         )
         """Datagrams on 4500 that never reach the engine (its own counters: engine.stats)."""
+
+    def bound_ike_port(self) -> int:
+        """The bound port IKE starts from: the lowest that is not the NAT-T port (the NAT-T
+        port itself when it is the only one)."""
+        plain = [p for p in self.ports if p != self.natt_port]
+        return min(plain) if plain else min(self.ports)
 
     def now(self) -> float:
         return float(self.clock.seconds())
@@ -159,7 +176,9 @@ class IkeUdpService:
             self.stats["esp_without_dataplane"] += 1
 
     def initiate(self, name: str, remote: Address) -> bytes:
-        spi = self.engine.initiate(name, self.now(), local=(self.host, 500), remote=remote)
+        spi = self.engine.initiate(
+            name, self.now(), local=(self.host, self.bound_ike_port()), remote=remote
+        )
         self.flush()
         return spi
 
@@ -170,7 +189,7 @@ class IkeUdpService:
     def flush(self) -> None:
         """Send queued datagrams, deliver events and re-arm the timer."""
         for d in self.engine.datagrams_to_send(self.now()):
-            port = self.ports.get(d.local[1]) or self.ports[min(self.ports)]
+            port = self.ports.get(d.local[1]) or self.ports[self.bound_ike_port()]
             port.send(d.data, d.remote)
         while (event := self.engine.next_event()) is not None:
             try:
@@ -275,6 +294,7 @@ def _load_peer(spec: dict[str, Any], base: Path) -> PeerConfig:
         dns=tuple(ipaddress.ip_address(d) for d in spec.get("dns", ())),
         request_vips=tuple(ipaddress.ip_address(v) for v in spec.get("vips", ())),
         rekey_time=spec.get("rekey_time"),
+        remote_natt_port=int(spec.get("remote_natt_port", NATT_PORT)),
         **kwargs,
     )
 
@@ -430,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         engine_kw["cookie_threshold"] = int(spec["cookie_threshold"])
     if spec.get("keepalive_interval") is not None:
         engine_kw["keepalive_interval"] = float(spec["keepalive_interval"])
+    ports = tuple(int(p) for p in spec.get("ports", (500, NATT_PORT)))
+    if len(ports) != 2 or ports[0] == ports[1]:
+        parser.error('"ports" must be two different ports: [IKE, NAT-T]')
+    engine_kw["natt_port"] = ports[1]
     key_log = Path(spec["debug_key_log"]) if spec.get("debug_key_log") else None
     if key_log is not None:
         engine_kw["debug_export_keys"] = True
@@ -453,14 +477,15 @@ def main(argv: list[str] | None = None) -> int:
                 _write_key_line(key_log, engine.export_keys(spi))
 
     host = spec.get("listen", "0.0.0.0")  # noqa: S104 - a gateway listens where it is told
-    service = IkeUdpService(engine, reactor, host, on_event)
+    service = IkeUdpService(engine, reactor, host, on_event, ports=ports)
     for port, proto in service.ports.items():
         reactor.listenUDP(port, proto, interface=host)
     if spec.get("stats"):
         _dump_stats_every(reactor, service, Path(spec["stats"]), 0.2)
     log.info("IKE listening on %s ports %s", host, sorted(service.ports))
     for item in spec.get("initiate", ()):
-        reactor.callWhenRunning(service.initiate, item["connection"], (item["remote"], 500))
+        remote = (item["remote"], int(item.get("port", 500)))
+        reactor.callWhenRunning(service.initiate, item["connection"], remote)
     reactor.run()
     return 0
 

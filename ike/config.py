@@ -513,8 +513,13 @@ class PeerConfig:
     """Responder: called once the peer is authenticated (after EAP, before any virtual IP or
     CHILD_SA); its children and pool replace ``children`` / ``pool`` for this IKE_SA (and
     its rekeys).  None refuses access: the IKE_AUTH answer is AUTHENTICATION_FAILED."""
+    remote_natt_port: int = 4500
+    """Initiator: the peer's NAT-T port, where IKE moves once a NAT is detected (RFC 7296,
+    2.23; RFC 3948).  4500 unless the peer listens elsewhere (a gateway on 10500/14500)."""
 
     def __post_init__(self) -> None:
+        if not 0 < self.remote_natt_port < 65536:
+            raise LocalProtocolError(f"{self.name}: remote_natt_port {self.remote_natt_port}")
         for side, auth in (("local", self.local_auth), ("remote", self.remote_auth)):
             if auth is AuthClass.PSK and self.psk is None:
                 raise LocalProtocolError(f"{self.name}: {side} auth psk needs a psk")
@@ -564,3 +569,6 @@ class EngineConfig:
     debug_export_keys: bool = False
     """Let :meth:`ike.sa.IkeEngine.export_keys` hand out IKE SA keys (for a decryption table
     in tshark; testing only).  Off by default; the engine never logs keys either way."""
+    natt_port: int = 4500
+    """Our own NAT-T port (charon's ``port_nat_t``): an initiator moves its IKE_SA to it once
+    a NAT is detected, and IKE on it goes behind the non-ESP marker (RFC 3948, 2.2)."""

@@ -45,9 +45,8 @@ from twisted.internet import defer
 from gateway.ike_udp import IkePort, IkeUdpService
 from gateway.nea_endpoint.options import EndpointOptions, OptionsError
 from ike.config import AuthClass, ChildConfig, EngineConfig, Identity, PeerConfig
-from ike.constants import NON_ESP_MARKER, NotifyType
+from ike.constants import NotifyType
 from ike.sa import (
-    NAT_KEEPALIVE,
     ChildSaDeleted,
     ChildSaFailed,
     ChildSaInstalled,
@@ -79,23 +78,8 @@ TUN_NAME = "nea-ep0"
 
 
 class _NattPort(IkePort):
-    """A socket speaking RFC 3948 framing whatever its port number: IKE behind the
-    four-octet non-ESP marker, ESP as it is, one octet 0xff a NAT keepalive."""
-
-    def datagramReceived(self, data: bytes, addr: Any) -> None:
-        remote = (str(addr[0]), int(addr[1]))
-        if data == b"\xff":
-            return
-        if data[:4] != NON_ESP_MARKER:
-            self.service.esp_received(data, remote, (self.host, self.port))
-            return
-        self.service.ike_received(data[4:], remote, (self.host, self.port))
-
-    def send(self, data: bytes, remote: tuple[str, int]) -> None:
-        if self.transport is not None:
-            transport: Any = self.transport
-            # NAT keepalives (RFC 3948 2.3) go without the marker, like IkePort's.
-            transport.write(data if data == NAT_KEEPALIVE else NON_ESP_MARKER + data, remote)
+    """The dataplane's one socket: the engine's NAT-T port (RFC 3948 framing in
+    :class:`IkePort`), which also sends the dataplane's ESP as it is."""
 
     def send_esp(self, data: bytes, remote: tuple[str, int]) -> None:
         if self.transport is not None:
@@ -455,6 +439,7 @@ def build_peer_config(options: EndpointOptions, facts: HostFacts | None) -> tupl
             eap_peer=eap_peer,
             children=(ChildConfig.make("home", remote_ts=["0.0.0.0/0"]),),
             request_vips=(ipaddress.ip_address("0.0.0.0"),),  # noqa: S104 - "any VIP"
+            remote_natt_port=options.natt_port,
         )
     except Exception as exc:  # LocalProtocolError / ValueError from identities
         raise OptionsError(f"connection settings: {exc}") from None
@@ -498,10 +483,8 @@ class EndpointClient:
         self.engine = IkeEngine(EngineConfig(peers=(self.config,)))
         self.remote_ip = options.resolve()
         self.local_ip = options.local_address(self.remote_ip)
-        # One port, bound in _bind() (IkeUdpService is typed for the 500/4500 pair).
-        self.service = IkeUdpService(
-            self.engine, reactor, self.local_ip, self._event, ports=cast(Any, (0,))
-        )
+        # One port, bound in _bind().
+        self.service = IkeUdpService(self.engine, reactor, self.local_ip, self._event, ports=(0,))
         self._ports: list[Any] = []
         self._state = _State()
         self._started = 0.0
@@ -530,6 +513,7 @@ class EndpointClient:
                 except CannotListenError:
                     continue
                 natt.port = lp.getHost().port
+                self._use_natt_port(natt.port)
                 self.service.ports = {natt.port: natt}
                 self._ports = [lp]
                 self._natt = natt
@@ -554,9 +538,15 @@ class EndpointClient:
         self.service.ports = {port_obj.port: port_obj}
         self._ports = [lp]
 
+    def _use_natt_port(self, port: int) -> None:
+        """The engine's own NAT-T port is the bound socket (nothing is initiated yet)."""
+        self.engine = IkeEngine(dataclasses.replace(self.engine.config, natt_port=port))
+        self.service.engine = self.engine
+        self.service.natt_port = port
+
     @property
     def local_port(self) -> int:
-        return min(self.service.ports) if self.service.ports else 0
+        return self.service.bound_ike_port() if self.service.ports else 0
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -113,3 +113,16 @@ def test_psk_alone_means_ike_authentication(tmp_path: Path) -> None:
     args = build_parser().parse_args(["--server", "192.0.2.1", "--psk", "k"])
     opts = _options(args)
     assert opts.eap is None and opts.psk == "k"
+
+
+def test_natt_port_is_where_the_connection_moves_behind_a_nat() -> None:
+    from gateway.nea_endpoint.cli import _options, build_parser
+    from gateway.nea_endpoint.client import build_peer_config
+
+    args = build_parser().parse_args(
+        ["--server", "192.0.2.1:10500", "--natt-port", "14500", "--psk", "k", "--no-posture"]
+    )
+    config, _posture = build_peer_config(_options(args), None)
+    assert config.remote_natt_port == 14500
+    default = build_parser().parse_args(["--server", "192.0.2.1", "--psk", "k", "--no-posture"])
+    assert build_peer_config(_options(default), None)[0].remote_natt_port == 4500
