@@ -154,6 +154,7 @@ __all__ = [
     "IkeSaEstablished",
     "IkeSaRekeyed",
     "IkeSaSecrets",
+    "ReauthRequested",
     "SaState",
     "select_proposal",
 ]
@@ -311,6 +312,15 @@ class IkeSaRekeyed:
     spi_r: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ReauthRequested:
+    """RFC 4478: the peer's AUTH_LIFETIME notify; re-authenticate within ``lifetime``
+    seconds (a new IKE_SA with a full IKE_AUTH, RFC 7296, 2.8.3)."""
+
+    ike_sa: bytes
+    lifetime: int
+
+
 Event = (
     IkeSaEstablished
     | ChildSaInstalled
@@ -318,6 +328,7 @@ Event = (
     | ChildSaDeleted
     | IkeSaClosed
     | IkeSaRekeyed
+    | ReauthRequested
 )
 
 
@@ -1727,6 +1738,10 @@ class IkeSa:
             reply.append(Delete(ProtocolId.ESP, tuple(spis_back)))
         err = self._error_notify(msg)
         self.send_response(_INFO, msg.message_id, reply)
+        life = self._notifies(msg).get(NotifyType.AUTH_LIFETIME)
+        if life is not None and len(life.data) == 4:
+            seconds = int.from_bytes(life.data, "big")
+            self.engine._events.append(ReauthRequested(self.local_spi, seconds))
         if err is not None and err.notify_type == NotifyType.AUTHENTICATION_FAILED:
             raise _Close("peer reports AUTHENTICATION_FAILED", err.notify_type)
         return self.state
@@ -2197,6 +2212,16 @@ class IkeEngine:
         sa = self._sas.get(ike_sa)
         if sa is not None and sa.held_auth is not None:
             self._run(sa, sa.resume_auth)
+
+    def request_reauth(self, ike_sa: bytes, now: float, lifetime: int = 0) -> None:
+        """Ask the peer to re-authenticate within ``lifetime`` seconds: an INFORMATIONAL
+        with AUTH_LIFETIME (RFC 4478; charon re-authenticates, a new IKE_AUTH)."""
+        self._now = now
+        if not 0 <= lifetime < 2**32:
+            raise LocalProtocolError(f"AUTH_LIFETIME {lifetime} out of range")
+        sa = self._established_sa(ike_sa)
+        payload = Notify(NotifyType.AUTH_LIFETIME, lifetime.to_bytes(4, "big"))
+        self._run(sa, lambda: sa.send_request(_INFO, [payload], now))
 
     def send_liveness(self, ike_sa: bytes, now: float) -> None:
         """Dead peer detection: an empty INFORMATIONAL (RFC 7296, 1.4); an unanswered one ends
