@@ -23,6 +23,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -175,6 +176,16 @@ class _Current:
     device_value: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    session_id: int
+    """The connection's latest session."""
+    address: str | None
+    """Its address when it ended."""
+    late: str | None = None
+    """An address bound after the end."""
+
+
 _SCALAR_FACTS = (
     "product",
     "product_vendor_id",
@@ -237,6 +248,11 @@ class EvidenceStore:
         self._addresses: dict[int, str] = {}
         self._accounting_rows: dict[tuple[str, str], int] = {}
         """(NAS, Acct-Session-Id) -> row id of the open accounting session."""
+        self._ended_sessions: OrderedDict[int, _Ended] = OrderedDict()
+        """Recently ended connections (oldest first) -> their latest session, so that an
+        address bound after the end still reaches it (see :meth:`_address`)."""
+        self.ended_cache_size = 4096
+        """Ended connections remembered at most."""
 
     def close(self) -> None:
         self.engine.dispose()
@@ -288,11 +304,18 @@ class EvidenceStore:
             {k: list(v) for k, v in self._open.items()},
             dict(self._addresses),
             dict(self._accounting_rows),
+            OrderedDict(self._ended_sessions),
         )
 
     def _restore(self, saved: tuple[Any, ...]) -> None:
         self._ids.clear()  # may name rows of the rolled-back transaction
-        self._current, self._open, self._addresses, self._accounting_rows = saved
+        (
+            self._current,
+            self._open,
+            self._addresses,
+            self._accounting_rows,
+            self._ended_sessions,
+        ) = saved
 
     def _apply_one(self, conn: Connection, record: Record) -> None:
         if isinstance(record, SessionStart):
@@ -460,15 +483,29 @@ class EvidenceStore:
         return current
 
     def _session_started(self, conn: Connection, start: SessionStart) -> None:
+        ended = self._ended_sessions.pop(start.connection_id, None)
+        if ended is not None and ended.late is not None:
+            # The connection id is in use again (another gateway run writing through this
+            # store): the bind that came after the end was this new session's.
+            _update_session(conn, ended.session_id, address=ended.address)
+            self._addresses.setdefault(start.connection_id, ended.late)
         if start.address:
             self._addresses[start.connection_id] = start.address[:64]
         self._new_session(conn, start.connection_id, start.at, start.identity, start.retry)
 
     def _address(self, conn: Connection, bound: AddressBound) -> None:
-        self._addresses[bound.connection_id] = bound.address[:64]
+        address = bound.address[:64]
+        ended = self._ended_sessions.get(bound.connection_id)
+        if ended is not None:
+            # After the end (IKEv2: PT-EAP is over inside IKE_AUTH, the virtual IP is known
+            # once the IKE_SA is up): the connection's latest session takes it.
+            self._ended_sessions[bound.connection_id] = replace(ended, late=address)
+            _update_session(conn, ended.session_id, address=address)
+            return
+        self._addresses[bound.connection_id] = address
         current = self._current.get(bound.connection_id)
         if current is not None:
-            _update_session(conn, current.session_id, address=bound.address[:64])
+            _update_session(conn, current.session_id, address=address)
 
     def _bind_device(
         self,
@@ -699,8 +736,14 @@ class EvidenceStore:
 
     def _ended(self, conn: Connection, ended: SessionEnded) -> None:
         ids = self._open.pop(ended.connection_id, [])
-        self._current.pop(ended.connection_id, None)
-        self._addresses.pop(ended.connection_id, None)
+        current = self._current.pop(ended.connection_id, None)
+        address = self._addresses.pop(ended.connection_id, None)
+        if current is not None:
+            remembered = self._ended_sessions
+            remembered.pop(ended.connection_id, None)
+            remembered[ended.connection_id] = _Ended(current.session_id, address)
+            while len(remembered) > self.ended_cache_size:
+                remembered.popitem(last=False)
         if ids:
             table = SESSIONS_TABLE
             conn.execute(

@@ -265,11 +265,6 @@ def test_pb_tnc_errors_fail_cleanly(site: Site, fault: str, expect: str) -> None
     assert len(after) == len(before) + 1 and _rec(after[-1]) == "allow", after
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: gateway/db/store.py EvidenceStore._ended() drops the connection before the daemon's "
-    "bind_address(virtual IP) arrives (PT-EAP ends inside IKE_AUTH, the IKE_SA and its "
-    "virtual IP come after), so IKEv2 sessions keep address NULL"
-))
 def test_session_records_virtual_ip(site: Site, tmp_path: Path) -> None:
     """The evidence session of an IKEv2 endpoint carries the virtual IP it was given
     (gateway/daemon/service.py binds it once the IKE_SA is established)."""
