@@ -116,7 +116,10 @@ class SqlEvidenceSink:
     # ------------------------------------------------------------------ gateway side
 
     def bind_address(self, connection_id: int, address: str) -> None:
-        """Record the connection's outer address (before or after its session starts)."""
+        """Record the connection's address (the outer address, or the virtual IP): before
+        or after its session starts, or after it ended (IKEv2 knows the virtual IP only once
+        the IKE_SA is up, after PT-EAP finished inside IKE_AUTH): then the connection's
+        latest session takes it."""
         self._put(AddressBound(connection_id, address))
 
     def accounting(self, acct: AccountingUpdate) -> None:
