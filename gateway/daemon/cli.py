@@ -11,6 +11,7 @@
     nea-gateway initiate --ike NAME [--remote ADDR]
     nea-gateway terminate --ike NAME|ID
     nea-gateway reload
+    nea-gateway reassess --all | --ike NAME|ID   # re-authenticate: posture runs again
     nea-gateway stats [--json]
 
 Exit codes: 0 success, 1 command failed (daemon unreachable, no such SA), 2 bad usage or
@@ -376,6 +377,14 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--remote", help="peer address (default: the connection's remote_addrs)")
     init.add_argument("--remote-port", type=int, default=500)
     init.add_argument("--timeout", type=float, default=15.0)
+    reassess = sub.add_parser(
+        "reassess",
+        help="re-assess posture: ask IKE_SAs to re-authenticate (RFC 4478 AUTH_LIFETIME)",
+    )
+    control(reassess)
+    which = reassess.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every IKE_SA with posture")
+    which.add_argument("--ike", help="connection name, unique id (#N) or SPI")
     term = sub.add_parser("terminate", help="delete IKE_SAs (INFORMATIONAL Delete)")
     control(term)
     term.add_argument("--ike", required=True, help="connection name, unique id (#N) or SPI")
@@ -427,6 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "terminate":
             cmd_args = {"ike": args.ike, "timeout": args.timeout}
             timeout = args.timeout + 5
+        if args.cmd == "reassess":
+            cmd_args = {"all": args.all, "ike": args.ike}
         result = call(path, args.cmd, cmd_args, timeout=timeout)
     except ConfigError as exc:
         print(f"nea-gateway: {exc}", file=sys.stderr)
@@ -461,6 +472,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for note in result["notes"]:
             console.print(f"note: {note}")
+        again = result.get("reassess") or {}
+        if again.get("ike") or again.get("radius"):
+            console.print(
+                f"policy change: {len(again['ike'])} IKE_SA(s) asked to re-authenticate, "
+                f"{again['radius']} RADIUS session(s) disconnected to re-authenticate"
+            )
+    elif args.cmd == "reassess":
+        names = ", ".join(f"{t['name']} #{t['uniqueid']}" for t in result["reassess"])
+        console.print(f"re-authentication requested: {names or 'none'}")
     return 0
 
 

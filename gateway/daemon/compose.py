@@ -308,6 +308,8 @@ class Composition:
     nea_state: Any = None
     fast_keyrings: dict[str, Any] = field(default_factory=dict)
     sql_pools: Any = None
+    affected: set[int] = field(default_factory=set)
+    """Posture connection ids the policy reload affects (to re-assess)."""
     """The :class:`~gateway.daemon.sqlpool.SqlPoolBackend` of ``[pools.NAME] database``."""
     notes: list[str] = field(default_factory=list)
 
@@ -338,16 +340,16 @@ class _Nea:
         if sync is not None:
             sync(policy)
 
-    def reload_policy(self) -> int:
-        """Re-read the policy file into the running validators; returns how many live
-        assessments it affects (IKEv2 cannot re-assess them before the client
-        re-authenticates: PT-EAP ran inside IKE_AUTH)."""
+    def reload_policy(self) -> set[int]:
+        """Re-read the policy file into the running validators; returns the posture
+        connection ids whose assessment it affects (PT-EAP ran inside IKE_AUTH / the RADIUS
+        conversation: the daemon asks those endpoints to re-authenticate)."""
         policy = self._load_policy()
-        affected = self.engine.reload(policy)
+        affected = set(self.engine.reload(policy))
         self._sync(policy)
         if affected:
             log.info("policy reload affects %d posture session(s)", len(affected))
-        return len(affected)
+        return affected
 
     def start(self, sink: Any = None) -> None:
         spec = self.config.nea
@@ -827,8 +829,9 @@ def compose(
             spec,
             _peer(spec, config, keys, pools, router, nea, posture_counter, keyrings, sql),
         )
+    affected: set[int] = set()
     if reload_policy and nea is not None:
-        nea.reload_policy()  # last: a configuration error above leaves the old policy
+        affected = nea.reload_policy()  # last: a configuration error above leaves the old policy
     ike = config.ike
     engine_config = EngineConfig(
         peers=tuple(r.peer for r in peers.values()),
@@ -853,6 +856,7 @@ def compose(
     comp.nea_state = nea
     comp.fast_keyrings = keyrings
     comp.sql_pools = sql_backend
+    comp.affected = affected
     comp.notes.append(
         f"{len(peers)} connection(s), {len(pools.pools)} pool(s)"
         + (f", {len(specs)} SQL pool(s)" if specs else "")

@@ -35,6 +35,7 @@ from ike.sa import (
     IkeSaClosed,
     IkeSaEstablished,
     IkeSaRekeyed,
+    ReauthRequested,
     SaState,
 )
 
@@ -57,6 +58,9 @@ _HEADER_LEN = 28
 NAT_KEEPALIVE = b"\xff"
 """RFC 3948, 2.3: the one-octet NAT keepalive (sent and received without the marker)."""
 _FLAG_INITIATOR = 0x08
+REAUTH_GRACE = 60.0
+"""Seconds an IKE_SA asked to re-authenticate (AUTH_LIFETIME 0) may live on before the
+gateway deletes it itself."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,6 +133,7 @@ class SaRecord:
     spi_r: bytes = b""
     nat: bool = False
     verdict: str | None = None
+    reassess_asked: float | None = None
     established: float = 0.0
     children: dict[int, ChildRecord] = field(default_factory=dict)
 
@@ -152,6 +157,7 @@ class SaRecord:
             "suite": self.suite,
             "nat": self.nat,
             "verdict": self.verdict,
+            "reassessing": self.reassess_asked is not None,
             "established": round(now - self.established) if self.established else None,
             "children": [c.to_json(now) for c in self.children.values()],
         }
@@ -175,6 +181,7 @@ class Stats:
     posture_assessments: int = 0
     verdicts: dict[str, int] = field(default_factory=lambda: {"allow": 0, "isolate": 0, "none": 0})
     reloads: int = 0
+    reassessments: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -673,6 +680,8 @@ class Gateway:
             rename = getattr(self.dataplane, "rename_ike_sa", None)
             if rename is not None:
                 rename(event.ike_sa, event.new_ike_sa)
+        elif isinstance(event, ReauthRequested):
+            log.info("IKE_SA %s: peer asks us to re-authenticate", event.ike_sa.hex())
         elif isinstance(event, IkeSaClosed):
             rec5 = self.sas.pop(event.ike_sa, None)
             self._early_children.pop(event.ike_sa, None)
@@ -874,6 +883,7 @@ class Gateway:
         )
         if pools is None:
             self._carry_leases(comp)
+        affected = set(comp.affected)
         old_names = {c.name: c for c in self.config.connections}
         new_names = {c.name: c for c in new.connections}
         notes = []
@@ -902,9 +912,80 @@ class Gateway:
             ),
             "kept_sas": len(self.sas),
             "notes": notes,
+            "reassess": self._reassess_affected(affected) if affected else {"ike": [], "radius": 0},
         }
         log.info("configuration reloaded: %s", result)
         return result
+
+    # -- re-assessment -----------------------------------------------------------------------
+
+    def reassess(self, selector: str | None = None) -> dict[str, Any]:
+        """Ask IKE_SAs to re-authenticate (RFC 4478 AUTH_LIFETIME 0): PT-EAP runs again in
+        the new IKE_SA's IKE_AUTH and its verdict picks its children and pool; the old IKE_SA
+        is deleted by the client (charon: reauthentication) or by us after
+        :data:`REAUTH_GRACE`.  ``selector`` None: every IKE_SA with posture."""
+        if selector is None:
+            recs = [r for r in self.sas.values() if r.verdict is not None]
+        else:
+            recs = self.find(selector)
+            if not recs:
+                raise ValueError(f"no IKE_SA matches {selector!r}")
+        asked = []
+        for r in recs:
+            if self._ask_reauth(r):
+                asked.append({"name": r.connection, "uniqueid": r.unique_id})
+        self.udp.flush()
+        return {"reassess": asked}
+
+    def _ask_reauth(self, rec: SaRecord) -> bool:
+        try:
+            self.engine.request_reauth(rec.ike_sa, self.now(), 0)
+        except IkeError as exc:
+            log.info("reassess %s[%d]: %s", rec.connection, rec.unique_id, exc)
+            return False
+        self.stats.reassessments += 1
+        if rec.reassess_asked is None:
+            rec.reassess_asked = self.now()
+            self.reactor.callLater(REAUTH_GRACE, self._reauth_deadline, rec.ike_sa)
+        log.info(
+            "IKE_SA %s[%d]: asked to re-authenticate (posture re-assessment)",
+            rec.connection,
+            rec.unique_id,
+        )
+        return True
+
+    def _reauth_deadline(self, ike_sa: bytes) -> None:
+        rec = self.sas.get(ike_sa)
+        if rec is None or rec.reassess_asked is None:
+            return
+        log.info(
+            "IKE_SA %s[%d] did not re-authenticate within %ds: deleting it",
+            rec.connection,
+            rec.unique_id,
+            int(REAUTH_GRACE),
+        )
+        try:
+            self.udp.delete(ike_sa)
+        except IkeError as exc:
+            log.info("delete %s: %s", ike_sa.hex(), exc)
+
+    def _reassess_affected(self, affected: set[int]) -> dict[str, Any]:
+        """A policy reload changed what applies to these posture connections."""
+        ike = []
+        for spi, session in list(self.router.sessions.items()):
+            rec = self.sas.get(spi)
+            if rec is not None and session.connection_id in affected:
+                affected.discard(session.connection_id)
+                if self._ask_reauth(rec):
+                    ike.append({"name": rec.connection, "uniqueid": rec.unique_id})
+        self.udp.flush()
+        radius = 0
+        hook = getattr(self.radius, "reassess", None)
+        nea = self.composition.nea_state
+        if hook is not None and nea is not None and affected:
+            names = {nea.engine.identity(cid) for cid in affected} - {None}
+            radius = hook(names)
+        return {"ike": ike, "radius": radius}
 
     def _carry_leases(self, comp: Composition) -> None:
         """New pools: addresses leased to live IKE_SAs stay reserved for them."""
@@ -952,6 +1033,7 @@ class Gateway:
                 "children_installed": s.children_installed,
                 "children_failed": s.children_failed,
                 "posture_assessments": s.posture_assessments,
+                "reassessments": s.reassessments,
                 "reloads": s.reloads,
             },
             "verdicts": dict(s.verdicts),
@@ -980,6 +1062,11 @@ class Gateway:
             return self.stats_json()
         if name == "reload":
             return self.reload()
+        if name == "reassess":
+            sel = args.get("ike")
+            if not args.get("all") and not isinstance(sel, str):
+                raise ValueError("reassess needs --all or --ike NAME|ID")
+            return self.reassess(None if args.get("all") else sel)
         if name == "initiate":
             ike = args.get("ike")
             if not isinstance(ike, str):

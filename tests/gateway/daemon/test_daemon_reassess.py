@@ -1,0 +1,96 @@
+"""Posture re-assessment of live IKE_SAs: ``reassess`` (and a policy reload that affects an
+assessment) sends AUTH_LIFETIME 0 (RFC 4478); the client re-authenticates with a new IKE_SA
+whose PT-EAP verdict picks its children and pool; an IKE_SA that does not re-authenticate is
+deleted after the grace time.  Our own engine is the client, on the fake clock."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.daemon.service import REAUTH_GRACE
+from ike.sa import IkeSaEstablished, ReauthRequested
+from tests.gateway.daemon.daemon_rig import make_rig
+from tests.gateway.daemon.test_daemon_composition import (
+    POSTURE,
+    _eap_config,
+    _pki,
+    _posture_client,
+    _write,
+)
+
+
+def _rig(cert_factory: Any, tmp_path: Path, command: str) -> Any:
+    ca, gw = _pki(cert_factory, tmp_path)
+    rig = make_rig(_write(tmp_path, _eap_config(ca, gw, "eap-ttls", POSTURE)))
+    rig.connect(_posture_client(ca, command))
+    return rig, ca
+
+
+def test_reassess_moves_an_isolated_endpoint_to_allow(cert_factory: Any, tmp_path: Path) -> None:
+    rig, ca = _rig(cert_factory, tmp_path, "isolate")
+    (old,) = rig.gateway.list_sas()
+    assert old["verdict"] == "isolate" and old["children"][0]["name"] == "isolate"
+    result = rig.gateway.command("reassess", {"ike": "rw"})
+    assert result == {"reassess": [{"name": "rw", "uniqueid": old["uniqueid"]}]}
+    rig.pump()
+    (asked,) = rig.events(ReauthRequested)
+    assert asked.lifetime == 0
+    assert rig.gateway.list_sas()[0]["reassessing"] is True
+    # The client re-authenticates (make-before-break): a new IKE_SA, PT-EAP again, now allowed.
+    client_old = rig.client
+    rig.connect(_posture_client(ca, "allow"))
+    sas = {s["uniqueid"]: s for s in rig.gateway.list_sas()}
+    new = sas[max(sas)]
+    assert new["verdict"] == "allow" and new["children"][0]["name"] == "allow"
+    assert ipaddress.ip_address(new["remote_vips"][0]) in ipaddress.ip_network("10.3.0.0/24")
+    # The old IKE_SA did not go away by itself: the gateway deletes it after the grace time.
+    assert old["uniqueid"] in sas
+    rig.client = client_old
+    rig.clock.advance(REAUTH_GRACE + 1)
+    rig.pump()
+    remaining = rig.gateway.list_sas()
+    assert [s["uniqueid"] for s in remaining] == [new["uniqueid"]]
+    stats = rig.gateway.stats_json()
+    assert stats["totals"]["reassessments"] == 1 and stats["totals"]["posture_assessments"] == 2
+    assert stats["verdicts"] == {"allow": 1, "isolate": 1, "none": 0}
+
+
+def test_reassess_all_and_errors(cert_factory: Any, tmp_path: Path) -> None:
+    rig, _ = _rig(cert_factory, tmp_path, "allow")
+    with pytest.raises(ValueError, match="--all or --ike"):
+        rig.gateway.command("reassess", {})
+    with pytest.raises(ValueError, match="no IKE_SA"):
+        rig.gateway.command("reassess", {"ike": "nope"})
+    assert len(rig.gateway.command("reassess", {"all": True})["reassess"]) == 1
+    rig.pump()
+    assert len(rig.events(ReauthRequested)) == 1
+    # Re-authenticated in time (the client deletes its old IKE_SA): nothing left to delete.
+    rig.gateway.terminate("rw")
+    rig.pump()
+    rig.clock.advance(REAUTH_GRACE + 1)
+    assert rig.gateway.list_sas() == []
+    assert all(t.sent == [] for t in rig.transports.values())  # no Delete for a gone SA
+
+
+def test_policy_reload_reassesses_affected_sessions(cert_factory: Any, tmp_path: Path) -> None:
+    """The policy engine reports which live assessments a reload affects; those IKE_SAs are
+    asked to re-authenticate (the engine's own affected-set logic is tested in tests/nea)."""
+    rig, _ = _rig(cert_factory, tmp_path, "allow")
+    nea = rig.gateway.composition.nea_state
+    (session,) = rig.gateway.router.sessions.values()
+    reload_policy = nea.engine.reload
+    nea.engine.reload = lambda policy: (reload_policy(policy), {session.connection_id})[1]
+    result = rig.gateway.reload()
+    assert [s["name"] for s in result["reassess"]["ike"]] == ["rw"]
+    rig.pump()
+    assert len(rig.events(ReauthRequested)) == 1
+    # A reload that affects nobody asks nobody.
+    nea.engine.reload = reload_policy
+    assert rig.gateway.reload()["reassess"] == {"ike": [], "radius": 0}
+    rig.pump()
+    assert len(rig.events(ReauthRequested)) == 1
+    assert len(rig.events(IkeSaEstablished)) == 1
