@@ -2321,6 +2321,8 @@ class IkeEngine:
                 heapq.heappush(self._timer_heap, (t, self._timer_seq, spi))
 
     def _run(self, sa: IkeSa, action: Callable[[], None]) -> None:
+        if len(self._dirty) > 4096:  # a caller that never asks get_timer() must not leak
+            self._resync_timers()
         self._dirty.append(sa)
         try:
             action()
