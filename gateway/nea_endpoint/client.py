@@ -529,6 +529,9 @@ class EndpointClient:
             except CannotListenError:
                 for lp in listening:
                     lp.stopListening()
+                # Twisted clears a stopped listener's protocol.transport one reactor turn
+                # later: the fallback socket needs a protocol object of its own.
+                port_obj = IkePort(self.service, self.local_ip, 0)
             else:
                 self.service.ports = pair
                 self._ports = listening
