@@ -278,6 +278,44 @@ def _secret() -> str:
     return secrets.token_urlsafe(18)
 
 
+SQL_POOL_TIMEOUT = 86400
+"""Lease timeout of the SQL pools init creates: a released address stays its identity's for a
+day, then anyone may have it (attr-sql's ``--timeout``; ``nea-pool --replace`` changes it)."""
+
+
+def _pool_lines(pool: str, isolate_pool: str, sql_pool_url: str | None) -> list[str]:
+    if sql_pool_url is None:
+        return [
+            "[pools.rw]",
+            f"addrs = {_q(pool)}",
+            "",
+            "[pools.quarantine]",
+            f"addrs = {_q(isolate_pool)}",
+            "quarantine = true",
+        ]
+    shared = not sql_pool_url.startswith("sqlite:")
+    lines = [
+        "# SQL pools (strongSwan attr-sql semantics) in the pool database; init created them with",
+        f"# {pool} and {isolate_pool}.  Manage them with nea-pool:",
+        f"#   nea-pool --db {_redacted(sql_pool_url)} --status",
+    ]
+    for name in ("rw", "quarantine"):
+        lines += ["", f"[pools.{name}]", f"database = {_q(sql_pool_url)}"]
+        if shared:
+            lines += [
+                "# several gateways share this database: one gateway's start must not free",
+                "# the leases of the others",
+                "crash_recovery = false",
+            ]
+    return lines
+
+
+def _redacted(url: str) -> str:
+    from gateway.db.engine import redacted
+
+    return redacted(url)
+
+
 def render_config(
     *,
     name: str,
@@ -292,6 +330,7 @@ def render_config(
     radius_clients: Sequence[tuple[str, str]],
     ca_key_made: bool,
     posture: bool = True,
+    sql_pool_url: str | None = None,
 ) -> str:
     """The ``gateway.toml`` text (paths relative to the file, as the loader reads them)."""
     radius_posture = posture
@@ -328,12 +367,7 @@ def render_config(
         "tnc = 1",
         "",
         "# ---------------------------------------------------------------- pools",
-        "[pools.rw]",
-        f"addrs = {_q(pool)}",
-        "",
-        "[pools.quarantine]",
-        f"addrs = {_q(isolate_pool)}",
-        "quarantine = true",
+        *_pool_lines(pool, isolate_pool, sql_pool_url),
         "",
         "# ---------------------------------------------------------------- connections",
     ]
@@ -511,7 +545,8 @@ def init_directory(
     eap: str = "ttls",
     posture: bool = True,
     database: str | None = "sqlite",
-    pool_database: bool = True,
+    pool_database: bool | str = True,
+    sql_pools: bool = False,
     pool: str = "10.3.0.0/24",
     isolate_pool: str = "10.99.0.0/24",
     networks: str = "10.1.0.0/16",
@@ -528,6 +563,9 @@ def init_directory(
     (``postgresql://...``), or None for no evidence database. ``users``: EAP identities to
     create with random passwords (written into ``gateway.toml``). ``radius_clients``: NAS
     addresses or prefixes; each gets a random shared secret and ``[radius]`` is written.
+    ``pool_database``: True (``DIR/var/nea-pool.db``), a URL, or False for none;
+    ``sql_pools``: create the pools ``rw`` and ``quarantine`` there (kept if they exist) and
+    have the daemon use them instead of memory pools.
     Raises :class:`InitError` for files that exist (without ``force``) and unusable CAs."""
     directory = Path(path).expanduser()
     name = name or default_name()
@@ -537,6 +575,8 @@ def init_directory(
         raise InitError("--ca-cert and --ca-key go together")
     if days < 1:
         raise InitError("--days must be at least 1")
+    if sql_pools and pool_database is False:
+        raise InitError("--sql-pools needs the pool database (drop --no-pool-db)")
     own_ca = ca_cert is None
     targets = [CA_CERT, GW_CERT, GW_KEY, CONFIG, POLICY] + ([CA_KEY] if own_ca else [])
     existing = [directory / t for t in targets if (directory / t).exists()]
@@ -564,6 +604,10 @@ def init_directory(
         evidence_url: str | None = _sqlite_url(directory / EVIDENCE_DB)
     else:
         evidence_url = database
+    if pool_database is True:
+        pool_url: str | None = _sqlite_url(directory / POOL_DB)
+    else:
+        pool_url = pool_database or None
     user_secrets = [(u, _secret()) for u in users]
     radius = [(a, _secret()) for a in radius_clients]
     config_text = render_config(
@@ -579,6 +623,7 @@ def init_directory(
         radius_clients=radius,
         ca_key_made=own_ca,
         posture=posture,
+        sql_pool_url=pool_url if sql_pools else None,
     )
     # Check the text before anything is written: a bad --pool or --listen is a usage error.
     _check_config_text(config_text, directory)
@@ -602,8 +647,9 @@ def init_directory(
     put(POLICY, policy_text, 0o644)
     put(CONFIG, config_text.encode(), 0o600)
 
-    pool_url = _sqlite_url(directory / POOL_DB) if pool_database else None
-    _create_databases(evidence_url, pool_url)
+    _create_databases(
+        evidence_url, pool_url, {"rw": pool, "quarantine": isolate_pool} if sql_pools else {}
+    )
     return InitResult(
         directory=directory,
         config=directory / CONFIG,
@@ -631,7 +677,19 @@ def _check_config_text(text: str, directory: Path) -> None:
         raise InitError(f"the configuration would not load: {exc.key}: {exc.reason}") from None
 
 
-def _create_databases(evidence_url: str | None, pool_url: str | None) -> None:
+def _host_range(cidr: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """First and last usable address (network and broadcast excluded, as memory pools do)."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    if net.num_addresses > 2 and net.version == 4:
+        return net[1], net[-2]
+    if net.num_addresses > 1:
+        return net[1], net[-1]
+    return net[0], net[0]
+
+
+def _create_databases(
+    evidence_url: str | None, pool_url: str | None, sql_pools: dict[str, str]
+) -> None:
     if evidence_url is not None:
         from gateway.db import EvidenceError, open_for_writing
 
@@ -640,11 +698,20 @@ def _create_databases(evidence_url: str | None, pool_url: str | None) -> None:
         except EvidenceError as exc:
             raise InitError(f"evidence database: {exc}") from None
     if pool_url is not None:
-        from gateway.pools import PoolError, SqlPools
+        from gateway.pools import PoolError, PoolExists, SqlPools
 
         try:
             # crash_recovery off: init must never release leases of a running gateway.
-            SqlPools(pool_url, crash_recovery=False).close()
+            store = SqlPools(pool_url, crash_recovery=False)
+            try:
+                for name, cidr in sql_pools.items():
+                    first, last = _host_range(cidr)
+                    try:
+                        store.add_pool(name, first, last, SQL_POOL_TIMEOUT)
+                    except PoolExists:
+                        pass  # another gateway (or an earlier init) made it: keep its leases
+            finally:
+                store.close()
         except PoolError as exc:
             raise InitError(f"pool database: {exc}") from None
 
@@ -714,6 +781,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-pool-db", action="store_true", help="do not create DIR/var/nea-pool.db"
     )
     parser.add_argument(
+        "--pool-database",
+        metavar="URL",
+        help="SQL pool database instead of DIR/var/nea-pool.db (postgresql://... to share "
+        "pools between gateways)",
+    )
+    parser.add_argument(
+        "--sql-pools",
+        action="store_true",
+        help="create the pools in the pool database and let the daemon use them (strongSwan "
+        "attr-sql semantics) instead of memory pools",
+    )
+    parser.add_argument(
         "--pool", default="10.3.0.0/24", help="virtual IP pool (default %(default)s)"
     )
     parser.add_argument(
@@ -761,7 +840,8 @@ def run_from_args(args: argparse.Namespace) -> int:
             eap=args.eap,
             posture=not args.no_posture,
             database=database,
-            pool_database=not args.no_pool_db,
+            pool_database=False if args.no_pool_db else (args.pool_database or True),
+            sql_pools=args.sql_pools,
             pool=args.pool,
             isolate_pool=args.isolate_pool,
             networks=args.networks,
@@ -787,7 +867,9 @@ def run_from_args(args: argparse.Namespace) -> int:
 
         print(f"  evidence database {redacted(result.evidence_url)}")
     if result.pool_url:
-        print(f"  pool database {result.pool_url} (nea-pool --db)")
+        from gateway.db.engine import redacted as _red
+
+        print(f"  pool database {_red(result.pool_url)} (nea-pool --db)")
     if result.users:
         print(f"  EAP users {', '.join(result.users)}: passwords in {result.config}")
     if result.ca_key is not None:

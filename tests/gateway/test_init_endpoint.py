@@ -22,11 +22,11 @@ pytestmark = [pytest.mark.slow]
 PROFILES = REPO / "examples" / "profiles"
 
 
-def _start(tmp_path: Path, eap: str) -> tuple[Daemon, dict[str, Any]]:
+def _start(tmp_path: Path, eap: str, *extra: str) -> tuple[Daemon, dict[str, Any]]:
     daemon = Daemon(tmp_path, "gw", "")
     d = daemon.dir
     args = [str(d), "--name", "gw.test", "--listen", "127.0.0.1", "--user", "alice"]
-    assert init_main([*args, "--eap", eap, "--no-pool-db"]) == 0
+    assert init_main([*args, "--eap", eap, *(extra or ("--no-pool-db",))]) == 0
     text = (d / "gateway.toml").read_text()
     ike = _free_udp_ports(2)
     for old, new in (
@@ -75,9 +75,11 @@ def _endpoint(daemon: Daemon, config: dict[str, Any], eap: str, profile: str) ->
     return proc
 
 
-@pytest.mark.parametrize("eap", ["ttls", "peap", "fast"])
-def test_posture_verdicts_and_report(tmp_path: Path, eap: str) -> None:
-    daemon, config = _start(tmp_path, eap)
+@pytest.mark.parametrize(
+    ("eap", "extra"), [("ttls", ()), ("peap", ()), ("fast", ()), ("ttls", ("--sql-pools",))]
+)
+def test_posture_verdicts_and_report(tmp_path: Path, eap: str, extra: tuple[str, ...]) -> None:
+    daemon, config = _start(tmp_path, eap, *extra)
     try:
         ok = _endpoint(daemon, config, eap, "compliant")
         assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -107,3 +109,15 @@ def test_posture_verdicts_and_report(tmp_path: Path, eap: str) -> None:
     assert summary["figures"]["sessions"] == 3
     by_rec = {r["recommendation"]: r["sessions"] for r in summary["sections"]["by_recommendation"]}
     assert by_rec == {"allow": 1, "isolate": 1, "block": 1}
+    if extra:  # the virtual IPs came from init's SQL pools: their leases are in the database
+        pool_url = config["pools"]["rw"]["database"]
+        leases = subprocess.run(
+            [sys.executable, "-m", "gateway.pools.cli", "--db", pool_url, "--leases"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
+        assert leases.returncode == 0, leases.stderr
+        assert "alice" in leases.stdout and "10.3.0." in leases.stdout
+        assert "10.99.0." in leases.stdout
