@@ -309,6 +309,7 @@ class Composition:
     fast_keyrings: dict[str, Any] = field(default_factory=dict)
     sql_pools: Any = None
     affected: set[int] = field(default_factory=set)
+    policy_changed: bool = False
     """Posture connection ids the policy reload affects (to re-assess)."""
     """The :class:`~gateway.daemon.sqlpool.SqlPoolBackend` of ``[pools.NAME] database``."""
     notes: list[str] = field(default_factory=list)
@@ -324,6 +325,8 @@ class _Nea:
         self.engine: Any = None
         self.validators: list[Any] = []
         self.sink: Any = None
+        self.policy_changed = False
+        """The last :meth:`reload_policy` read a different policy."""
 
     def _load_policy(self) -> Any:
         spec = self.config.nea
@@ -345,6 +348,7 @@ class _Nea:
         connection ids whose assessment it affects (PT-EAP ran inside IKE_AUTH / the RADIUS
         conversation: the daemon asks those endpoints to re-authenticate)."""
         policy = self._load_policy()
+        self.policy_changed = policy != self.engine.policy
         affected = set(self.engine.reload(policy))
         self._sync(policy)
         if affected:
@@ -857,6 +861,7 @@ def compose(
     comp.fast_keyrings = keyrings
     comp.sql_pools = sql_backend
     comp.affected = affected
+    comp.policy_changed = bool(reload_policy and nea is not None and nea.policy_changed)
     comp.notes.append(
         f"{len(peers)} connection(s), {len(pools.pools)} pool(s)"
         + (f", {len(specs)} SQL pool(s)" if specs else "")

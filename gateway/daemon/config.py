@@ -223,6 +223,11 @@ class RadiusSpec:
     session_timeout: int | None = None
     conversation_timeout: float = 60.0
     vlans: Mapping[str, str] = field(default_factory=dict)
+    dynauth: Mapping[str, Any] | None = None
+    """``[radius.dynauth]``: RFC 5176 CoA / Disconnect to the NASes (checked by
+    :func:`gateway.radius.parse_config`: port, timeout, tries, listen, fallback_disconnect)."""
+    accounting: bool = True
+    """Record RADIUS accounting (into the evidence database when there is one)."""
 
 
 @dataclass(frozen=True)
@@ -859,6 +864,8 @@ def _parse_radius(ctx: _Ctx, data: Any) -> RadiusSpec:
             "session_timeout",
             "conversation_timeout",
             "vlans",
+            "dynauth",
+            "accounting",
         ),
         w,
     )
@@ -918,6 +925,8 @@ def _parse_radius(ctx: _Ctx, data: Any) -> RadiusSpec:
         session_timeout=ctx.integer(t, "session_timeout", w, None, 1),
         conversation_timeout=ctx.seconds(t, "conversation_timeout", w, 60.0),
         vlans=vlans,
+        dynauth=dict(ctx.table(t["dynauth"], "radius.dynauth")) if "dynauth" in t else None,
+        accounting=ctx.boolean(t, "accounting", w, True),
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.daemon.config import ConfigError, GatewayConfig
 
-__all__ = ["radius_config", "start_radius"]
+__all__ = ["DaemonRadius", "radius_config", "start_radius"]
 
 log = logging.getLogger("gateway.daemon.net")
 
@@ -50,6 +50,8 @@ def radius_config(config: GatewayConfig) -> Any:
     }
     if spec.session_timeout is not None:
         data["radius"]["session_timeout"] = spec.session_timeout
+    if spec.dynauth is not None:
+        data["dynauth"] = dict(spec.dynauth)
     if spec.certs:
         from cryptography import x509
 
@@ -84,8 +86,50 @@ def radius_config(config: GatewayConfig) -> Any:
         raise ConfigError(config.source, "radius", str(exc)) from None
 
 
-def start_radius(gateway: Any, reactor: Any) -> Any:
-    """Listen for RADIUS when ``[radius]`` is configured; returns the service or None."""
+class DaemonRadius:
+    """The running RADIUS front-end: the :class:`gateway.radius.RadiusService` with its
+    accounting recorder and dynamic authorization (``service.dynauth``)."""
+
+    def __init__(self, service: Any, identities: dict[str, int]) -> None:
+        self.service = service
+        self.identities = identities
+        """User-Name -> the posture connection id of its last assessment."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.service, name)  # datagram, accounting, dynauth, ...
+
+    def reassess(self, user_names: set[str]) -> int:
+        """A policy change affects these users' assessments.  Posture ran inside their EAP
+        conversation, so re-assessing needs a new authentication: each live session gets a
+        Disconnect-Request (RFC 5176) and the supplicant authenticates again, under the new
+        policy.  Returns how many requests were sent; without ``[radius.dynauth]`` none (the
+        sessions keep their VLAN until they re-authenticate by themselves)."""
+        from radius import Verdict
+
+        dynauth = getattr(self.service, "dynauth", None)
+        if dynauth is None:
+            if user_names:
+                log.warning(
+                    "policy change affects RADIUS sessions of %s; without [radius.dynauth] "
+                    "they keep their access until they re-authenticate",
+                    ", ".join(sorted(user_names)),
+                )
+            return 0
+        sent = 0
+        for name in sorted(user_names):
+            for key in dynauth.find(user_name=name):
+                log.info(
+                    "RADIUS session %s (%s): policy changed, Disconnect-Request to re-assess",
+                    key,
+                    name,
+                )
+                dynauth.verdict_changed(key, Verdict.NO_ACCESS)
+                sent += 1
+        return sent
+
+
+def start_radius(gateway: Any, reactor: Any) -> DaemonRadius | None:
+    """Listen for RADIUS when ``[radius]`` is configured; returns the front-end or None."""
     config = gateway.config
     rc = radius_config(config)
     if rc is None:
@@ -95,12 +139,17 @@ def start_radius(gateway: Any, reactor: Any) -> Any:
 
     posture: list[tuple[int, Any]] = []
     verdicts: dict[bytes, Any] = {}
+    identities: dict[str, int] = {}
     nea = gateway.composition.nea_state
     if config.radius.posture and nea is not None:
         from nea.pt_eap import PtEapServer
 
         def make(identity: bytes) -> Any:
-            method = PtEapServer(nea.make_tncs(identity, None))
+            tncs = nea.make_tncs(identity, None)
+            cid = getattr(tncs, "connection_id", None)
+            if isinstance(cid, int):
+                identities[identity.decode("utf-8", "replace")] = cid
+            method = PtEapServer(tncs)
             verdicts[identity] = method
             return method
 
@@ -121,7 +170,29 @@ def start_radius(gateway: Any, reactor: Any) -> Any:
             return Verdict.ISOLATE
         return Verdict.NO_ACCESS
 
+    accounting: Any = None
+    if config.radius.accounting:
+        from gateway.radius.accounting import EvidenceAccountingSink, MemoryAccountingSink
+
+        memory = MemoryAccountingSink()
+        evidence = gateway.evidence_sink
+        if evidence is not None and hasattr(evidence, "accounting"):
+
+            def connection_for(session: Any) -> int | None:
+                name = getattr(session, "user_name", None)
+                return identities.get(name) if isinstance(name, str) else None
+
+            accounting = EvidenceAccountingSink(evidence, connection_for, also=(memory,))
+        else:
+            accounting = memory
     server = build_server(rc, posture=posture, verdict=verdict)
-    service, _ports = radius_listen(rc, reactor, server=server)
-    log.info("RADIUS listening on %s ports %d/%d", rc.listen, rc.auth_port, rc.acct_port)
-    return service
+    service, _ports = radius_listen(rc, reactor, server=server, accounting=accounting)
+    log.info(
+        "RADIUS listening on %s ports %d/%d%s%s",
+        rc.listen,
+        rc.auth_port,
+        rc.acct_port,
+        ", accounting recorded" if accounting is not None else "",
+        f", dynamic authorization to NAS port {rc.dynauth.port}" if rc.dynauth else "",
+    )
+    return DaemonRadius(service, identities)

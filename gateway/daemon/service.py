@@ -912,7 +912,7 @@ class Gateway:
             ),
             "kept_sas": len(self.sas),
             "notes": notes,
-            "reassess": self._reassess_affected(affected) if affected else {"ike": [], "radius": 0},
+            "reassess": self._reassess_affected(affected, radius=comp.policy_changed),
         }
         log.info("configuration reloaded: %s", result)
         return result
@@ -969,8 +969,11 @@ class Gateway:
         except IkeError as exc:
             log.info("delete %s: %s", ike_sa.hex(), exc)
 
-    def _reassess_affected(self, affected: set[int]) -> dict[str, Any]:
-        """A policy reload changed what applies to these posture connections."""
+    def _reassess_affected(self, affected: set[int], *, radius: bool = False) -> dict[str, Any]:
+        """A policy reload changed what applies to these posture connections (IKE_SAs keep
+        theirs while they live).  ``radius``: the policy changed; a RADIUS assessment's
+        connection ends with its conversation, so every live RADIUS session with posture is
+        re-assessed."""
         ike = []
         for spi, session in list(self.router.sessions.items()):
             rec = self.sas.get(spi)
@@ -979,13 +982,11 @@ class Gateway:
                 if self._ask_reauth(rec):
                     ike.append({"name": rec.connection, "uniqueid": rec.unique_id})
         self.udp.flush()
-        radius = 0
+        sent = 0
         hook = getattr(self.radius, "reassess", None)
-        nea = self.composition.nea_state
-        if hook is not None and nea is not None and affected:
-            names = {nea.engine.identity(cid) for cid in affected} - {None}
-            radius = hook(names)
-        return {"ike": ike, "radius": radius}
+        if hook is not None and radius:
+            sent = hook(set(getattr(self.radius, "identities", {})))
+        return {"ike": ike, "radius": sent}
 
     def _carry_leases(self, comp: Composition) -> None:
         """New pools: addresses leased to live IKE_SAs stay reserved for them."""

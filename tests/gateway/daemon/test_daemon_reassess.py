@@ -94,3 +94,18 @@ def test_policy_reload_reassesses_affected_sessions(cert_factory: Any, tmp_path:
     rig.pump()
     assert len(rig.events(ReauthRequested)) == 1
     assert len(rig.events(IkeSaEstablished)) == 1
+
+
+def test_policy_changed_is_noticed_on_reload(cert_factory: Any, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text("")
+    ca, gw = _pki(cert_factory, tmp_path)
+    text = _eap_config(ca, gw, "eap-ttls", POSTURE).replace(
+        "[nea]\n", f'[nea]\npolicy = "{policy}"\n'
+    )
+    rig = make_rig(_write(tmp_path, text))
+    rig.gateway.reload()
+    assert rig.gateway.composition.policy_changed is False
+    policy.write_text('[groups.lab]\nparent = "default"\nidentities = ["bob"]\n')
+    rig.gateway.reload()
+    assert rig.gateway.composition.policy_changed is True
