@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +31,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from bench.common import Figure, Result, Skipped, progress  # noqa: E402
 from gateway.pools import MemoryPools, PoolProvider, SqlPools  # noqa: E402
 from gateway.pools.schema import addresses  # noqa: E402
 
@@ -72,12 +74,22 @@ def _sql(url: str, size: int, clock: Clock) -> Iterator[tuple[SqlPools, float]]:
         store.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    n = int(args[0]) if args else 2000
-    table = Table(title=f"pool lease cycles (acquire + release), {n} per run")
-    for col in ("backend", "pool size", "workload", "pool setup", "cycles/s", "address rows"):
-        table.add_column(col, justify="right" if col not in ("backend", "workload") else "left")
+@dataclass(frozen=True)
+class Row:
+    backend: str
+    size: int
+    workload: str
+    setup: float
+    """seconds to create the pool"""
+    rate: float
+    """cycles per second"""
+    rows: str
+
+
+def run(n: int, say: Callable[[str], None] = print) -> tuple[list[Row], list[str]]:
+    """Every backend x pool size x workload; and why a backend did not run, if one did not."""
+    out: list[Row] = []
+    missing: list[str] = []
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-pools-")))
         backends: list[tuple[str, str | None]] = [
@@ -90,12 +102,15 @@ def main(argv: list[str] | None = None) -> int:
             if find_pg_bin() is not None:
                 backends.append(("postgresql", stack.enter_context(postgres_server())))
             else:
-                print("PostgreSQL not installed (Debian package postgresql): skipped")
+                missing.append("PostgreSQL not installed (Debian package postgresql)")
         except Exception as exc:  # the benchmark still reports the other backends
-            print(f"PostgreSQL unavailable: {exc}")
+            missing.append(f"PostgreSQL unavailable: {exc}")
+        for reason in missing:
+            say(f"{reason}: skipped")
         for name, url in backends:
             for size in (1_000, 1_000_000):
                 for workload in ("churn", "return"):
+                    say(f"{name}, {size:,} addresses, {workload}, {n} cycles")
                     clock = Clock()
                     if url is None:
                         t = time.perf_counter()
@@ -112,14 +127,50 @@ def main(argv: list[str] | None = None) -> int:
                                     select(func.count()).select_from(addresses)
                                 ).scalar_one()
                                 rows = f"{count():,}"
-                    table.add_row(
-                        name,
-                        f"{size:,}",
-                        workload,
-                        f"{setup * 1000:.1f} ms",
-                        f"{n / elapsed:,.0f}",
-                        rows,
-                    )
+                    out.append(Row(name, size, workload, setup, n / elapsed, rows))
+    return out, missing
+
+
+def collect(quick: bool) -> list[Result]:
+    """cycles/s per backend, pool size and workload, and the pool setup time per backend
+    and size (from the churn run): the runner's figures."""
+    n = 300 if quick else 2000
+    rows, missing = run(n, progress)
+    results: list[Result] = []
+    for r in rows:
+        what = f"{r.backend}, {r.size:,} addresses"
+        results.append(
+            Figure(
+                "pools",
+                f"{what}, {r.workload}",
+                "cycles/s",
+                r.rate,
+                better="higher",
+                note=f"{n} cycles",
+            )
+        )
+        if r.workload == "churn":
+            results.append(Figure("pools", f"{what}, pool setup", "ms", r.setup * 1e3))
+    results += [Skipped("pools", "postgresql", reason) for reason in missing]
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    n = int(args[0]) if args else 2000
+    table = Table(title=f"pool lease cycles (acquire + release), {n} per run")
+    for col in ("backend", "pool size", "workload", "pool setup", "cycles/s", "address rows"):
+        table.add_column(col, justify="right" if col not in ("backend", "workload") else "left")
+    rows, _ = run(n)
+    for r in rows:
+        table.add_row(
+            r.backend,
+            f"{r.size:,}",
+            r.workload,
+            f"{r.setup * 1000:.1f} ms",
+            f"{r.rate:,.0f}",
+            r.rows,
+        )
     Console().print(table)
     return 0
 
