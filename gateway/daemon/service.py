@@ -1058,7 +1058,13 @@ class Gateway:
         if name == "list-conns":
             return self.list_conns()
         if name == "list-pools":
-            return [dataclasses.asdict(p) for p in self.composition.pools.status()]
+            pools = [dataclasses.asdict(p) for p in self.composition.pools.status()]
+            sql = self.composition.sql_pools
+            if sql is None or not sql.specs:
+                return pools
+            d = sql.status()
+            d.addCallback(lambda more: pools + [dataclasses.asdict(p) for p in more])
+            return d
         if name == "stats":
             return self.stats_json()
         if name == "reload":

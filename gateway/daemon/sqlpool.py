@@ -146,6 +146,18 @@ class SqlPoolBackend:
                 return answer
         raise AddressPending(f"SQL pool {name}")
 
+    def status(self) -> Any:
+        """A Deferred of the :class:`gateway.pools.PoolStatus` of every SQL pool (from
+        the worker)."""
+
+        def work() -> list[Any]:
+            out = []
+            for name in self.specs:
+                out += [st for st in self.provider(name).status() if st.name == name]
+            return out
+
+        return self.runner(work)
+
     def release(self, name: str, address: IpAddress, identity: str) -> None:
         def work() -> bool:
             return bool(self.provider(name).release(name, address, identity))

@@ -249,3 +249,18 @@ def test_crash_recovery_on_open(tmp_path: Path, recovery: bool) -> None:
     assert [s.online for s in p.status() if s.name == "sqlrw"] == [0 if recovery else 1]
     backend.close()
     p.close()
+
+
+def test_list_pools_shows_sql_pools(tmp_path: Path) -> None:
+    url = _db(tmp_path)
+    runner = HeldRunner()
+    rig = _sql_rig(tmp_path, url, runner)
+    d = rig.gateway.command("list-pools", {})
+    got: list[Any] = []
+    d.addCallback(got.append)
+    runner.run_all()
+    (pools,) = got
+    assert [p["name"] for p in pools] == ["rw", "sqlrw"]
+    pool = pools[1]
+    assert pool["backend"] == "sql" and pool["size"] == 14 and pool["online"] == 0
+    rig.gateway._close_resources()
