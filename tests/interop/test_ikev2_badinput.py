@@ -130,15 +130,17 @@ def test_hostile_datagrams_leave_the_sa_up(netns: Any, charon_factory: Any, tmp_
         )
         charon.write_swanctl_conf(conf)
         charon.load_all()
-        with Capture(gw, interface_with(gw, "192.0.2.1"), pcap, capture_filter="udp"):
+        with Capture(gw, interface_with(gw, "192.0.2.1"), pcap, capture_filter="udp", settle=2):
             charon.initiate("home")
         responder.wait_event("ChildSaInstalled")
         before = responder.stats()
         assert before["ike_sas"] == 1 and before["undecodable"] == 0, before
 
         frames = _requests(pcap)
-        auth_req = next(d for x, m, r, d in frames if x == 35 and not r)
-        auth_resp = next(d for x, m, r, d in frames if x == 35 and r)
+        reqs = [d for x, m, r, d in frames if x == 35 and not r]
+        resps = [d for x, m, r, d in frames if x == 35 and r]
+        assert reqs and resps, f"IKE_AUTH missing from the capture: {frames}"
+        auth_req, auth_resp = reqs[0], resps[0]
 
         junk: list[tuple[int, bytes]] = [
             (500, b""),

@@ -91,7 +91,7 @@ def test_charon_behind_masquerade(netns: Any, charon_factory: Any, tmp_path: Pat
     our_spi = -1
     pcap = tmp_path / "nat.pcapng"
     key_log = tmp_path / "ours" / "keys.jsonl"
-    with Capture(nat, nat_out, pcap, capture_filter="udp"):
+    with Capture(nat, nat_out, pcap, capture_filter="udp", settle=2):
         responder = ResponderWith(
             gw, tmp_path / "ours", [_gw_connection()], listen=GW, debug_key_log=str(key_log)
         )

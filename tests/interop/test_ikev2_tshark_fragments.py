@@ -187,7 +187,7 @@ def test_rsa4096_chain_fragments_and_decrypts(
     }
     key_log = tmp_path / "ours" / "keys.jsonl"
     pcap = tmp_path / "frag.pcapng"
-    with Capture(gw, interface_with(gw, "192.0.2.1"), pcap, capture_filter="udp"):
+    with Capture(gw, interface_with(gw, "192.0.2.1"), pcap, capture_filter="udp", settle=2):
         responder = ResponderWith(
             gw, tmp_path / "ours", [conn], fragment_size=1000, debug_key_log=str(key_log)
         )
