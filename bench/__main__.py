@@ -215,7 +215,7 @@ def machine_info() -> dict[str, Any]:
 
 # -- the table ------------------------------------------------------------------------------
 
-COLUMNS = ("benchmark", "figure", "ours", "reference", "reference value", "ours / ref", "better")
+COLUMNS = ("benchmark", "figure", "ours", "reference", "ref value", "ours / ref", "better")
 
 
 def _value(value: float | None, unit: str) -> str:
@@ -264,7 +264,7 @@ def render_table(runs: Sequence[ModuleRun], title: str) -> Any:
 
     table = Table(title=title)
     for col in COLUMNS:
-        right = col in ("ours", "reference value", "ours / ref")
+        right = col in ("ours", "ref value", "ours / ref")
         table.add_column(col, justify="right" if right else "left")
     annotated = annotated_rows(runs)
     for i, (row, ahead, problem) in enumerate(annotated):
@@ -301,9 +301,7 @@ def render_markdown(
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|"
-        + "|".join(
-            "---:" if c in ("ours", "reference value", "ours / ref") else "---" for c in COLUMNS
-        )
+        + "|".join("---:" if c in ("ours", "ref value", "ours / ref") else "---" for c in COLUMNS)
         + "|",
     ]
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows(runs)]
@@ -356,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.console import Console
 
-    console = Console(width=max(140, Console().width))
+    console = Console(width=max(180, Console().width))
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = machine_info()
     console.print(

@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.common import Figure, Result, Skipped, progress  # noqa: E402
 from gateway.radius.compose import build_eap_factory, build_server  # noqa: E402
 from gateway.radius.config import RadiusConfig, parse_config  # noqa: E402
 from ike.eap.methods import MsChapV2PeerMethod  # noqa: E402
@@ -427,6 +428,71 @@ def end_to_end(method: Method, pki: Pki, workdir: Path, n: int) -> tuple[float, 
     return cpu / accepts, accepts
 
 
+@dataclass(frozen=True)
+class Row:
+    method: Method
+    mean: float
+    median: float
+    radius_mean: float
+    e2e: tuple[float, int] | None
+    """(server CPU seconds per authentication, authentications), None when not run."""
+
+
+def eapol_test_missing() -> str | None:
+    if subprocess.run(["which", "eapol_test"], capture_output=True).returncode:
+        return "eapol_test not installed (Debian package eapoltest)"
+    return None
+
+
+def run(n: int, e2e: bool, say: Callable[[str], None] | None = None) -> list[Row]:
+    n_e2e = max(n // 4, 10)
+    out: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-eap-") as tmp:
+        pki = make_pki(Path(tmp) / "certs")
+        for method in METHODS:
+            if say:
+                say(f"{method.label}: {n} in-process authentications (EAP, then RADIUS engine)")
+            mean, median = in_process(method, pki, n)
+            radius_mean = in_process_radius(method, pki, n)
+            per_auth: tuple[float, int] | None = None
+            if e2e:
+                if say:
+                    say(f"{method.label}: {n_e2e} end to end (eapol_test)")
+                per_auth = end_to_end(method, pki, Path(tmp) / method.config_name, n_e2e)
+            out.append(Row(method, mean, median, radius_mean, per_auth))
+    return out
+
+
+def collect(quick: bool) -> list[Result]:
+    """Server CPU ms per authentication, per method: EAP engine mean and median, RADIUS
+    engine mean, end to end (process). No reference here: ours vs FreeRADIUS is bench_radius."""
+    n = 40 if quick else 200
+    missing = eapol_test_missing()
+    results: list[Result] = []
+    for row in run(n, missing is None, progress):
+        label = row.method.label
+        note = f"{n} auths"
+        results += [
+            Figure("eap", f"{label}, EAP engine, mean", "ms", row.mean * 1e3, note=note),
+            Figure("eap", f"{label}, EAP engine, median", "ms", row.median * 1e3, note=note),
+            Figure("eap", f"{label}, RADIUS engine, mean", "ms", row.radius_mean * 1e3, note=note),
+        ]
+        if row.e2e is not None:
+            per_auth, count = row.e2e
+            results.append(
+                Figure(
+                    "eap",
+                    f"{label}, end to end (server process)",
+                    "ms",
+                    per_auth * 1e3,
+                    note=f"{count} auths, eapol_test",
+                )
+            )
+        else:
+            results.append(Skipped("eap", f"{label}, end to end", missing or "not run"))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("auths", nargs="?", type=int, default=200)
@@ -438,13 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = [] if runner else sys.argv[1:]
     args = parser.parse_args(argv)
     e2e = not args.no_e2e
-    if e2e and subprocess.run(["which", "eapol_test"], capture_output=True).returncode:
-        print(
-            "eapol_test not installed (Debian package eapoltest): end to end skipped",
-            file=sys.stderr,
-        )
+    if e2e and (missing := eapol_test_missing()) is not None:
+        print(f"{missing}: end to end skipped", file=sys.stderr)
         e2e = False
-    n_e2e = max(args.auths // 4, 10)
     table = Table(title="server CPU per EAP authentication (TLS 1.2, ECDSA P-256, full handshakes)")
     for col in (
         "method",
@@ -456,24 +518,19 @@ def main(argv: list[str] | None = None) -> int:
         "n",
     ):
         table.add_column(col, justify="left" if col == "method" else "right")
-    with tempfile.TemporaryDirectory(prefix="bench-eap-") as tmp:
-        pki = make_pki(Path(tmp) / "certs")
-        for method in METHODS:
-            mean, median = in_process(method, pki, args.auths)
-            radius_mean = in_process_radius(method, pki, args.auths)
-            row = [
-                method.label,
-                f"{mean * 1e3:.2f} ms",
-                f"{median * 1e3:.2f} ms",
-                f"{radius_mean * 1e3:.2f} ms",
-                str(args.auths),
-            ]
-            if e2e:
-                per_auth, count = end_to_end(method, pki, Path(tmp) / method.config_name, n_e2e)
-                row += [f"{per_auth * 1e3:.1f} ms", str(count)]
-            else:
-                row += ["-", "-"]
-            table.add_row(*row)
+    for row in run(args.auths, e2e):
+        cells = [
+            row.method.label,
+            f"{row.mean * 1e3:.2f} ms",
+            f"{row.median * 1e3:.2f} ms",
+            f"{row.radius_mean * 1e3:.2f} ms",
+            str(args.auths),
+        ]
+        if row.e2e is not None:
+            cells += [f"{row.e2e[0] * 1e3:.1f} ms", str(row.e2e[1])]
+        else:
+            cells += ["-", "-"]
+        table.add_row(*cells)
     Console(width=140).print(table)
     print(
         f"({os.cpu_count()} CPUs; end to end = the server process's scheduler run time "

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ from bench.bench_eap import (  # noqa: E402
     process_cpu,
     run_eapol,
 )
+from bench.common import Figure, Result, SkipBenchmark, progress  # noqa: E402
 from tests.harness.freeradius import FreeRadius, FreeRadiusError  # noqa: E402
 
 __all__ = ["BenchFreeRadius", "measure_freeradius", "measure_ours"]
@@ -144,6 +146,58 @@ def measure_freeradius(method: Method, pki: Pki, workdir: Path, n: int) -> tuple
         radius.stop()
 
 
+def missing_tools() -> str | None:
+    for tool, package in (("eapol_test", "eapoltest"), ("freeradius", "freeradius")):
+        if subprocess.run(["which", tool], capture_output=True).returncode:
+            return f"{tool} not installed (Debian package {package})"
+    return None
+
+
+def freeradius_version() -> str:
+    """``FreeRADIUS 3.2.1`` (from ``freeradius -v``), or ``FreeRADIUS`` if it does not say."""
+    out = subprocess.run(["freeradius", "-v"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        words = line.split()
+        if "Version" in words and words.index("Version") + 1 < len(words):
+            return "FreeRADIUS " + words[words.index("Version") + 1].rstrip(",")
+    return "FreeRADIUS"
+
+
+def run(n: int, say: Callable[[str], None] | None = None) -> list[tuple[Method, float, float, int]]:
+    """(method, ours, FreeRADIUS, authentications): CPU seconds per authentication."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="bench-radius-") as tmp:
+        pki = make_pki(Path(tmp) / "certs")
+        for method in METHODS:
+            if say:
+                say(f"{method.label}: {n} authentications, ours")
+            ours, count = measure_ours(method, pki, Path(tmp) / f"ours-{method.config_name}", n)
+            if say:
+                say(f"{method.label}: {n} authentications, FreeRADIUS")
+            theirs, _ = measure_freeradius(method, pki, Path(tmp) / f"fr-{method.config_name}", n)
+            out.append((method, ours, theirs, count))
+    return out
+
+
+def collect(quick: bool) -> list[Result]:
+    """Server CPU ms per authentication, ours beside FreeRADIUS's, per method."""
+    if (missing := missing_tools()) is not None:
+        raise SkipBenchmark(missing)
+    reference = freeradius_version()
+    return [
+        Figure(
+            "radius",
+            f"{method.label}, server CPU per authentication",
+            "ms",
+            ours * 1e3,
+            theirs * 1e3,
+            reference,
+            note=f"{count} auths each, eapol_test, TLS 1.2",
+        )
+        for method, ours, theirs, count in run(15 if quick else 60, progress)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("auths", nargs="?", type=int, default=60)
@@ -153,10 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         runner = any(pair == ("-m", "bench") for pair in itertools.pairwise(original))
         argv = [] if runner else sys.argv[1:]
     args = parser.parse_args(argv)
-    for tool, package in (("eapol_test", "eapoltest"), ("freeradius", "freeradius")):
-        if subprocess.run(["which", tool], capture_output=True).returncode:
-            print(f"{tool} not installed (Debian package {package})", file=sys.stderr)
-            return 2
+    if (missing := missing_tools()) is not None:
+        print(missing, file=sys.stderr)
+        return 2
     table = Table(
         title="server CPU per RADIUS/EAP authentication: ours vs FreeRADIUS 3.2 "
         "(same eapol_test runs, TLS 1.2)"
@@ -164,19 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     for col in ("method", "ours", "FreeRADIUS", "ours / FreeRADIUS", "auths each"):
         table.add_column(col, justify="left" if col == "method" else "right")
     version = subprocess.run(["freeradius", "-v"], capture_output=True, text=True).stdout
-    with tempfile.TemporaryDirectory(prefix="bench-radius-") as tmp:
-        pki = make_pki(Path(tmp) / "certs")
-        for method in METHODS:
-            ours, n = measure_ours(
-                method, pki, Path(tmp) / f"ours-{method.config_name}", args.auths
-            )
-            theirs, _ = measure_freeradius(
-                method, pki, Path(tmp) / f"fr-{method.config_name}", args.auths
-            )
-            ratio = f"{ours / theirs:.2f}" if theirs else "-"
-            table.add_row(
-                method.label, f"{ours * 1e3:.1f} ms", f"{theirs * 1e3:.1f} ms", ratio, str(n)
-            )
+    for method, ours, theirs, n in run(args.auths):
+        ratio = f"{ours / theirs:.2f}" if theirs else "-"
+        table.add_row(method.label, f"{ours * 1e3:.1f} ms", f"{theirs * 1e3:.1f} ms", ratio, str(n))
     Console(width=140).print(table)
     first = version.splitlines()[0] if version else "FreeRADIUS (version unknown)"
     print(

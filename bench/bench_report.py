@@ -22,8 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import Engine  # noqa: E402
 
+from bench.common import Figure, Result, progress  # noqa: E402
 from gateway.db.engine import open_for_writing  # noqa: E402
 from gateway.db.models import (  # noqa: E402
     DEVICES_TABLE,
@@ -350,6 +352,93 @@ def writer_throughput(url: str, sessions: int = 2000) -> tuple[float, float, int
     return sessions / elapsed, handed / sessions * 1e6, sink.dropped
 
 
+REPORTS = (
+    ("summary", "json"),
+    ("summary", "html"),
+    ("summary", "table"),
+    ("noncompliant", "json"),
+    ("noncompliant", "html"),
+    ("noncompliant", "table"),
+    ("sessions", "csv"),
+    ("sessions", "table"),
+)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    dialect: str
+    counts: dict[str, int]
+    generate_seconds: float
+    reports: list[tuple[str, str, float, float, int]]
+    """(report, format, seconds, peak RSS MiB, exit code); the first is ``--help``."""
+    writer_rate: float
+    writer_handover_us: float
+    writer_dropped: int
+
+
+def run(
+    url: str, sessions: int, devices: int, writer_sessions: int, say: Callable[[str], None]
+) -> Outcome:
+    engine = open_for_writing(url)
+    started = time.perf_counter()
+    say(f"generating {sessions:,} sessions of {devices:,} devices")
+    counts = generate(engine, sessions, devices)
+    gen = time.perf_counter() - started
+    engine.dispose()
+    say(
+        f"generated {counts['nea_sessions']:,} sessions, {counts['nea_devices']:,} devices, "
+        f"{counts['nea_results']:,} results, {counts['nea_remediations']:,} remediations "
+        f"in {gen:.1f} s ({engine.dialect.name})"
+    )
+    reports = [("(start-up: --help)", "-", *run_report(url, "--help"))]
+    for report, fmt in REPORTS:
+        say(f"nea-report --format {fmt} {report}")
+        reports.append((report, fmt, *run_report(url, "--format", fmt, report)))
+    say(f"writer: {writer_sessions:,} assessments through the threaded sink")
+    rate, per_call, dropped = writer_throughput(url, writer_sessions)
+    return Outcome(engine.dialect.name, counts, gen, reports, rate, per_call, dropped)
+
+
+def collect(quick: bool) -> list[Result]:
+    """Seconds and peak RSS per report, generation time and writer throughput (SQLite)."""
+    sessions, devices, writer = (10_000, 1_000, 500) if quick else (100_000, 10_000, 2000)
+    with tempfile.TemporaryDirectory(prefix="nea-bench-") as tmp:
+        out = run(f"sqlite:///{tmp}/evidence.db", sessions, devices, writer, progress)
+    scale = f"{sessions // 1000}k sessions, {out.dialect}"
+    results: list[Result] = [
+        Figure("report", "generate the database", "s", out.generate_seconds, note=scale)
+    ]
+    for report, fmt, seconds, rss, code in out.reports:
+        if code != 0:
+            raise RuntimeError(f"nea-report {report} --format {fmt} exited with {code}")
+        what = "start-up (nea-report --help)" if fmt == "-" else f"{report} --format {fmt}"
+        results.append(Figure("report", what, "s", seconds, note=scale))
+        results.append(Figure("report", f"{what}, peak RSS", "MiB", rss, note=scale))
+    if out.writer_dropped:
+        raise RuntimeError(f"the evidence writer dropped {out.writer_dropped} records")
+    note = f"{writer:,} assessments, {out.dialect}"
+    results.append(
+        Figure(
+            "report",
+            "evidence writer",
+            "assessments/s",
+            out.writer_rate,
+            better="higher",
+            note=note,
+        )
+    )
+    results.append(
+        Figure(
+            "report",
+            "evidence writer, caller hand-over",
+            "µs/assessment",
+            out.writer_handover_us,
+            note=note,
+        )
+    )
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--sessions", type=int, default=100_000)
@@ -372,44 +461,20 @@ def main(argv: list[str] | None = None) -> int:
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="nea-bench-"))
             url = f"sqlite:///{tmp}/evidence.db"
-        engine = open_for_writing(url)
-        started = time.perf_counter()
-        counts = generate(engine, args.sessions, args.devices)
-        gen = time.perf_counter() - started
-        engine.dispose()
-        console.print(
-            f"generated {counts['nea_sessions']:,} sessions, {counts['nea_devices']:,} devices, "
-            f"{counts['nea_results']:,} results, {counts['nea_remediations']:,} remediations "
-            f"in {gen:.1f} s ({engine.dialect.name})"
-        )
-        baseline = run_report(url, "--help")
+        out = run(url, args.sessions, args.devices, 2000, console.print)
         table = Table(
             title=f"nea-report over {args.sessions:,} sessions / "
-            f"{args.devices:,} devices ({engine.dialect.name})"
+            f"{args.devices:,} devices ({out.dialect})"
         )
         for column in ("report", "format", "seconds", "peak RSS MiB", "exit"):
             table.add_column(column, justify="left" if column in ("report", "format") else "right")
-        table.add_row(
-            "(start-up: --help)", "-", f"{baseline[0]:.2f}", f"{baseline[1]:.0f}", str(baseline[2])
-        )
-        for report, fmt in (
-            ("summary", "json"),
-            ("summary", "html"),
-            ("summary", "table"),
-            ("noncompliant", "json"),
-            ("noncompliant", "html"),
-            ("noncompliant", "table"),
-            ("sessions", "csv"),
-            ("sessions", "table"),
-        ):
-            seconds, rss, code = run_report(url, "--format", fmt, report)
+        for report, fmt, seconds, rss, code in out.reports:
             table.add_row(report, fmt, f"{seconds:.2f}", f"{rss:.0f}", str(code))
         console.print(table)
-        rate, per_call, dropped = writer_throughput(url)
         console.print(
-            f"writer: {rate:,.0f} assessments/s through the threaded sink (9 records each); "
-            f"the caller spent {per_call:,.0f} us per assessment handing them over; "
-            f"{dropped} dropped"
+            f"writer: {out.writer_rate:,.0f} assessments/s through the threaded sink "
+            f"(9 records each); the caller spent {out.writer_handover_us:,.0f} us per "
+            f"assessment handing them over; {out.writer_dropped} dropped"
         )
     return 0
 

@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.common import Figure, Result, progress  # noqa: E402
 from gateway.endpoint import load_profile, read_host  # noqa: E402
 from nea.imc import HostFacts, build_collectors  # noqa: E402
 from nea.imv import NullEvidenceSink, PolicyEngine, PolicyValidator, build_validators  # noqa: E402
@@ -39,11 +40,11 @@ def clock() -> dt.datetime:
     return dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 
 
-def one(engine: PolicyEngine, validators: Sequence[PolicyValidator], facts: HostFacts,
-        conn_id: int) -> float:
+def one(
+    engine: PolicyEngine, validators: Sequence[PolicyValidator], facts: HostFacts, conn_id: int
+) -> float:
     """Run one assessment; return the CPU seconds spent in the server."""
-    tncc = Tncc(build_collectors(facts), connection_id=conn_id,
-                config=PbTncConfig.for_pt_eap())
+    tncc = Tncc(build_collectors(facts), connection_id=conn_id, config=PbTncConfig.for_pt_eap())
     engine.open_connection(conn_id, "bench@example.com")
     t0 = time.process_time()
     tncs = Tncs(validators, connection_id=conn_id, config=PbTncConfig.for_pt_eap())
@@ -71,9 +72,8 @@ def run(policy: PolicyConfig, facts: HostFacts, n: int) -> tuple[float, float, i
     return sum(times) / n, times[n // 2], len(engine.connections)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    n = int(args[0]) if args else 300
+def cases(n: int) -> list[tuple[str, PolicyConfig, HostFacts, int]]:
+    """(name, policy, facts, assessments) for the two profiles and this host."""
     policy = load_policy(ROOT / "examples" / "policy.toml")
     host = read_host()
     # this host against its own OS with an UNSRC rule and a table of a few packages
@@ -82,21 +82,49 @@ def main(argv: list[str] | None = None) -> int:
         + '\n[[enforcements]]\npolicy = "unknown-packages"\ngroup = "default"\n',
         "policy.toml+UNSRC",
     )
-    cases = [
+    return [
         ("compliant profile", policy, load_profile(ROOT / "examples/profiles/compliant.toml"), n),
-        ("forbidden-package profile", policy,
-         load_profile(ROOT / "examples/profiles/forbidden-package.toml"), n),
+        (
+            "forbidden-package profile",
+            policy,
+            load_profile(ROOT / "examples/profiles/forbidden-package.toml"),
+            n,
+        ),
         (f"this host ({len(host.packages)} packages)", host_policy, host, max(n // 10, 5)),
     ]
+
+
+def collect(quick: bool) -> list[Result]:
+    """Mean and median server CPU ms per assessment of each case: the runner's figures."""
+    results: list[Result] = []
+    for name, pol, facts, count in cases(50 if quick else 300):
+        progress(f"{name}: {count} assessments")
+        mean, median, leaked = run(pol, facts, count)
+        if leaked:
+            raise RuntimeError(f"{leaked} connections left open in the engine")
+        note = f"{count} assessments"
+        results.append(Figure("validators", f"{name}, mean", "ms", mean * 1e3, note=note))
+        results.append(Figure("validators", f"{name}, median", "ms", median * 1e3, note=note))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    n = int(args[0]) if args else 300
     table = Table(title="validator CPU time per assessment (server side, PT-EAP limits)")
     for col in ("case", "assessments", "mean", "median", "per second (1 core)"):
         table.add_column(col, justify="right" if col != "case" else "left")
-    for name, pol, facts, count in cases:
+    for name, pol, facts, count in cases(n):
         mean, median, leaked = run(pol, facts, count)
         if leaked:
             print(f"warning: {leaked} connections left open in the engine", file=sys.stderr)
-        table.add_row(name, str(count), f"{mean * 1e3:.2f} ms", f"{median * 1e3:.2f} ms",
-                      f"{1 / mean:,.0f}" if mean else "-")
+        table.add_row(
+            name,
+            str(count),
+            f"{mean * 1e3:.2f} ms",
+            f"{median * 1e3:.2f} ms",
+            f"{1 / mean:,.0f}" if mean else "-",
+        )
     Console().print(table)
     return 0
 
