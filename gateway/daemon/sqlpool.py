@@ -60,6 +60,17 @@ class SqlPoolBackend:
     answers: dict[tuple[bytes, str, int], SqlAnswer] = field(default_factory=dict)
     waiting: set[tuple[bytes, str, int]] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _order: Any = None
+
+    def _submit(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` through the runner, one at a time in submission order: a release
+        (the old IKE_SA of an INITIAL_CONTACT) lands before the next acquire, which then
+        finds the identity's address offline and hands it out again."""
+        if self._order is None:
+            from twisted.internet.defer import DeferredLock
+
+            self._order = DeferredLock()
+        return self._order.run(self.runner, fn)
 
     def __contains__(self, name: object) -> bool:
         return name in self.specs
@@ -109,7 +120,7 @@ class SqlPoolBackend:
         from twisted.internet import defer
 
         return defer.DeferredList(
-            [self.runner(functools.partial(self.provider, name)) for name in self.specs],
+            [self._submit(functools.partial(self.provider, name)) for name in self.specs],
             consumeErrors=True,
         )
 
@@ -128,7 +139,7 @@ class SqlPoolBackend:
             return answer
         if key not in self.waiting:
             self.waiting.add(key)
-            d = self.runner(lambda: self._work(name, identity, requested, version))
+            d = self._submit(lambda: self._work(name, identity, requested, version))
 
             def done(result: Any) -> None:
                 self.waiting.discard(key)
@@ -156,7 +167,7 @@ class SqlPoolBackend:
                 out += [st for st in self.provider(name).status() if st.name == name]
             return out
 
-        return self.runner(work)
+        return self._submit(work)
 
     def release(self, name: str, address: IpAddress, identity: str) -> None:
         def work() -> bool:
@@ -165,7 +176,7 @@ class SqlPoolBackend:
         def failed(f: Any) -> None:
             log.error("SQL pool %s: release of %s failed: %s", name, address, f.getErrorMessage())
 
-        self.runner(work).addErrback(failed)
+        self._submit(work).addErrback(failed)
 
     def forget(self, ike_sa: bytes) -> None:
         """The IKE_SA is gone: drop answers nobody will ask for (the lease, if one was

@@ -15,6 +15,7 @@ from twisted.internet import defer
 from gateway.daemon import load_config
 from gateway.daemon.config import ConfigError
 from gateway.pools import ConfigAttributeType, SqlPools
+from ike.config import AddressPending
 from ike.payloads import ConfigPayload
 from ike.sa import IkeSaClosed, IkeSaEstablished
 from tests.gateway.daemon.daemon_rig import PSK_CONFIG, Rig, psk_client
@@ -264,3 +265,28 @@ def test_list_pools_shows_sql_pools(tmp_path: Path) -> None:
     pool = pools[1]
     assert pool["backend"] == "sql" and pool["size"] == 14 and pool["online"] == 0
     rig.gateway._close_resources()
+
+
+def test_sql_work_runs_one_at_a_time_in_order(tmp_path: Path) -> None:
+    """An INITIAL_CONTACT closes the old IKE_SA (release) just before the new one asks for
+    an address (acquire): the release must reach the database first, so the identity gets
+    its own address back."""
+    from gateway.daemon.config import sql_pools
+    from gateway.daemon.sqlpool import SqlPoolBackend
+
+    url = _db(tmp_path)
+    config = load_config(_config(tmp_path, url))
+    runner = HeldRunner()
+    backend = SqlPoolBackend(sql_pools(config.pools), runner=runner)
+    first = ipaddress.ip_address("10.4.0.1")
+    p = SqlPools(url, crash_recovery=False)
+    assert p.acquire("sqlrw", "carol") == first
+    backend.release("sqlrw", first, "carol")
+    with pytest.raises(AddressPending):
+        backend.lookup(b"new-sa", "sqlrw", "carol", None, 4)
+    assert len(runner.queue) == 1  # the acquire waits for the release
+    runner.run_all()
+    answer = backend.lookup(b"new-sa", "sqlrw", "carol", None, 4)
+    assert answer.address == first and answer.attributes
+    backend.close()
+    p.close()
