@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ if str(ROOT) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.common import Better, Figure, Result, SkipBenchmark, progress  # noqa: E402
 from tests.gateway.dataplane.esp_helpers import GCM128, stats  # noqa: E402
 from tests.gateway.dataplane.netns_pair import (  # noqa: E402
     GW_INNER,
@@ -53,17 +55,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def _packets_out(control: object) -> int:
+    value = stats(control)["packets_out"]
+    assert isinstance(value, int)
+    return value
+
+
 def bench_ours(mb: int, workdir: Path) -> dict[str, Any]:
     with NetnsFactory() as netns:
         pair = start_pair(netns, workdir / "ours", GCM128)
         pids = [pair.gw.proc.pid, pair.cl.proc.pid]
         before = [cpu_seconds(p) for p in pids]
-        p0 = stats(pair.gw.control)["packets_out"] + stats(pair.cl.control)["packets_out"]
+        p0 = _packets_out(pair.gw.control) + _packets_out(pair.cl.control)
         t0 = time.monotonic()
         ds, dc, n, _ = tcp_transfer(pair.gw.ns, GW_INNER, pair.cl.ns, mb * 1024 * 1024)
         wall = time.monotonic() - t0
         cpu = sum(cpu_seconds(p) for p in pids) - sum(before)
-        p1 = stats(pair.gw.control)["packets_out"] + stats(pair.cl.control)["packets_out"]
+        p1 = _packets_out(pair.gw.control) + _packets_out(pair.cl.control)
         drops = stats(pair.cl.control)["drops"]
         stop_pair(pair)
     assert ds == dc and n == mb * 1024 * 1024, "checksum mismatch"
@@ -177,6 +185,74 @@ def bench_charon(mb: int, workdir: Path) -> dict[str, Any]:
     return {"bytes": n, "wall": wall, "cpu": cpu, "packets": p1 - p0, "drops": {}}
 
 
+def charon_version() -> str:
+    """``strongSwan 5.9.8`` from ``charon --version``, or ``strongSwan`` if it does not say."""
+    import subprocess
+
+    for path in ("/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon"):
+        if Path(path).exists():
+            out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
+            words = out.split()
+            if "strongSwan" in words and words.index("strongSwan") + 1 < len(words):
+                return f"strongSwan {words[words.index('strongSwan') + 1]}"
+    return "strongSwan"
+
+
+def run(mb: int, say: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+    """(ours, charon's or None, why charon's is missing)."""
+    with tempfile.TemporaryDirectory(prefix="bench-esp-") as tmp:
+        work = Path(tmp)
+        say(f"ours: {mb} MB TCP through the userspace dataplane")
+        ours = bench_ours(mb, work)
+        try:
+            say(f"charon kernel-libipsec: {mb} MB TCP")
+            return ours, bench_charon(mb, work), ""
+        except Exception as exc:
+            return ours, None, f"charon reference not measured: {exc}"
+
+
+def figures(r: dict[str, Any]) -> tuple[float, float, float]:
+    """(Mbit/s, packets/s, CPU seconds per GB) of one run."""
+    return (
+        r["bytes"] * 8 / r["wall"] / 1e6,
+        r["packets"] / r["wall"],
+        r["cpu"] / (r["bytes"] / 1e9),
+    )
+
+
+def collect(quick: bool) -> list[Result]:
+    """Throughput, ESP packets/s and CPU per GB, ours beside charon kernel-libipsec's."""
+    if os.geteuid() != 0:
+        raise SkipBenchmark("needs root (network namespaces, TUN)")
+    mb = 10 if quick else 50
+    ours, ref, why = run(mb, progress)
+    bad = {k: v for k, v in ours["drops"].items() if v and k != "no_policy"}
+    note = f"{mb} MB TCP, AES-128-GCM" + (f", our drops {bad}" if bad else "")
+    if ref is None:
+        note += f"; {why}"
+    name = f"{charon_version()} kernel-libipsec"
+    mine = figures(ours)
+    theirs: tuple[float | None, ...] = figures(ref) if ref else (None, None, None)
+    labels: tuple[tuple[str, str, Better], ...] = (
+        ("throughput", "Mbit/s", "higher"),
+        ("ESP packets/s", "packets/s", "higher"),
+        ("CPU per GB of payload", "CPU s/GB", "lower"),
+    )
+    return [
+        Figure(
+            "esp",
+            label,
+            unit,
+            value,
+            reference,
+            name if reference is not None else None,
+            better,
+            note,
+        )
+        for (label, unit, better), value, reference in zip(labels, mine, theirs, strict=True)
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench_esp")
     parser.add_argument("megabytes", nargs="?", type=int, default=50)
@@ -185,27 +261,16 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_esp needs root (network namespaces, TUN)", file=sys.stderr)
         return 2
     console = Console()
-    with tempfile.TemporaryDirectory(prefix="bench-esp-") as tmp:
-        work = Path(tmp)
-        ours = bench_ours(args.megabytes, work)
-        try:
-            ref: dict[str, Any] | None = bench_charon(args.megabytes, work)
-        except Exception as exc:
-            console.print(f"[yellow]charon reference not measured: {exc}[/]")
-            ref = None
+    ours, ref, why = run(args.megabytes, lambda _: None)
+    if ref is None:
+        console.print(f"[yellow]{why}[/]")
     table = Table(title=f"ESP over UDP 4500, AES-128-GCM, {args.megabytes} MB TCP")
     for col in ("dataplane", "Mbit/s", "packets/s", "CPU s per GB", "seconds"):
         table.add_column(col, justify="right")
     rows = [("ours (userspace, Python)", ours)] + ([("charon kernel-libipsec", ref)] if ref else [])
     for name, r in rows:
-        gb = r["bytes"] / 1e9
-        table.add_row(
-            name,
-            f"{r['bytes'] * 8 / r['wall'] / 1e6:.0f}",
-            f"{r['packets'] / r['wall']:.0f}",
-            f"{r['cpu'] / gb:.1f}",
-            f"{r['wall']:.2f}",
-        )
+        mbit, pps, cpu_gb = figures(r)
+        table.add_row(name, f"{mbit:.0f}", f"{pps:.0f}", f"{cpu_gb:.1f}", f"{r['wall']:.2f}")
     console.print(table)
     if ref:
         console.print(
