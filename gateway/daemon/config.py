@@ -114,6 +114,8 @@ class IkeSpec:
     retransmit_base: float = 1.8
     retransmit_tries: int = 5
     fragment_size: int = 1280
+    reauth_grace: float = 60.0
+    """Seconds an IKE_SA asked to re-authenticate (``reassess``) may live on."""
 
 
 @dataclass(frozen=True)
@@ -442,6 +444,7 @@ def _parse_ike(ctx: _Ctx, data: Mapping[str, Any], defaults: IkeSpec) -> IkeSpec
             "retransmit_base",
             "retransmit_tries",
             "fragment_size",
+            "reauth_grace",
         ),
         w,
     )
@@ -464,6 +467,7 @@ def _parse_ike(ctx: _Ctx, data: Mapping[str, Any], defaults: IkeSpec) -> IkeSpec
         retransmit_base=float(base),
         retransmit_tries=ctx.integer(t, "retransmit_tries", w, defaults.retransmit_tries, 0, 20),
         fragment_size=ctx.integer(t, "fragment_size", w, defaults.fragment_size, 576, 65000),
+        reauth_grace=ctx.seconds(t, "reauth_grace", w, defaults.reauth_grace),
     )
 
 

@@ -59,8 +59,8 @@ NAT_KEEPALIVE = b"\xff"
 """RFC 3948, 2.3: the one-octet NAT keepalive (sent and received without the marker)."""
 _FLAG_INITIATOR = 0x08
 REAUTH_GRACE = 60.0
-"""Seconds an IKE_SA asked to re-authenticate (AUTH_LIFETIME 0) may live on before the
-gateway deletes it itself."""
+"""Default of ``[ike] reauth_grace``: seconds an IKE_SA asked to re-authenticate
+(AUTH_LIFETIME 0) may live on before the gateway deletes it itself."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -923,7 +923,7 @@ class Gateway:
         """Ask IKE_SAs to re-authenticate (RFC 4478 AUTH_LIFETIME 0): PT-EAP runs again in
         the new IKE_SA's IKE_AUTH and its verdict picks its children and pool; the old IKE_SA
         is deleted by the client (charon: reauthentication) or by us after
-        :data:`REAUTH_GRACE`.  ``selector`` None: every IKE_SA with posture."""
+        ``[ike] reauth_grace``.  ``selector`` None: every IKE_SA with posture."""
         if selector is None:
             recs = [r for r in self.sas.values() if r.verdict is not None]
         else:
@@ -946,7 +946,9 @@ class Gateway:
         self.stats.reassessments += 1
         if rec.reassess_asked is None:
             rec.reassess_asked = self.now()
-            self.reactor.callLater(REAUTH_GRACE, self._reauth_deadline, rec.ike_sa)
+            self.reactor.callLater(
+                self.config.ike.reauth_grace, self._reauth_deadline, rec.ike_sa
+            )
         log.info(
             "IKE_SA %s[%d]: asked to re-authenticate (posture re-assessment)",
             rec.connection,
@@ -962,7 +964,7 @@ class Gateway:
             "IKE_SA %s[%d] did not re-authenticate within %ds: deleting it",
             rec.connection,
             rec.unique_id,
-            int(REAUTH_GRACE),
+            int(self.config.ike.reauth_grace),
         )
         try:
             self.udp.delete(ike_sa)

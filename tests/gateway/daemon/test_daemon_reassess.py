@@ -109,3 +109,21 @@ def test_policy_changed_is_noticed_on_reload(cert_factory: Any, tmp_path: Path) 
     policy.write_text('[groups.lab]\nparent = "default"\nidentities = ["bob"]\n')
     rig.gateway.reload()
     assert rig.gateway.composition.policy_changed is True
+
+
+def test_reauth_grace_is_configurable(cert_factory: Any, tmp_path: Path) -> None:
+    ca, gw = _pki(cert_factory, tmp_path)
+    text = _eap_config(ca, gw, "eap-ttls", POSTURE).replace(
+        "port_nat_t = 4500\n", "port_nat_t = 4500\nreauth_grace = 5\n"
+    )
+    rig = make_rig(_write(tmp_path, text))
+    rig.connect(_posture_client(ca, "allow"))
+    assert rig.gateway.config.ike.reauth_grace == 5.0
+    rig.gateway.command("reassess", {"all": True})
+    rig.pump()
+    rig.clock.advance(4)
+    rig.pump()
+    assert len(rig.gateway.list_sas()) == 1
+    rig.clock.advance(2)
+    rig.pump()
+    assert rig.gateway.list_sas() == []
