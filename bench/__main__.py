@@ -20,7 +20,6 @@ import importlib
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -35,7 +34,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import Figure, Result, SkipBenchmark, Skipped, format_value  # noqa: E402
+from bench.common import (  # noqa: E402
+    Figure,
+    Result,
+    SkipBenchmark,
+    Skipped,
+    charon_version,
+    format_value,
+    freeradius_version,
+)
 
 __all__ = [
     "ModuleRun",
@@ -164,33 +171,6 @@ def run_module(
 
 
 # -- the machine ------------------------------------------------------------------------------
-
-
-def _first_line(cmd: Sequence[str]) -> str | None:
-    try:
-        proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in (proc.stdout + proc.stderr).splitlines():
-        if line.strip():
-            return line.strip()
-    return None
-
-
-def charon_version() -> str | None:
-    for path in ("/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon"):
-        if Path(path).exists():
-            line = _first_line([path, "--version"])
-            if line and (m := re.search(r"strongSwan \S+", line)):
-                return m.group(0)
-    return None
-
-
-def freeradius_version() -> str | None:
-    line = _first_line(["freeradius", "-v"])
-    if line and (m := re.search(r"FreeRADIUS Version \S+?(?=,|$)", line)):
-        return m.group(0).replace(" Version", "")
-    return None
 
 
 def machine_info() -> dict[str, Any]:

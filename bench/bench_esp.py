@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.common import Better, Figure, Result, SkipBenchmark, progress  # noqa: E402
+from bench.common import Better, Figure, Result, SkipBenchmark, charon_version, progress  # noqa: E402
 from tests.gateway.dataplane.esp_helpers import GCM128, stats  # noqa: E402
 from tests.gateway.dataplane.netns_pair import (  # noqa: E402
     GW_INNER,
@@ -185,19 +185,6 @@ def bench_charon(mb: int, workdir: Path) -> dict[str, Any]:
     return {"bytes": n, "wall": wall, "cpu": cpu, "packets": p1 - p0, "drops": {}}
 
 
-def charon_version() -> str:
-    """``strongSwan 5.9.8`` from ``charon --version``, or ``strongSwan`` if it does not say."""
-    import subprocess
-
-    for path in ("/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon"):
-        if Path(path).exists():
-            out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
-            words = out.split()
-            if "strongSwan" in words and words.index("strongSwan") + 1 < len(words):
-                return f"strongSwan {words[words.index('strongSwan') + 1]}"
-    return "strongSwan"
-
-
 def run(mb: int, say: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
     """(ours, charon's or None, why charon's is missing)."""
     with tempfile.TemporaryDirectory(prefix="bench-esp-") as tmp:
@@ -230,7 +217,7 @@ def collect(quick: bool) -> list[Result]:
     note = f"{mb} MB TCP, AES-128-GCM" + (f", our drops {bad}" if bad else "")
     if ref is None:
         note += f"; {why}"
-    name = f"{charon_version()} kernel-libipsec"
+    name = f"{charon_version() or 'strongSwan'} kernel-libipsec"
     mine = figures(ours)
     theirs: tuple[float | None, ...] = figures(ref) if ref else (None, None, None)
     labels: tuple[tuple[str, str, Better], ...] = (

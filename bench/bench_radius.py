@@ -54,7 +54,7 @@ from bench.bench_eap import (  # noqa: E402
     process_cpu,
     run_eapol,
 )
-from bench.common import Figure, Result, SkipBenchmark, progress  # noqa: E402
+from bench.common import Figure, Result, SkipBenchmark, freeradius_version, progress  # noqa: E402
 from tests.harness.freeradius import FreeRadius, FreeRadiusError  # noqa: E402
 
 __all__ = ["BenchFreeRadius", "measure_freeradius", "measure_ours"]
@@ -153,16 +153,6 @@ def missing_tools() -> str | None:
     return None
 
 
-def freeradius_version() -> str:
-    """``FreeRADIUS 3.2.1`` (from ``freeradius -v``), or ``FreeRADIUS`` if it does not say."""
-    out = subprocess.run(["freeradius", "-v"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        words = line.split()
-        if "Version" in words and words.index("Version") + 1 < len(words):
-            return "FreeRADIUS " + words[words.index("Version") + 1].rstrip(",")
-    return "FreeRADIUS"
-
-
 def run(n: int, say: Callable[[str], None] | None = None) -> list[tuple[Method, float, float, int]]:
     """(method, ours, FreeRADIUS, authentications): CPU seconds per authentication."""
     out = []
@@ -183,7 +173,7 @@ def collect(quick: bool) -> list[Result]:
     """Server CPU ms per authentication, ours beside FreeRADIUS's, per method."""
     if (missing := missing_tools()) is not None:
         raise SkipBenchmark(missing)
-    reference = freeradius_version()
+    reference = freeradius_version() or "FreeRADIUS"
     return [
         Figure(
             "radius",

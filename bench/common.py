@@ -14,9 +14,13 @@ Long measurements report what they are doing with :func:`progress`. A module's o
 from __future__ import annotations
 
 import math
+import re
+import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
@@ -25,7 +29,9 @@ __all__ = [
     "Result",
     "SkipBenchmark",
     "Skipped",
+    "charon_version",
     "format_value",
+    "freeradius_version",
     "progress",
 ]
 
@@ -119,3 +125,35 @@ def format_value(value: float | None) -> str:
     if magnitude >= 0.1 or magnitude == 0:
         return f"{value:.2f}"
     return f"{value:.3g}"
+
+
+def _first_line(cmd: Sequence[str]) -> str | None:
+    try:
+        proc = subprocess.run(list(cmd), capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if line.strip():
+            return line.strip()
+    return None
+
+
+def charon_version() -> str | None:
+    """``strongSwan 5.9.8`` (from ``charon --version``), None without charon."""
+    for path in ("/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon"):
+        if Path(path).exists():
+            line = _first_line([path, "--version"])
+            if line and (m := re.search(r"strongSwan \S+", line)):
+                return m.group(0)
+            return "strongSwan"
+    return None
+
+
+def freeradius_version() -> str | None:
+    """``FreeRADIUS 3.2.1`` (from ``freeradius -v``), None without FreeRADIUS."""
+    line = _first_line(["freeradius", "-v"])
+    if line is None:
+        return None
+    if m := re.search(r"FreeRADIUS Version (\S+?)(?:,|$)", line):
+        return f"FreeRADIUS {m.group(1)}"
+    return "FreeRADIUS"

@@ -218,3 +218,22 @@ def test_main_fails_when_a_module_fails(tmp_path: Path, monkeypatch: pytest.Monk
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert doc["modules"][0]["reason"] == "ValueError: bad size"
     assert runner.main(["nothing-matches", "--out", str(tmp_path / "out")]) == 2
+
+
+def test_reference_versions_from_their_first_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.common as common
+
+    lines = {
+        "freeradius": "radiusd: FreeRADIUS Version 3.2.1, for host x86_64-pc-linux-gnu, built on",
+    }
+    monkeypatch.setattr(common, "_first_line", lambda cmd: lines.get(Path(cmd[0]).name))
+    assert common.freeradius_version() == "FreeRADIUS 3.2.1"
+    lines["freeradius"] = "something else"
+    assert common.freeradius_version() == "FreeRADIUS"
+    del lines["freeradius"]
+    assert common.freeradius_version() is None
+    lines["charon"] = "Linux strongSwan 5.9.8"
+    monkeypatch.setattr(common.Path, "exists", lambda self: str(self).endswith("lib/ipsec/charon"))
+    assert common.charon_version() == "strongSwan 5.9.8"
+    monkeypatch.setattr(common.Path, "exists", lambda self: False)
+    assert common.charon_version() is None
