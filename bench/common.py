@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "CHARON_PATHS",
     "Better",
     "Figure",
     "Result",
@@ -138,9 +139,12 @@ def _first_line(cmd: Sequence[str]) -> str | None:
     return None
 
 
+CHARON_PATHS = ("/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon")
+
+
 def charon_version() -> str | None:
     """``strongSwan 5.9.8`` (from ``charon --version``), None without charon."""
-    for path in ("/usr/lib/ipsec/charon", "/usr/libexec/ipsec/charon"):
+    for path in CHARON_PATHS:
         if Path(path).exists():
             line = _first_line([path, "--version"])
             if line and (m := re.search(r"strongSwan \S+", line)):

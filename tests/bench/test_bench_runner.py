@@ -220,7 +220,9 @@ def test_main_fails_when_a_module_fails(tmp_path: Path, monkeypatch: pytest.Monk
     assert runner.main(["nothing-matches", "--out", str(tmp_path / "out")]) == 2
 
 
-def test_reference_versions_from_their_first_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reference_versions_from_their_first_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import bench.common as common
 
     lines = {
@@ -232,8 +234,9 @@ def test_reference_versions_from_their_first_lines(monkeypatch: pytest.MonkeyPat
     assert common.freeradius_version() == "FreeRADIUS"
     del lines["freeradius"]
     assert common.freeradius_version() is None
-    lines["charon"] = "Linux strongSwan 5.9.8"
-    monkeypatch.setattr(common.Path, "exists", lambda self: str(self).endswith("lib/ipsec/charon"))
-    assert common.charon_version() == "strongSwan 5.9.8"
-    monkeypatch.setattr(common.Path, "exists", lambda self: False)
+    charon = tmp_path / "charon"
+    monkeypatch.setattr(common, "CHARON_PATHS", (str(tmp_path / "absent"), str(charon)))
     assert common.charon_version() is None
+    charon.write_text("")
+    lines["charon"] = "Linux strongSwan 5.9.8"
+    assert common.charon_version() == "strongSwan 5.9.8"
