@@ -15,6 +15,14 @@ it deletes the IKE_SA right after the result and exits with a status that reflec
     0 allow   3 isolate   4 denied or authentication failed   1 no answer / protocol error
     2 usage or configuration error
 
+Staying connected, it re-assesses (an endpoint that was isolated and has fixed its problem):
+on SIGUSR1, every ``--reassess-after SECONDS``, when the ``--profile`` file changes with
+``--watch-profile``, and when the gateway asks with an RFC 4478 AUTH_LIFETIME notify
+(``nea-gateway reassess``).  Over IKEv2 PT-EAP runs inside IKE_AUTH, so re-assessing is
+re-authenticating: the profile (or this host) is read again, a new IKE_SA is brought up and
+assessed, then the old one is deleted (make-before-break); the new result is shown (with
+``--json`` one more JSON document) and the exit status is that of the latest result.
+
 By default the SAs and the virtual IP are negotiated and reported, not installed (plain
 mode); ``--dataplane userspace`` (root) installs them: the virtual IP on a TUN device
 (``nea-ep0``), userspace ESP, routes for the gateway's networks.
@@ -49,6 +57,8 @@ from gateway.nea_endpoint.options import (
 __all__ = ["build_parser", "main", "render"]
 
 EXIT_USAGE = 2
+PROFILE_POLL = 1.0
+"""Seconds between looks at the ``--watch-profile`` file."""
 
 _STYLE = {
     "allow": "bold green",
@@ -106,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, help="seconds to wait for the outcome [30]")
     p.add_argument("--once", action="store_true", help="report, delete the IKE_SA and exit")
+    p.add_argument(
+        "--reassess-after",
+        type=float,
+        metavar="SECONDS",
+        help="without --once: re-assess (re-authenticate) every SECONDS",
+    )
+    p.add_argument(
+        "--watch-profile",
+        action="store_true",
+        help="without --once: re-assess when the --profile file changes "
+        "(SIGUSR1 re-assesses at any time)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr")
     return p
@@ -134,6 +156,8 @@ def _options(args: argparse.Namespace) -> Any:
         "timeout": args.timeout,
         "dataplane": args.dataplane,
         "natt_port": args.natt_port,
+        "reassess_after": args.reassess_after,
+        "watch_profile": True if args.watch_profile else None,
     }
     if cli["eap"] is False:
         cli["eap"] = None
@@ -194,6 +218,14 @@ def render(result: EndpointResult, console: Console) -> None:
                 console.print(f"  → {what} [dim]({r.collector})[/dim]")
 
 
+def _file_state(path: Path) -> bytes | None:
+    """The file's content (None while it cannot be read, e.g. mid-rewrite)."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
@@ -223,9 +255,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"IKE_SA closed: {reason}")
         stop()
 
+    def show(result: EndpointResult) -> None:
+        status["code"] = result.exit_code
+        if args.json:
+            print(json.dumps(result.to_json(), indent=2), flush=True)
+        else:
+            render(result, out)
+
+    def reassessed(result: EndpointResult) -> None:
+        show(result)
+        if not client.connected:
+            stop()
+
+    # What the first assessment reads; a change from here on (even during it) re-assesses.
+    profile_seen = {"seen": _file_state(options.profile) if options.profile else None}
     try:
         client = EndpointClient(
-            options, reactor, on_progress=progress, on_closed=closed_by_gateway
+            options,
+            reactor,
+            on_progress=progress,
+            on_closed=closed_by_gateway,
+            on_reassessed=reassessed,
         )
     except OptionsError as exc:
         err.print(f"[red]nea-endpoint:[/red] {exc}")
@@ -238,16 +288,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         if reactor.running:
             reactor.stop()
 
+    def reassess(reason: str) -> None:
+        if not client.connected:
+            return
+        client.reauthenticate(reason).addErrback(
+            lambda f: err.print(f"[red]re-assessment:[/red] {f.getErrorMessage()}")
+        )
+
+    def watch_triggers() -> None:
+        from twisted.internet.task import LoopingCall
+
+        if options.reassess_after is not None:
+            every = LoopingCall(reassess, f"every {options.reassess_after:g} s")
+            every.clock = reactor
+            every.start(options.reassess_after, now=False)
+        if options.watch_profile and options.profile is not None:
+            watched = options.profile
+            last = profile_seen
+
+            def check() -> None:
+                now = _file_state(watched)
+                if now != last["seen"]:
+                    last["seen"] = now
+                    reassess(f"{watched.name} changed")
+
+            poll = LoopingCall(check)
+            poll.clock = reactor
+            poll.start(PROFILE_POLL, now=False)
+
     def shown(result: EndpointResult) -> Any:
-        status["code"] = result.exit_code
-        if args.json:
-            print(json.dumps(result.to_json(), indent=2))
-        else:
-            render(result, out)
+        show(result)
         if args.once or result.ike is None:
             return client.disconnect().addBoth(stop)
         if not args.json:
-            err.print("[dim]connected; Ctrl-C deletes the IKE_SA and exits[/dim]")
+            err.print(
+                "[dim]connected; SIGUSR1 re-assesses, Ctrl-C deletes the IKE_SA and exits[/dim]"
+            )
+        watch_triggers()
         return None
 
     def interrupted(*_: Any) -> None:
@@ -260,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, interrupted)
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(
+        signal.SIGUSR1, lambda *_: reactor.callFromThread(reassess, "SIGUSR1")
+    )
     reactor.callWhenRunning(lambda: client.connect().addCallback(shown).addErrback(failed))
     reactor.run(installSignalHandlers=False)
     return status["code"]

@@ -54,6 +54,7 @@ from ike.sa import (
     IkeEngine,
     IkeSaClosed,
     IkeSaEstablished,
+    ReauthRequested,
 )
 from nea.imc import EndpointReport, HostCollector, HostFacts, build_collectors, endpoint_report
 from nea.pb_tnc import AccessRecommendation, PbTncConfig, Tncc
@@ -473,12 +474,17 @@ class EndpointClient:
         facts: HostFacts | None = None,
         on_progress: Callable[[str], None] = lambda text: None,
         on_closed: Callable[[str], None] = lambda reason: None,
+        on_reassessed: Callable[[EndpointResult], None] = lambda result: None,
     ) -> None:
         self.options = options
         self.reactor = reactor
+        self._facts_given = facts is not None
         self.facts = facts if facts is not None else load_facts(options)
         self.on_progress = on_progress
         self.on_closed = on_closed
+        self.on_reassessed = on_reassessed
+        """Hears the result of every re-authentication that :meth:`reauthenticate` or the
+        gateway's AUTH_LIFETIME started."""
         self.config, self._posture = build_peer_config(options, self.facts)
         self.engine = IkeEngine(EngineConfig(peers=(self.config,)))
         self.remote_ip = options.resolve()
@@ -495,6 +501,11 @@ class EndpointClient:
         self._natt: _NattPort | None = None
         self._dataplane: Any = None
         self._dataplane_text = PLAIN
+        self._previous: _State | None = None
+        """During a re-authentication: the IKE_SA being replaced (kept until the new one
+        is up: make-before-break)."""
+        self._reauth_timer: Any = None
+        self.reauthentications = 0
 
     # -- socket ---------------------------------------------------------------------------
 
@@ -562,6 +573,10 @@ class EndpointClient:
         except Exception as exc:
             self._finish("error", f"cannot open a UDP socket on {self.local_ip}: {exc}")
             return self._done
+        return self._initiate()
+
+    def _initiate(self) -> defer.Deferred[EndpointResult]:
+        assert self._done is not None
         self.on_progress("IKE_SA_INIT")
         now = self.service.now()
         try:
@@ -581,10 +596,75 @@ class EndpointClient:
         self._timeout = self.reactor.callLater(self.options.timeout, self._timed_out)
         return self._done
 
+    @property
+    def connected(self) -> bool:
+        """An IKE_SA is up (the first, or the one a re-authentication brought up)."""
+        st = self._state
+        return st.established is not None and st.closed is None
+
+    def reauthenticate(self, reason: str = "re-assessment") -> defer.Deferred[EndpointResult]:
+        """Re-assess: read the profile / host facts again and re-authenticate with a new
+        IKE_SA (RFC 7296, 2.8.3), in which the gateway runs PT-EAP again; make-before-break:
+        the old IKE_SA is deleted once the new one is up.  Fires with the new
+        :class:`EndpointResult` (also given to ``on_reassessed``); if the new IKE_SA fails,
+        the old one stays (the gateway may still delete it).  Called again while one is under
+        way, returns that one's Deferred."""
+        if self._previous is not None and self._done is not None and not self._done.called:
+            return self._done
+        if self._reauth_timer is not None and self._reauth_timer.active():
+            self._reauth_timer.cancel()
+        self._reauth_timer = None
+        if not self.connected or (self._done is not None and not self._done.called):
+            d: defer.Deferred[EndpointResult] = defer.Deferred()
+            d.errback(RuntimeError("not connected: nothing to re-authenticate"))
+            return d
+        log.info("re-authenticating (%s)", reason)
+        self.on_progress(f"re-authenticating ({reason})")
+        self._previous, self._state = self._state, _State()
+        self._done = defer.Deferred()
+        self._started = time.monotonic()
+        try:
+            self._reload_facts()
+        except OptionsError as exc:
+            self._finish("error", f"re-assessment: {exc}")
+            return self._done
+        return self._initiate()
+
+    def _reload_facts(self) -> None:
+        if self._posture is None or self._facts_given:
+            return
+        facts = load_facts(self.options)
+        if facts is not None:
+            self.facts = facts
+            self._posture.facts = facts
+
+    def _reauth_requested(self, event: ReauthRequested) -> None:
+        """RFC 4478: re-authenticate before ``lifetime`` runs out (at once for 0; else
+        a tenth of it, at most 30 s, before)."""
+        life = float(event.lifetime)
+        delay = max(0.0, life - min(30.0, life / 10))
+        log.info("the gateway asks to re-authenticate within %d s", event.lifetime)
+        if self._reauth_timer is not None and self._reauth_timer.active():
+            if self._reauth_timer.getTime() <= self.reactor.seconds() + delay:
+                return
+            self._reauth_timer.cancel()
+
+        def go() -> None:
+            self._reauth_timer = None
+            d = self.reauthenticate("the gateway's AUTH_LIFETIME")
+            d.addErrback(lambda f: log.info("re-authentication: %s", f.getErrorMessage()))
+
+        self._reauth_timer = self.reactor.callLater(delay, go)
+
     def disconnect(self, timeout: float = 3.0) -> defer.Deferred[None]:
         """Delete the IKE_SA (INFORMATIONAL Delete), wait for the answer up to ``timeout``
         seconds, close the socket."""
         d: defer.Deferred[None] = defer.Deferred()
+        if self._reauth_timer is not None and self._reauth_timer.active():
+            self._reauth_timer.cancel()
+        self._reauth_timer = None
+        if self._previous is not None:
+            self._finish("error", "re-authentication interrupted by a disconnect")
         sa = self._state.ike_sa
         if (
             sa is not None
@@ -635,13 +715,23 @@ class EndpointClient:
 
     def _event(self, event: Event) -> None:
         st = self._state
-        if isinstance(event, IkeSaEstablished) and event.ike_sa == st.ike_sa:
+        old = self._previous
+        if old is not None and getattr(event, "ike_sa", None) == old.ike_sa:
+            self._previous_event(old, event)
+            return
+        if isinstance(event, ReauthRequested) and event.ike_sa == st.ike_sa:
+            self._reauth_requested(event)
+        elif isinstance(event, IkeSaEstablished) and event.ike_sa == st.ike_sa:
             st.established = event
             # The CHILD_SA events of the same IKE_AUTH answer follow in this flush.
             self._settle = self.reactor.callLater(0, self._on_established)
         elif isinstance(event, ChildSaInstalled) and event.ike_sa == st.ike_sa:
             st.children.append(event)
-        elif isinstance(event, ChildSaDeleted) and self._dataplane is not None:
+        elif (
+            isinstance(event, ChildSaDeleted)
+            and self._dataplane is not None
+            and event.ike_sa == st.ike_sa
+        ):
             self._dataplane.delete_child_sa(event.spi_in).addErrback(
                 lambda f: log.error("dataplane delete: %s", f.getErrorMessage())
             )
@@ -660,8 +750,54 @@ class EndpointClient:
                 self._close_ports()
                 self.on_closed(event.reason)
 
+    def _previous_event(self, old: _State, event: Event) -> None:
+        """An event of the IKE_SA a re-authentication replaces."""
+        if isinstance(event, IkeSaClosed):
+            old.closed = event  # the gateway deleted it (or it failed) meanwhile
+        elif isinstance(event, ReauthRequested):
+            pass  # the re-authentication is under way
+
+    def _retire_previous(self) -> None:
+        """The new IKE_SA is up: delete the one it replaces (its IkeSaClosed is ours)."""
+        old, self._previous = self._previous, None
+        if old is None or old.ike_sa is None or old.closed is not None:
+            return
+        if self.engine.ike_sa_state(old.ike_sa) is None:
+            return
+        self.on_progress("deleting the replaced IKE_SA")
+        try:
+            self.service.delete(old.ike_sa)
+        except Exception:
+            log.exception("deleting the replaced IKE_SA failed")
+
+    def _abandon_reauth(self) -> None:
+        """The new IKE_SA did not come up: go on with the old one, if it still is."""
+        old, self._previous = self._previous, None
+        new = self._state
+        if old is None:
+            return
+        self._state = old  # first: the new IKE_SA's own events no longer concern us
+        if new.ike_sa is not None and new.closed is None:
+            if self.engine.ike_sa_state(new.ike_sa) is not None:
+                try:
+                    self.service.delete(new.ike_sa)
+                except Exception:
+                    log.debug("dropping the failed IKE_SA", exc_info=True)
+        if old.closed is not None:
+            self._close_ports()
+            self.on_closed(old.closed.reason)
+
     def _on_established(self) -> None:
         self.on_progress("established")
+        if self._natt is not None and self._dataplane is not None and self._previous is not None:
+            # Re-authenticated: the new SAs (and maybe a new virtual IP) replace the old
+            # ones on a fresh TUN device.
+            old_dp, self._dataplane = self._dataplane, None
+            self.service.esp_handler = None
+            stopped = old_dp.stop()
+            stopped.addErrback(lambda f: log.error("dataplane stop: %s", f.getErrorMessage()))
+            stopped.addCallback(lambda _: self._on_established())
+            return
         if self._natt is not None and self._dataplane is None:
             d = defer.ensureDeferred(self._install())
             d.addErrback(lambda f: log.error("dataplane: %s", f.getErrorMessage()))
@@ -789,9 +925,21 @@ class EndpointClient:
             error=error,
             dataplane=self._dataplane_text,
         )
-        if est is None:
+        reauth = self._previous is not None
+        if reauth:
+            self.reauthentications += 1
+            if est is not None:
+                self._retire_previous()
+            else:
+                self._abandon_reauth()
+        elif est is None:
             self._close_ports()
         self._done.callback(result)
+        if reauth:
+            try:
+                self.on_reassessed(result)
+            except Exception:
+                log.exception("on_reassessed failed")
 
 
 def run_many(

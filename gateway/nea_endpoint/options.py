@@ -10,6 +10,8 @@ The TOML file takes the long option names (``-`` or ``_``) at its top level::
     profile = "examples/profiles/compliant.toml"
     inner = "mschapv2"        # inner method of eap-ttls / eap-peap
     timeout = 30
+    watch-profile = true      # re-assess when the profile file changes
+    reassess-after = 3600     # re-assess every hour
 
 Command-line options win over the file.  Problems raise :class:`OptionsError` (exit 2).
 """
@@ -86,6 +88,10 @@ class EndpointOptions:
     the CHILD_SAs (userspace ESP on a TUN device; root)."""
     natt_port: int = 4500
     """The gateway's NAT-T port; with a dataplane IKE and ESP both go there (RFC 3948)."""
+    reassess_after: float | None = None
+    """Without ``--once``: re-assess (re-authenticate) every that many seconds."""
+    watch_profile: bool = False
+    """Without ``--once``: re-assess when the ``profile`` file changes."""
 
     @property
     def eap_identity(self) -> str:
@@ -128,6 +134,10 @@ class EndpointOptions:
             raise OptionsError("--natt-port: not a UDP port")
         if self.timeout <= 0:
             raise OptionsError("--timeout must be positive")
+        if self.reassess_after is not None and not self.reassess_after > 0:
+            raise OptionsError("--reassess-after must be a positive number of seconds")
+        if self.watch_profile and self.profile is None:
+            raise OptionsError("--watch-profile needs --profile")
         return self
 
     def local_address(self, remote_ip: str) -> str:
@@ -213,11 +223,11 @@ def _from_mapping(data: Mapping[str, Any], path: Path) -> dict[str, Any]:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise OptionsError(f"{where}: must be a UDP port number")
             out[key] = value
-        elif key == "timeout":
+        elif key in ("timeout", "reassess_after"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise OptionsError(f"{where}: must be a number of seconds")
             out[key] = float(value)
-        elif key == "posture":
+        elif key in ("posture", "watch_profile"):
             if not isinstance(value, bool):
                 raise OptionsError(f"{where}: must be true or false")
             out[key] = value

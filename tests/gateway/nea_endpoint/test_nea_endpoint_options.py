@@ -126,3 +126,34 @@ def test_natt_port_is_where_the_connection_moves_behind_a_nat() -> None:
     assert config.remote_natt_port == 14500
     default = build_parser().parse_args(["--server", "192.0.2.1", "--psk", "k", "--no-posture"])
     assert build_peer_config(_options(default), None)[0].remote_natt_port == 4500
+
+
+def test_reassessment_options(tmp_path: Path) -> None:
+    from gateway.nea_endpoint.cli import _options, build_parser
+
+    ca = _ca(tmp_path)
+    profile = tmp_path / "p.toml"
+    profile.write_text("")
+    base = ["--server", "192.0.2.1", "--password", "x", "--ca", str(ca)]
+    opts = _options(
+        build_parser().parse_args(
+            [*base, "--profile", str(profile), "--watch-profile", "--reassess-after", "90"]
+        )
+    )
+    assert opts.watch_profile and opts.reassess_after == 90.0
+    default = _options(build_parser().parse_args(base))
+    assert not default.watch_profile and default.reassess_after is None
+    with pytest.raises(OptionsError, match="--watch-profile needs --profile"):
+        _options(build_parser().parse_args([*base, "--watch-profile"]))
+    with pytest.raises(OptionsError, match="--reassess-after"):
+        _options(build_parser().parse_args([*base, "--reassess-after", "0"]))
+    cfg = tmp_path / "ep.toml"
+    cfg.write_text(
+        f'server = "192.0.2.1"\npassword = "x"\nca = "{ca}"\nprofile = "{profile}"\n'
+        "watch-profile = true\nreassess-after = 30\n"
+    )
+    values = load_options_file(cfg)
+    assert values["watch_profile"] is True and values["reassess_after"] == 30.0
+    cfg.write_text('server = "192.0.2.1"\nwatch-profile = "yes"\n')
+    with pytest.raises(OptionsError, match="true or false"):
+        load_options_file(cfg)
