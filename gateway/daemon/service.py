@@ -403,6 +403,8 @@ class Gateway:
         self.sas: dict[bytes, SaRecord] = {}
         self._early_children: dict[bytes, dict[int, ChildRecord]] = {}
         self._initiating: dict[bytes, str] = {}
+        self._replacing: dict[bytes, bytes] = {}
+        """New IKE_SA -> the one it re-authenticates (deleted once the new one is up)."""
         self._ids = 0
         self._waiters: dict[bytes, list[defer.Deferred[dict[str, Any]]]] = {}
         self._closed_waiters: dict[bytes, list[defer.Deferred[None]]] = {}
@@ -618,6 +620,13 @@ class Gateway:
             self._initiating.pop(event.ike_sa, None)
             self._pools_done(event.ike_sa)
             self.sas[event.ike_sa] = rec
+            replaced = self._replacing.pop(event.ike_sa, None)
+            if replaced is not None and replaced in self.sas:
+                log.info("re-authenticated: deleting the IKE_SA it replaces")
+                try:
+                    self.udp.delete(replaced)
+                except IkeError as exc:
+                    log.info("delete %s: %s", replaced.hex(), exc)
             self.stats.established_total += 1
             if session is not None and session.posture_required:
                 self.stats.verdicts[session.verdict.value] += 1
@@ -681,11 +690,12 @@ class Gateway:
             if rename is not None:
                 rename(event.ike_sa, event.new_ike_sa)
         elif isinstance(event, ReauthRequested):
-            log.info("IKE_SA %s: peer asks us to re-authenticate", event.ike_sa.hex())
+            self._peer_asks_reauth(event)
         elif isinstance(event, IkeSaClosed):
             rec5 = self.sas.pop(event.ike_sa, None)
             self._early_children.pop(event.ike_sa, None)
             self._initiating.pop(event.ike_sa, None)
+            self._replacing.pop(event.ike_sa, None)
             session = self.router.drop(event.ike_sa)
             self._pools_done(event.ike_sa)
             if session is not None and session.tncs is not None:
@@ -955,6 +965,41 @@ class Gateway:
             rec.unique_id,
         )
         return True
+
+    REAUTH_MARGIN = 10.0
+    """Seconds before the peer's AUTH_LIFETIME runs out that we re-authenticate."""
+
+    def _peer_asks_reauth(self, event: ReauthRequested) -> None:
+        """RFC 4478 from the peer: re-authenticate an IKE_SA we initiated
+        (make-before-break: a new IKE_SA, then Delete for the old one)."""
+        rec = self.sas.get(event.ike_sa)
+        if rec is None or not rec.initiator:
+            log.info(
+                "IKE_SA %s: AUTH_LIFETIME %ds from the peer; we are not its initiator",
+                event.ike_sa.hex(),
+                event.lifetime,
+            )
+            return
+        delay = max(0.0, event.lifetime - self.REAUTH_MARGIN)
+        log.info(
+            "IKE_SA %s[%d]: peer wants re-authentication within %ds; in %ds",
+            rec.connection,
+            rec.unique_id,
+            event.lifetime,
+            int(delay),
+        )
+        self.reactor.callLater(delay, self._reauthenticate, event.ike_sa)
+
+    def _reauthenticate(self, old: bytes) -> None:
+        rec = self.sas.get(old)
+        if rec is None or old in self._replacing.values():
+            return
+        try:
+            new = self.initiate(rec.connection, rec.remote[0])
+        except (IkeError, ValueError) as exc:
+            log.warning("re-authentication of %s[%d]: %s", rec.connection, rec.unique_id, exc)
+            return
+        self._replacing[new] = old
 
     def _reauth_deadline(self, ike_sa: bytes) -> None:
         rec = self.sas.get(ike_sa)

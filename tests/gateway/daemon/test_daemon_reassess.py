@@ -127,3 +127,91 @@ def test_reauth_grace_is_configurable(cert_factory: Any, tmp_path: Path) -> None
     rig.clock.advance(2)
     rig.pump()
     assert rig.gateway.list_sas() == []
+
+
+class _Net:
+    """Two gateways on fake UDP ports, datagrams moved by :meth:`pump`."""
+
+    def __init__(self, *gws: Any) -> None:
+        from tests.gateway.daemon.daemon_rig import FakeUdp
+
+        self.gws = gws
+        self.ports: dict[tuple[str, int], tuple[Any, Any]] = {}
+        for gw in gws:
+            for port, proto in gw.udp.ports.items():
+                t = FakeUdp()
+                proto.transport = t
+                self.ports[(gw.config.ike.listen, port)] = (proto, t)
+
+    def pump(self) -> None:
+        for _ in range(60):
+            moved = False
+            for (host, port), (_, t) in self.ports.items():
+                sent, t.sent = t.sent, []
+                for data, addr in sent:
+                    moved = True
+                    self.ports[(addr[0], addr[1])][0].datagramReceived(data, (host, port))
+            if not moved:
+                return
+
+
+def test_gateway_as_initiator_reauthenticates_when_asked(tmp_path: Path) -> None:
+    """Our daemon on both ends: the responder's ``reassess`` sends AUTH_LIFETIME 0, the
+    initiating daemon makes a new IKE_SA and deletes the old one (make-before-break)."""
+    from twisted.internet.task import Clock
+
+    from gateway.daemon import Gateway, load_config
+    from tests.gateway.daemon.daemon_rig import PSK, PSK_CONFIG
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a_conf = tmp_path / "a" / "gw.toml"
+    a_conf.write_text(PSK_CONFIG)
+    b_conf = tmp_path / "b" / "gw.toml"
+    b_conf.write_text(
+        f"""
+dataplane = "none"
+[ike]
+listen = "192.0.2.2"
+[control]
+socket = "ctl.sock"
+[connections.home]
+remote_addrs = "192.0.2.1"
+vips = ["0.0.0.0"]
+proposals = ["aes128-sha256-x25519"]
+[connections.home.local]
+auth = "psk"
+id = "cl.test"
+[connections.home.remote]
+auth = "psk"
+id = "gw.test"
+[connections.home.children.home]
+remote_ts = ["10.1.0.0/16"]
+esp_proposals = ["aes128gcm16"]
+[secrets.ike-home]
+secret = "{PSK}"
+"""
+    )
+    clock = Clock()
+    a = Gateway(load_config(a_conf), clock, config_path=a_conf)
+    b = Gateway(load_config(b_conf), clock, config_path=b_conf)
+    net = _Net(a, b)
+    b.initiate("home", None)
+    net.pump()
+    ((old_b,), (old_a,)) = b.list_sas(), a.list_sas()
+    assert old_b["state"] == "ESTABLISHED" and old_a["remote_vips"] == ["10.3.0.1"]
+    a.reassess("rw")
+    net.pump()
+    clock.advance(0)  # the initiator re-authenticates at once (AUTH_LIFETIME 0)
+    net.pump()
+    ((new_b,), (new_a,)) = b.list_sas(), a.list_sas()
+    assert new_b["uniqueid"] == old_b["uniqueid"] + 1 and new_b["state"] == "ESTABLISHED"
+    # make-before-break: the old IKE_SA still held its address when the new one was made
+    # (our initiator asks for 0.0.0.0, not its current address); the old lease is released.
+    assert new_a["uniqueid"] == old_a["uniqueid"] + 1 and new_a["remote_vips"] == ["10.3.0.2"]
+    assert new_a["reassessing"] is False
+    assert a.stats_json()["pools"][0]["online"] == 1
+    # Nothing left for the grace timer to delete.
+    clock.advance(61)
+    net.pump()
+    assert [s["uniqueid"] for s in a.list_sas()] == [new_a["uniqueid"]]
