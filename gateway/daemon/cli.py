@@ -301,9 +301,13 @@ def _print_stats(console: Console, s: dict[str, Any]) -> None:
         "totals",
         f"{t['established']} established, {t['closed']} closed, {t['auth_failed']} auth failed, "
         f"{t['children_installed']} CHILD_SAs, {t['children_failed']} CHILD_SA failures, "
-        f"{t['posture_assessments']} assessments, {t['reloads']} reloads",
+        f"{t['posture_assessments']} assessments, {t.get('reassessments', 0)} re-assessments "
+        f"asked, {t['reloads']} reloads",
     )
-    table.add_row("verdicts", ", ".join(f"{k} {v}" for k, v in s["verdicts"].items()))
+    table.add_row(
+        "verdicts",
+        ", ".join(f"{k} {v}" for k, v in s["verdicts"].items()) + " (none: refused by posture)",
+    )
     for pool in s["pools"]:
         table.add_row(
             f"pool {pool['name']}",

@@ -215,3 +215,19 @@ secret = "{PSK}"
     clock.advance(61)
     net.pump()
     assert [s["uniqueid"] for s in a.list_sas()] == [new_a["uniqueid"]]
+
+
+def test_stats_table_shows_reassessments_and_refusals(cert_factory: Any, tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from gateway.daemon.cli import _print_stats
+
+    rig, _ = _rig(cert_factory, tmp_path, "allow")
+    rig.gateway.reassess(None)
+    out = io.StringIO()
+    _print_stats(Console(file=out, width=300), rig.gateway.stats_json())
+    text = out.getvalue()
+    assert "1 assessments, 1 re-assessments asked" in text
+    assert "allow 1, isolate 0, none 0 (none: refused by posture)" in text
