@@ -24,6 +24,13 @@ the gateway's NAT-T port from the start (non-ESP marker, RFC 3948), so that ESP 
 one UDP socket on both sides; once the IKE_SA is up the virtual IP is put on a TUN device
 (``nea-ep0``), the CHILD_SAs are installed in :class:`gateway.dataplane.userspace.
 UserspaceDataplane` and the remote selectors are routed through it.
+
+Re-assessment (:meth:`EndpointClient.reauthenticate`): over IKEv2 PT-EAP runs inside
+IKE_AUTH, so an endpoint that fixed its problem is assessed again by re-authenticating
+(RFC 7296, 2.8.3): the facts are read again, a new IKE_SA comes up on the same socket and
+the old one is deleted once it has (make-before-break; if the new one fails the old one is
+kept).  The gateway's RFC 4478 AUTH_LIFETIME (:class:`ike.sa.ReauthRequested`, sent in an
+INFORMATIONAL by ``nea-gateway reassess``) starts the same.
 """
 
 from __future__ import annotations

@@ -143,3 +143,24 @@ def test_bad_profile_on_reassessment_is_an_error_result(
     r = net.run_until(client.reauthenticate())
     assert r.outcome == "error" and "--profile" in r.message
     assert client.connected and len(gateway.list_sas()) == 1
+
+
+def test_auth_lifetime_is_honoured_before_it_runs_out(
+    rig: tuple[Net, Gateway, Path], tmp_path: Path
+) -> None:
+    net, gateway, ca = rig
+    seen: list[EndpointResult] = []
+    client = _client(net, ca, PROFILES / "compliant.toml", seen, [])
+    assert net.run_until(client.connect()).outcome == "allow"
+    (spi,) = gateway.sas
+    gateway.engine.request_reauth(spi, gateway.now(), 100)  # RFC 4478: within 100 s
+    gateway.udp.flush()
+    for _ in range(88):  # (each network hop takes one advance: 1 ms after the call)
+        net.clock.advance(1.0)
+    assert seen == [] and client._reauth_timer is not None  # at 90 s: 100 less a tenth
+    for _ in range(2):
+        net.clock.advance(1.0)
+    _settle(net, 3)
+    assert [r.outcome for r in seen] == ["allow"]
+    (new_spi,) = gateway.sas
+    assert new_spi != spi
