@@ -195,7 +195,17 @@ def machine_info() -> dict[str, Any]:
 
 # -- the table ------------------------------------------------------------------------------
 
-COLUMNS = ("benchmark", "figure", "ours", "reference", "ref value", "ours / ref", "better")
+COLUMNS = (
+    "benchmark",
+    "figure",
+    "ours",
+    "reference",
+    "ref value",
+    "ours / ref",
+    "better",
+    "note",
+)
+NUMERIC = ("ours", "ref value", "ours / ref")
 
 
 def _value(value: float | None, unit: str) -> str:
@@ -208,25 +218,28 @@ def annotated_rows(runs: Sequence[ModuleRun]) -> list[tuple[tuple[str, ...], boo
     out: list[tuple[tuple[str, ...], bool | None, bool]] = []
     for run in runs:
         if run.status != "ok":
-            out.append(((run.name, f"({run.status})", run.reason, "—", "—", "—", ""), None, True))
+            cells = (run.name, f"({run.status})", "—", "—", "—", "—", "", run.reason)
+            out.append((cells, None, True))
             continue
         if not run.results:
-            cells = (run.name, "(no figures)", "collect() returned nothing", "—", "—", "—", "")
+            cells = (run.name, "(no figures)", "—", "—", "—", "—", "", "collect() returned none")
             out.append((cells, None, True))
         for r in run.results:
             if isinstance(r, Skipped):
-                cells = (r.benchmark, r.name, f"skipped: {r.reason}", "—", "—", "—", "")
-                out.append((cells, None, True))
+                out.append(
+                    ((r.benchmark, r.name, "skipped", "—", "—", "—", "", r.reason), None, True)
+                )
                 continue
             ratio = r.ratio
             cells = (
                 r.benchmark,
-                f"{r.name} ({r.note})" if r.note else r.name,
+                r.name,
                 _value(r.ours, r.unit),
                 r.reference_name or "—",
                 _value(r.reference, r.unit) if r.reference is not None else "—",
                 f"{ratio:.2f}" if ratio is not None else "—",
                 r.better,
+                r.note,
             )
             out.append((cells, r.ours_ahead, False))
     return out
@@ -244,8 +257,11 @@ def render_table(runs: Sequence[ModuleRun], title: str) -> Any:
 
     table = Table(title=title)
     for col in COLUMNS:
-        right = col in ("ours", "ref value", "ours / ref")
-        table.add_column(col, justify="right" if right else "left")
+        table.add_column(
+            col,
+            justify="right" if col in NUMERIC else "left",
+            no_wrap=col in NUMERIC or col == "benchmark",
+        )
     annotated = annotated_rows(runs)
     for i, (row, ahead, problem) in enumerate(annotated):
         last = i + 1 == len(annotated) or annotated[i + 1][0][0] != row[0]
@@ -288,7 +304,7 @@ def render_markdown(
     lines += [
         "",
         "Module run times: "
-        + ", ".join(f"{run.name} {run.seconds:.0f} s ({run.status})" for run in runs)
+        + ", ".join(f"{run.name} {run.seconds:.1f} s ({run.status})" for run in runs)
         + ".",
     ]
     for run in runs:

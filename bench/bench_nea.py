@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.common import Figure, Result  # noqa: E402
+from bench.common import Figure, Result, Skipped  # noqa: E402
 from nea.pa import (  # noqa: E402
     InstalledPackages,
     ItaCommand,
@@ -142,12 +142,14 @@ def run(budget: float = 0.4) -> list[tuple[str, int, float | None, float | None,
 def collect(quick: bool) -> list[Result]:
     """Decode (and encode) µs per operation of each case: the runner's figures."""
     results: list[Result] = []
-    for name, _size, t_dec, t_enc, _note in run(0.15 if quick else 0.4):
+    for name, size, t_dec, t_enc, note in run(0.15 if quick else 0.4):
         if t_dec is None:
-            continue  # not measurable by design (note says why), not a skip
-        results.append(Figure("nea", f"decode {name}", "µs/op", t_dec * 1e6))
+            results.append(Skipped("nea", f"decode {name}", f"{note} ({size:,} bytes)"))
+            continue
+        best = f"{size:,} bytes, best of 3"
+        results.append(Figure("nea", f"decode {name}", "µs/op", t_dec * 1e6, note=best))
         if t_enc is not None:
-            results.append(Figure("nea", f"encode {name}", "µs/op", t_enc * 1e6))
+            results.append(Figure("nea", f"encode {name}", "µs/op", t_enc * 1e6, note=best))
     return results
 
 

@@ -78,11 +78,11 @@ def test_skip_failure_and_exit_become_rows_with_reasons() -> None:
     assert runs[1].reason == "RuntimeError: charon did not start (...)"
     assert runs[2].reason == "EAP-TLS: 3 of 4 authentications succeeded"
     table = runner.rows(runs)
-    assert [row[:3] for row in table] == [
-        ("esp", "(skipped)", "needs root for network namespaces"),
-        ("ike", "(failed)", "RuntimeError: charon did not start (...)"),
-        ("eap", "(failed)", "EAP-TLS: 3 of 4 authentications succeeded"),
-        ("nea", "(failed)", "the module has no collect()"),
+    assert [(row[0], row[1], row[2], row[7]) for row in table] == [
+        ("esp", "(skipped)", "—", "needs root for network namespaces"),
+        ("ike", "(failed)", "—", "RuntimeError: charon did not start (...)"),
+        ("eap", "(failed)", "—", "EAP-TLS: 3 of 4 authentications succeeded"),
+        ("nea", "(failed)", "—", "the module has no collect()"),
     ]
 
 
@@ -121,17 +121,19 @@ def test_table_rows_reference_dash_and_partial_skip() -> None:
         "400 Mbit/s",
         "0.25",
         "higher",
+        "",
     )
     assert rows[1] == (
         "esp",
-        "CPU per GB (reference failed: no SA)",
+        "CPU per GB",
         "30 s",
         "—",
         "—",
         "—",
         "lower",
+        "reference failed: no SA",
     )
-    assert rows[2][:3] == ("esp", "kernel XFRM", "skipped: the kernel has no ESP")
+    assert rows[2] == ("esp", "kernel XFRM", "skipped", "—", "—", "—", "", "the kernel has no ESP")
     annotated = runner.annotated_rows([run])
     assert [a for _, a, _ in annotated] == [False, None, None]
     assert [p for _, _, p in annotated] == [False, False, True]
@@ -192,8 +194,10 @@ def test_main_writes_markdown_and_json(tmp_path: Path, monkeypatch: pytest.Monke
     md = (out / "results.md").read_text()
     assert "2 CPUs, Test CPU" in md
     assert "strongSwan 5.9.8" in md and "FreeRADIUS not found" in md
-    assert "| good | CPU \\| per auth | 3.00 ms | FreeRADIUS 3.2.1 | 1.00 ms | 3.00 | lower |" in md
-    assert "| skip | (skipped) | eapol_test not installed (Debian package eapoltest) |" in md
+    assert (
+        "| good | CPU \\| per auth | 3.00 ms | FreeRADIUS 3.2.1 | 1.00 ms | 3.00 | lower |  |" in md
+    )
+    assert "| skip | (skipped) | — | — | — | — |  | eapol_test not installed (Debian" in md
     doc = json.loads((out / "results.json").read_text())
     assert doc["quick"] is True
     assert doc["machine"] == machine
