@@ -358,15 +358,26 @@ def main(argv: list[str] | None = None) -> int:
         f"{' (--quick)' if args.quick else ''} on {machine['nproc']} CPUs, {machine['cpu_model']}"
     )
     runs: list[ModuleRun] = []
+    interrupted = False
     for i, stem in enumerate(stems, 1):
         name = short_name(stem)
+        if interrupted:
+            runs.append(ModuleRun(name, "skipped", 0.0, reason="not run: interrupted (Ctrl-C)"))
+            continue
         console.rule(f"{name} ({i}/{len(stems)})")
-        run = run_module(
-            name,
-            lambda stem=stem: importlib.import_module(f"bench.{stem}"),  # type: ignore[misc]
-            args.quick,
-            script=HERE / f"{stem}.py",
-        )
+        started = time.perf_counter()
+        try:
+            run = run_module(
+                name,
+                lambda stem=stem: importlib.import_module(f"bench.{stem}"),  # type: ignore[misc]
+                args.quick,
+                script=HERE / f"{stem}.py",
+            )
+        except KeyboardInterrupt:  # still write what the others measured
+            interrupted = True
+            run = ModuleRun(
+                name, "failed", time.perf_counter() - started, reason="interrupted (Ctrl-C)"
+            )
         runs.append(run)
         what = f"{len(run.figures)} figures" if run.status == "ok" else run.reason
         console.print(f"{name}: {run.status}, {what} ({run.seconds:.1f} s)", markup=False)
@@ -374,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(render_table(runs, title))
     md, js = write_results(runs, machine, date, args.quick, args.out)
     console.print(f"written: {md}, {js}")
+    if interrupted:
+        return 130
     return 1 if any(run.status == "failed" for run in runs) else 0
 
 

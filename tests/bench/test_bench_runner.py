@@ -244,3 +244,29 @@ def test_reference_versions_from_their_first_lines(
     charon.write_text("")
     lines["charon"] = "Linux strongSwan 5.9.8"
     assert common.charon_version() == "strongSwan 5.9.8"
+
+
+def test_interrupt_keeps_what_was_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bench_dir = tmp_path / "bench"
+    bench_dir.mkdir()
+    modules = {}
+    for name in ("bench_a", "bench_b", "bench_c"):
+        (bench_dir / f"{name}.py").write_text("")
+        modules[name] = types.ModuleType(f"bench.{name}")
+        monkeypatch.setitem(sys.modules, f"bench.{name}", modules[name])
+    modules["bench_a"].collect = lambda quick: [Figure("a", "x", "ms", 1.0)]  # type: ignore[attr-defined]
+
+    def interrupted(quick: bool) -> list[Result]:
+        raise KeyboardInterrupt
+
+    modules["bench_b"].collect = interrupted  # type: ignore[attr-defined]
+    modules["bench_c"].collect = lambda quick: pytest.fail("ran after Ctrl-C")  # type: ignore[attr-defined]
+    monkeypatch.setattr(runner, "HERE", bench_dir)
+    assert runner.main(["--out", str(tmp_path / "out")]) == 130
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(m["name"], m["status"]) for m in doc["modules"]] == [
+        ("a", "ok"),
+        ("b", "failed"),
+        ("c", "skipped"),
+    ]
+    assert doc["modules"][2]["reason"] == "not run: interrupted (Ctrl-C)"
