@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -46,6 +46,7 @@ from bench.common import (  # noqa: E402
 
 __all__ = [
     "ModuleRun",
+    "Status",
     "discover",
     "machine_info",
     "main",
@@ -57,13 +58,16 @@ __all__ = [
 HERE = Path(__file__).resolve().parent
 
 
+Status = Literal["ok", "skipped", "failed", "no figures"]
+"""``no figures``: a module without ``collect`` that ran as a script."""
+
+
 @dataclass
 class ModuleRun:
     """What one module gave: its results, or why it gave none."""
 
     name: str
-    status: str
-    """``ok``, ``skipped``, ``failed`` or ``no figures`` (a module without ``collect``)."""
+    status: Status
     seconds: float
     results: list[Result] = field(default_factory=list)
     reason: str = ""
@@ -143,11 +147,10 @@ def run_module(
             if script is None:
                 return ModuleRun(name, "failed", 0.0, reason="the module has no collect()")
             code, output = run_script(script, echo)
-            status, reason = (
-                ("no figures", "no collect(): ran as a script with its defaults, output below")
-                if code == 0
-                else ("failed", f"ran as a script (no collect()), exit status {code}")
-            )
+            status: Status = "no figures" if code == 0 else "failed"
+            reason = "no collect(): ran as a script with its defaults (output in results.md)"
+            if code != 0:
+                reason = f"ran as a script (no collect()), exit status {code}"
             return ModuleRun(
                 name, status, time.perf_counter() - start, reason=reason, output=output
             )
