@@ -513,6 +513,10 @@ class PeerConfig:
     """Responder: called once the peer is authenticated (after EAP, before any virtual IP or
     CHILD_SA); its children and pool replace ``children`` / ``pool`` for this IKE_SA (and
     its rekeys).  None refuses access: the IKE_AUTH answer is AUTHENTICATION_FAILED."""
+    reauth_time: int | None = None
+    """Responder: ask the initiator to re-authenticate within this many seconds, with an
+    AUTH_LIFETIME notify (RFC 4478) in the last IKE_AUTH response, as charon does for its
+    ``reauth_time``; a new IKE_AUTH runs the posture assessment again.  None sends none."""
     remote_natt_port: int = 4500
     """Initiator: the peer's NAT-T port, where IKE moves once a NAT is detected (RFC 7296,
     2.23; RFC 3948).  4500 unless the peer listens elsewhere (a gateway on 10500/14500)."""

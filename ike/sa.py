@@ -1420,6 +1420,10 @@ class IkeSa:
             self.held_auth = (mid, reply, pending)
             return self.state
         self.held_auth = None
+        peer = self.peer
+        if peer is not None and peer.reauth_time is not None:
+            # RFC 4478, 3: AUTH_LIFETIME goes in the last IKE_AUTH response.
+            child.append(Notify(NotifyType.AUTH_LIFETIME, peer.reauth_time.to_bytes(4, "big")))
         self.send_response(_AUTH, mid, reply + child)
         self._established()
         return S.ESTABLISHED
@@ -1625,7 +1629,16 @@ class IkeSa:
             return S.I_EAP
         self._i_child_result(msg)
         self._established()
+        self._auth_lifetime(msg)
         return S.ESTABLISHED
+
+    def _auth_lifetime(self, msg: Message) -> None:
+        """RFC 4478: an AUTH_LIFETIME notify (in the last IKE_AUTH response, or later in an
+        INFORMATIONAL) asks us to re-authenticate within its lifetime."""
+        life = self._notifies(msg).get(NotifyType.AUTH_LIFETIME)
+        if life is not None and len(life.data) == 4:
+            seconds = int.from_bytes(life.data, "big")
+            self.engine._events.append(ReauthRequested(self.local_spi, seconds))
 
     def _fail_auth_initiator(self, now: float, reason: str) -> None:
         """RFC 7296, 2.21.2: tell the responder in an INFORMATIONAL, then give up."""
@@ -1669,6 +1682,7 @@ class IkeSa:
             self._fail_auth_initiator(now, "responder AUTH from the MSK does not verify")
         self._i_child_result(msg)
         self._established()
+        self._auth_lifetime(msg)
         return S.ESTABLISHED
 
     def _i_child_result(self, msg: Message) -> None:
@@ -1738,10 +1752,7 @@ class IkeSa:
             reply.append(Delete(ProtocolId.ESP, tuple(spis_back)))
         err = self._error_notify(msg)
         self.send_response(_INFO, msg.message_id, reply)
-        life = self._notifies(msg).get(NotifyType.AUTH_LIFETIME)
-        if life is not None and len(life.data) == 4:
-            seconds = int.from_bytes(life.data, "big")
-            self.engine._events.append(ReauthRequested(self.local_spi, seconds))
+        self._auth_lifetime(msg)
         if err is not None and err.notify_type == NotifyType.AUTHENTICATION_FAILED:
             raise _Close("peer reports AUTHENTICATION_FAILED", err.notify_type)
         return self.state
