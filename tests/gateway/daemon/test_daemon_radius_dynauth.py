@@ -97,3 +97,44 @@ def test_without_dynauth_nothing_is_sent(tmp_path: Path, cert_factory: Any) -> N
     assert _authenticate(gw.radius, ca, "allow").code == Code.ACCESS_ACCEPT
     assert gw.radius is not None and gw.radius.dynauth is None
     assert gw.radius.reassess({"bob"}) == 0
+
+
+def test_accounting_start_is_recorded_and_completes_the_dynauth_session(
+    tmp_path: Path, cert_factory: Any
+) -> None:
+    import os
+
+    from radius import (
+        AcctStatusType,
+        AttributeType,
+        IntegerAttribute,
+        Packet,
+        TextAttribute,
+        encode_request,
+        verify_response,
+    )
+
+    t = AttributeType
+    gw, ca, _ = _gateway(tmp_path, cert_factory, dynauth=True)
+    assert _authenticate(gw.radius, ca, "allow").code == Code.ACCESS_ACCEPT
+    raw = encode_request(
+        Packet(
+            Code.ACCOUNTING_REQUEST,
+            7,
+            os.urandom(16),
+            (
+                IntegerAttribute(t.ACCT_STATUS_TYPE, AcctStatusType.START),
+                TextAttribute(t.USER_NAME, "bob"),
+                TextAttribute(t.ACCT_SESSION_ID, "sess-0001"),
+            ),
+        ),
+        SECRET.encode(),
+    )
+    out = gw.radius.datagram(raw, (NAS[0], 1813))
+    assert out is not None
+    assert verify_response(out, raw[4:20], SECRET.encode()).code == Code.ACCOUNTING_RESPONSE
+    recorder = gw.radius.accounting
+    (session,) = recorder.sessions.values()
+    assert session.user_name == "bob" and session.open
+    (live,) = gw.radius.dynauth.sessions.values()
+    assert live.acct_session_id == "sess-0001"
