@@ -758,6 +758,7 @@ def _peer(
             fragmentation=spec.fragmentation,
             send_certreq=spec.send_certreq,
             rekey_time=spec.rekey_time,
+            reauth_time=None if spec.reauth_time is None else int(spec.reauth_time),
         )
     except IkeError as exc:
         raise ConfigError(source, w, str(exc)) from None

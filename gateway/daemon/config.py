@@ -177,6 +177,7 @@ class ConnectionSpec:
     send_certreq: bool = True
     vips: tuple[str, ...] = ()
     rekey_time: float | None = None
+    reauth_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -608,6 +609,7 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
             "version",
             "vips",
             "rekey_time",
+            "reauth_time",
         ),
         w,
     )
@@ -688,6 +690,7 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
         send_certreq=ctx.boolean(t, "send_certreq", w, True),
         vips=vips,
         rekey_time=ctx.seconds(t, "rekey_time", w, None),
+        reauth_time=ctx.seconds(t, "reauth_time", w, None),
     )
 
 

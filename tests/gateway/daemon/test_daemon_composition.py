@@ -14,7 +14,7 @@ import pytest
 
 from gateway.daemon.service import ts_text
 from ike.config import AuthClass, ChildConfig, Identity
-from ike.sa import ChildSaInstalled, IkeSaClosed, IkeSaEstablished
+from ike.sa import ChildSaInstalled, IkeSaClosed, IkeSaEstablished, ReauthRequested
 from tests.gateway.daemon.daemon_rig import PSK_CONFIG, make_rig, psk_client
 
 
@@ -628,3 +628,19 @@ def test_ipv4_and_ipv6_virtual_ips(tmp_path: Path) -> None:
     rig.gateway.terminate("rw")
     rig.pump()
     assert [p["online"] for p in rig.gateway.stats_json()["pools"]] == [0, 0]
+
+
+def test_reauth_time_asks_clients_to_reauthenticate(tmp_path: Path) -> None:
+    """``reauth_time`` on a connection reaches the engine: the last IKE_AUTH response carries
+    AUTH_LIFETIME (RFC 4478) and the client's engine reports it."""
+    config = PSK_CONFIG.replace('pools = ["rw"]\n', 'pools = ["rw"]\nreauth_time = "1h"\n', 1)
+    rig = make_rig(_write(tmp_path, config))
+    rig.connect(psk_client())
+    (est,) = rig.events(IkeSaEstablished)
+    assert [(e.ike_sa, e.lifetime) for e in rig.events(ReauthRequested)] == [(est.ike_sa, 3600)]
+
+
+def test_no_reauth_time_no_auth_lifetime(tmp_path: Path) -> None:
+    rig = make_rig(_write(tmp_path, PSK_CONFIG))
+    rig.connect(psk_client())
+    assert rig.events(IkeSaEstablished) and rig.events(ReauthRequested) == []
