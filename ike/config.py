@@ -509,6 +509,11 @@ class PeerConfig:
     rekey_time: float | None = None
     """Seconds after which this side rekeys the IKE_SA (swanctl ``rekey_time``); None leaves
     it to the peer."""
+    dpd_delay: float | None = None
+    """Dead peer detection (swanctl ``dpd_delay``): after this many seconds without an
+    authenticated IKE message from the peer, send an empty INFORMATIONAL (RFC 7296, 1.4,
+    2.4); an unanswered one closes the IKE_SA once the retransmits are exhausted.  ESP
+    traffic is not seen by the engine, so a busy tunnel is checked too.  None sends none."""
     authorize: Callable[[AuthContext], Authorization | None] | None = None
     """Responder: called once the peer is authenticated (after EAP, before any virtual IP or
     CHILD_SA); its children and pool replace ``children`` / ``pool`` for this IKE_SA (and
@@ -522,6 +527,8 @@ class PeerConfig:
     2.23; RFC 3948).  4500 unless the peer listens elsewhere (a gateway on 10500/14500)."""
 
     def __post_init__(self) -> None:
+        if self.dpd_delay is not None and not self.dpd_delay > 0:
+            raise LocalProtocolError(f"{self.name}: dpd_delay must be > 0")
         if not 0 < self.remote_natt_port < 65536:
             raise LocalProtocolError(f"{self.name}: remote_natt_port {self.remote_natt_port}")
         for side, auth in (("local", self.local_auth), ("remote", self.remote_auth)):

@@ -687,6 +687,7 @@ class IkeSa:
     answered: _Outstanding | None = None
     keepalive_at: float | None = None
     ike_rekey_at: float | None = None
+    dpd_at: float | None = None
     queued: list[tuple[int, list[Payload]]] = field(default_factory=list)
 
     def __repr__(self) -> str:
@@ -766,6 +767,8 @@ class IkeSa:
             ]
             if self.ike_rekey_at is not None:
                 times.append(self.ike_rekey_at)
+            if self.dpd_at is not None:
+                times.append(self.dpd_at)
         if self.state is S.ESTABLISHED and self.keepalive_at is not None:
             times.append(self.keepalive_at)
         return min(times) if times else None
@@ -794,6 +797,12 @@ class IkeSa:
             if self.ike_rekey_at is not None and now >= self.ike_rekey_at:
                 self.ike_rekey_at = None
                 self.start_ike_rekey(now)
+                return
+            if self.dpd_at is not None and now >= self.dpd_at:
+                # RFC 7296, 2.4: an empty INFORMATIONAL; its answer (or any other
+                # authenticated message) moves dpd_at on, no answer closes the IKE_SA.
+                self._touch_dpd(now)
+                self.send_request(_INFO, [], now)
                 return
             due = [
                 c
@@ -841,6 +850,8 @@ class IkeSa:
         if h.exchange_type != _INIT:
             # RFC 7296, 2.23: follow the peer behind a NAT (authenticated messages only).
             self.remote, self.local = remote, local
+            if self.dpd_at is not None:
+                self._touch_dpd(now)
         key = (self.state, h.exchange_type, raw.is_response)
         entry = _TRANSITIONS.get(key)
         if raw.is_response:
@@ -1350,10 +1361,15 @@ class IkeSa:
     def _schedule_ike_rekey(self) -> None:
         if self.peer is not None and self.peer.rekey_time is not None:
             self.ike_rekey_at = self.engine._now + self.peer.rekey_time
+        self._touch_dpd(self.engine._now)
         interval = self.engine.config.keepalive_interval
         if self.nat_local and interval is not None:
             # RFC 3948, 2.3: we are the one behind the NAT; keep its mapping open.
             self.keepalive_at = self.engine._now + interval
+
+    def _touch_dpd(self, now: float) -> None:
+        if self.peer is not None and self.peer.dpd_delay is not None:
+            self.dpd_at = now + self.peer.dpd_delay
 
     # ======================================================================================
     # Responder handlers
