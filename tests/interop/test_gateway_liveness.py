@@ -3,8 +3,9 @@ namespace) and the real daemon (``python -m gateway.daemon run``), issue 6:
 
 - charon's dead peer detection (``dpd_delay = 2s``) is answered and its IKE_SA stays up;
 - a peer that stops answering is found by the gateway's own requests: the IKE_SA is deleted
-  after the retransmissions and its virtual IP goes back to the pool (the daemon has no
-  ``dpd_delay`` of its own yet, so its request here is the IKE_SA rekey of ``rekey_time``);
+  after the retransmissions and its virtual IP goes back to the pool, once with the IKE_SA
+  rekey of ``rekey_time`` as the unanswered request, once with the daemon's ``dpd_delay``
+  (skipped while gateway/daemon/config.py does not take that key);
 - ``swanctl --terminate --ike`` and ``--terminate --child`` from charon are followed by the
   daemon (IKE_SA gone and the address free; only the CHILD_SA gone, IKE_SA kept);
 - an IKE_SA rekey started by charon and one started by the daemon while a TCP transfer and a
@@ -282,6 +283,69 @@ def test_dead_peer_deleted_and_address_released(
         assert daemon.pool_online() == 0
         log = daemon.log()
         assert "retransmit 2 of message" in log, log[-4000:]
+        assert "closed: peer not responding: retransmits exhausted" in log, log[-4000:]
+    except BaseException:
+        print(daemon.log()[-8000:])
+        raise
+    finally:
+        daemon.stop()
+
+
+def _daemon_has_dpd(tmp_path: Path) -> bool:
+    """Whether ``nea-gateway check`` takes ``[connections.NAME] dpd_delay``."""
+    conf = tmp_path / "dpd-check.toml"
+    conf.write_text(
+        GW_CONF.replace("{dataplane}", "none")
+        .replace("{sock}", str(tmp_path / "unused.sock"))
+        .replace("{conn_extra}", 'dpd_delay = "2s"')
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.daemon", "check", "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    if proc.returncode == 0:
+        return True
+    assert "dpd_delay" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    return False
+
+
+def test_gateway_dpd_detects_dead_peer(netns: Any, charon_factory: Any, tmp_path: Path) -> None:
+    """The daemon's own dead peer detection (``dpd_delay = "2s"``, engine
+    ``PeerConfig.dpd_delay``): charon answers its empty INFORMATIONALs and the IKE_SA stays;
+    once charon's namespace drops everything, the IKE_SA is deleted after the retransmits
+    and the virtual IP is free."""
+    if not _daemon_has_dpd(tmp_path):
+        pytest.skip(
+            "the daemon has no [connections.NAME] dpd_delay yet (gateway/daemon/config.py "
+            "does not map it to ike.config.PeerConfig.dpd_delay)"
+        )
+    require("nft")
+    gw, cl = _setup(netns)
+    daemon = Daemon(gw, tmp_path / "gw", conn_extra='dpd_delay = "2s"')
+    try:
+        charon = _connect(charon_factory, cl, daemon)
+        (before,) = daemon.list_sas()
+        deadline = time.monotonic() + 8
+        while charon.log().count("generating INFORMATIONAL response") < 2:
+            assert time.monotonic() < deadline, charon.log_tail()
+            time.sleep(0.2)
+        assert "parsed INFORMATIONAL request 0 [ ]" in charon.log(), charon.log_tail()
+        (sa,) = daemon.list_sas()
+        assert _spis(sa) == _spis(before) and sa["state"] == "ESTABLISHED"
+        cl.run("nft", "add", "table", "inet", "dead")
+        for hook in ("input", "output"):
+            cl.run(
+                "nft", "add", "chain", "inet", "dead", hook,
+                "{", "type", "filter", "hook", hook, "priority", "0", ";",
+                "policy", "drop", ";", "}",
+            )  # fmt: skip
+        # next check within 2 s, retransmits after 0.5 s and 0.75 s, given up 1.125 s later
+        daemon.wait(lambda: daemon.list_sas() == [], "IKE_SA deleted", timeout=10)
+        assert daemon.pool_online() == 0
+        log = daemon.log()
         assert "closed: peer not responding: retransmits exhausted" in log, log[-4000:]
     except BaseException:
         print(daemon.log()[-8000:])
