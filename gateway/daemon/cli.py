@@ -109,8 +109,10 @@ def configure_logging(spec: LogSpec, *, verbose: int = 0) -> None:
 def _open_evidence(config: GatewayConfig) -> Any:
     """The evidence database sink when posture runs anywhere and ``[nea] database`` is set."""
     nea = config.nea
-    posture = any(c.posture.assess for c in config.connections) or (
-        config.radius is not None and config.radius.posture
+    posture = (
+        any(c.posture.assess for c in config.connections)
+        or (config.radius is not None and config.radius.posture)
+        or config.pt_tls is not None
     )
     if nea is None or not posture or not nea.database:
         return None
@@ -130,6 +132,7 @@ def _open_evidence(config: GatewayConfig) -> Any:
 def run(config: GatewayConfig, config_path: Path | None, reactor: Any = None) -> int:
     """Start the daemon in ``reactor`` and run it until SIGTERM/SIGINT."""
     from gateway.daemon.control import listen
+    from gateway.daemon.pt_tls import start_pt_tls
     from gateway.daemon.radius import start_radius
     from gateway.daemon.service import Gateway
 
@@ -159,6 +162,7 @@ def run(config: GatewayConfig, config_path: Path | None, reactor: Any = None) ->
     try:
         gateway.start()
         gateway.radius = start_radius(gateway, reactor)
+        gateway.pt_tls = start_pt_tls(gateway, reactor)
     except Exception as exc:
         config_error = isinstance(exc, ConfigError)
         print(f"nea-gateway: {'' if config_error else 'cannot start: '}{exc}", file=sys.stderr)
@@ -482,6 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"policy change: {len(again['ike'])} IKE_SA(s) asked to re-authenticate, "
                 f"{again['radius']} RADIUS session(s) disconnected to re-authenticate"
             )
+        if again.get("pt_tls"):
+            console.print(f"policy change: SRETRY sent on {len(again['pt_tls'])} PT-TLS session(s)")
     elif args.cmd == "reassess":
         names = ", ".join(f"{t['name']} #{t['uniqueid']}" for t in result["reassess"])
         console.print(f"re-authentication requested: {names or 'none'}")

@@ -375,14 +375,33 @@ class _Nea:
         )
         self.validators = build_validators(self.engine, spec.validators)
 
+    def next_id(self) -> int:
+        """A new posture connection id (IKEv2, RADIUS and PT-TLS share the numbering)."""
+        return next(self._ids)
+
+    def pdp_referral(self) -> Any:
+        """The PB-PDP-Referral to our PT-TLS listener (``[pt_tls] referral``), or None."""
+        spec = self.config.pt_tls
+        if spec is None or not spec.referral:
+            return None
+        from nea.pb_tnc.messages import PbPdpReferral
+
+        name = spec.referral_name or spec.listen
+        return PbPdpReferral.from_fqdn(name, spec.port)
+
     def make_tncs(
         self, identity: bytes, session: PostureSession | None, *, pt_eap: bool = True
     ) -> Any:
         from nea.pb_tnc import PbTncConfig, Tncs
 
-        cid = next(self._ids)
+        cid = self.next_id()
         self.engine.open_connection(cid, identity=identity.decode("utf-8", "replace"))
-        config = PbTncConfig.for_pt_eap() if pt_eap else None
+        referral = self.pdp_referral()
+        config = (
+            PbTncConfig.for_pt_eap(pdp_referral=referral)
+            if pt_eap
+            else PbTncConfig(pdp_referral=referral)
+        )
         tncs = Tncs(self.validators, connection_id=cid, config=config)
         if session is not None:
             session.connection_id = cid
@@ -817,8 +836,10 @@ def compose(
     keys = [_load_key(s, config.source) for s in config.secrets if s.kind == "private"]
     nea: _Nea | None = None
     reload_policy = False
-    needs_nea = any(c.posture.assess for c in config.connections) or (
-        config.radius is not None and config.radius.posture
+    needs_nea = (
+        any(c.posture.assess for c in config.connections)
+        or (config.radius is not None and config.radius.posture)
+        or config.pt_tls is not None
     )
     if config.nea is not None and needs_nea:
         if isinstance(nea_state, _Nea) and nea_state.config.nea == config.nea:

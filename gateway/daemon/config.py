@@ -42,6 +42,7 @@ __all__ = [
     "LogSpec",
     "NeaSpec",
     "PostureSpec",
+    "PtTlsSpec",
     "RadiusClientSpec",
     "RadiusSpec",
     "RemoteSpec",
@@ -76,6 +77,8 @@ START_ACTIONS = ("none", "start")
 POSTURE_METHODS = ("pt-eap", "eap-tnc")
 VALIDATORS = ("test", "ports", "os", "swima")
 RECOMMENDATION_POLICIES = ("default", "any", "all")
+PT_TLS_CLIENT_AUTH = ("none", "tls", "sasl", "tls-or-sasl", "tls-and-sasl")
+"""strongSwan's PT-TLS client authentication modes (``[pt_tls] client_auth``)."""
 
 LOG_SUBSYSTEMS = ("default", "dmn", "ike", "chd", "cfg", "enc", "net", "knl", "tls", "tnc", "imv")
 """strongSwan's subsystem names the ``[log]`` section takes (see docs/config.md)."""
@@ -205,6 +208,26 @@ class NeaSpec:
 
 
 @dataclass(frozen=True)
+class PtTlsSpec:
+    """``[pt_tls]``: the daemon's own PT-TLS (RFC 6876) listener, a PDP for posture
+    re-assessments over TLS (SASL PLAIN users are the ``[secrets.eap-*]`` entries)."""
+
+    listen: str = "127.0.0.1"
+    port: int = 271
+    client_auth: str = "tls-or-sasl"
+    certs: tuple[Path, ...] = ()
+    """Server certificate (chain); empty: the first connection's ``local.certs``."""
+    cacerts: tuple[Path, ...] = ()
+    """CAs for client certificates, besides ``[authorities]``."""
+    referral: bool = False
+    """Advertise this listener as PDP (PB-PDP-Referral) in IKEv2 posture assessments."""
+    referral_name: str | None = None
+    """The FQDN (or address) put in the referral; None: ``listen``."""
+    idle_timeout: float = 300.0
+    max_sasl_attempts: int = 1
+
+
+@dataclass(frozen=True)
 class RadiusClientSpec:
     address: str
     secret: str = field(repr=False)
@@ -250,6 +273,7 @@ class GatewayConfig:
     authorities: tuple[AuthoritySpec, ...] = ()
     nea: NeaSpec | None = field(default_factory=NeaSpec)
     radius: RadiusSpec | None = None
+    pt_tls: PtTlsSpec | None = None
     dataplane: str = "auto"
     log: LogSpec = field(default_factory=LogSpec)
 
@@ -424,6 +448,7 @@ _TOP = (
     "authorities",
     "nea",
     "radius",
+    "pt_tls",
     "dataplane",
     "log",
 )
@@ -937,6 +962,51 @@ def _parse_radius(ctx: _Ctx, data: Any) -> RadiusSpec:
     )
 
 
+def _parse_pt_tls(ctx: _Ctx, data: Any, ike: IkeSpec) -> PtTlsSpec | None:
+    w = "pt_tls"
+    t = ctx.table(data, w)
+    ctx.keys(
+        t,
+        (
+            "enabled",
+            "listen",
+            "port",
+            "client_auth",
+            "certs",
+            "cacerts",
+            "referral",
+            "referral_name",
+            "idle_timeout",
+            "max_sasl_attempts",
+        ),
+        w,
+    )
+    if not ctx.boolean(t, "enabled", w, True):
+        return None
+    listen = ctx.string(t, "listen", w, ike.listen)
+    if listen in ("%any", "%any4"):
+        listen = "0.0.0.0"  # noqa: S104
+    elif listen == "%any6":
+        listen = "::"
+    name = ctx.string(t, "referral_name", w)
+    if name is not None:
+        try:
+            name.encode("ascii")
+        except UnicodeEncodeError:
+            raise ctx.error("pt_tls.referral_name", "must be an ASCII name or address") from None
+    return PtTlsSpec(
+        listen=_address(ctx, listen, "pt_tls.listen"),
+        port=ctx.integer(t, "port", w, 271, 0, 65535),
+        client_auth=ctx.choice(t, "client_auth", w, PT_TLS_CLIENT_AUTH, "tls-or-sasl"),
+        certs=ctx.paths(t, "certs", w),
+        cacerts=ctx.paths(t, "cacerts", w),
+        referral=ctx.boolean(t, "referral", w, False),
+        referral_name=name,
+        idle_timeout=ctx.seconds(t, "idle_timeout", w, 300.0),
+        max_sasl_attempts=ctx.integer(t, "max_sasl_attempts", w, 1, 1, 10),
+    )
+
+
 def _parse_log(ctx: _Ctx, data: Any) -> LogSpec:
     t = ctx.table(data, "log")
     levels: dict[str, int] = {"default": 1}
@@ -1005,6 +1075,9 @@ def parse_config(
     radius = _parse_radius(ctx, data["radius"]) if "radius" in data else None
     if radius is not None and radius.posture and nea is None:
         raise ctx.error("radius.posture", "needs [nea] enabled")
+    pt_tls = _parse_pt_tls(ctx, data["pt_tls"], ike) if "pt_tls" in data else None
+    if pt_tls is not None and nea is None:
+        raise ctx.error("pt_tls", "needs [nea] enabled (the validators assess PT-TLS clients)")
     dataplane = data.get("dataplane", "auto")
     if not isinstance(dataplane, str) or dataplane not in DATAPLANES:
         raise ctx.error("dataplane", f"{dataplane!r} is not one of: {', '.join(DATAPLANES)}")
@@ -1019,6 +1092,7 @@ def parse_config(
         authorities=authorities,
         nea=nea,
         radius=radius,
+        pt_tls=pt_tls,
         dataplane=dataplane,
         log=log,
     )

@@ -410,6 +410,8 @@ class Gateway:
         self._closed_waiters: dict[bytes, list[defer.Deferred[None]]] = {}
         self.listening: list[Any] = []
         self.radius: Any = None
+        self.pt_tls: Any = None
+        """The ``[pt_tls]`` listener (:class:`gateway.daemon.pt_tls.DaemonPtTls`)."""
         self.stopping = False
 
     def _hook_dataplane(self) -> None:
@@ -562,6 +564,11 @@ class Gateway:
         return done
 
     def _close_resources(self) -> None:
+        if self.pt_tls is not None:
+            try:
+                self.pt_tls.close()
+            except Exception:
+                log.exception("PT-TLS close failed")
         for port in self.listening:
             try:
                 port.stopListening()
@@ -913,6 +920,12 @@ class Gateway:
                 old_sql.close()
             self._hook_sql_pools()
         self.config = new
+        if self.pt_tls is not None:
+            from gateway.daemon.pt_tls import _users
+
+            self.pt_tls.set_users(_users(new))
+            if new.pt_tls != self.pt_tls.spec:
+                notes.append("pt_tls changes (other than users) need a restart")
         self.stats.reloads += 1
         result = {
             "added": sorted(set(new_names) - set(old_names)),
@@ -1022,10 +1035,20 @@ class Gateway:
         connection ends with its conversation, so every live RADIUS session with posture is
         re-assessed."""
         ike = []
+        pt_tls: list[dict[str, Any]] = []
+        front = self.pt_tls
+        if front is not None:
+            pt_tls = front.reassess(affected)
+            affected -= {int(p["connection"]) for p in pt_tls}
         for spi, session in list(self.router.sessions.items()):
             rec = self.sas.get(spi)
             if rec is not None and session.connection_id in affected:
                 affected.discard(session.connection_id)
+                tied = [s for v in rec.vips for s in front.find(v)] if front is not None else []
+                if tied and any(front.retry(s) for s in tied):
+                    # re-assessed over PT-TLS inside its tunnel: no new IKE_SA needed
+                    pt_tls.append({"name": rec.connection, "uniqueid": rec.unique_id})
+                    continue
                 if self._ask_reauth(rec):
                     ike.append({"name": rec.connection, "uniqueid": rec.unique_id})
         self.udp.flush()
@@ -1033,7 +1056,10 @@ class Gateway:
         hook = getattr(self.radius, "reassess", None)
         if hook is not None and radius:
             sent = hook(set(getattr(self.radius, "identities", {})))
-        return {"ike": ike, "radius": sent}
+        out: dict[str, Any] = {"ike": ike, "radius": sent}
+        if front is not None:
+            out["pt_tls"] = pt_tls
+        return out
 
     def _carry_leases(self, comp: Composition) -> None:
         """New pools: addresses leased to live IKE_SAs stay reserved for them."""
@@ -1096,6 +1122,7 @@ class Gateway:
                 for p in self.composition.pools.status()
             ],
             "radius": self.radius is not None,
+            "pt_tls": self.pt_tls.status() if self.pt_tls is not None else None,
         }
 
     def command(self, name: str, args: dict[str, Any]) -> Any:
