@@ -16,10 +16,19 @@ SECRET = "interop-secret"
 
 
 class LoopbackRadius:
+    """Our RADIUS engine with an :class:`EapServer` of ``methods`` per conversation; every
+    EAP server it made is kept in :attr:`servers` so tests can look at the outcome."""
+
     def __init__(self, methods: list[tuple[int, Callable[[bytes], Any]]]) -> None:
+        self.servers: list[EapServer] = []
+
+        def new_server(context: Any) -> EapServer:
+            server = EapServer(methods)
+            self.servers.append(server)
+            return server
+
         self.engine = RadiusServer(
-            [RadiusClient.from_prefix("127.0.0.1/32", SECRET, "loopback")],
-            lambda context: EapServer(methods),
+            [RadiusClient.from_prefix("127.0.0.1/32", SECRET, "loopback")], new_server
         )
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -46,10 +55,21 @@ class LoopbackRadius:
             if answer is not None:
                 self.sock.sendto(answer, addr)
 
+    @property
+    def finished(self) -> list[EapServer]:
+        """The EAP servers whose conversation ended (success or failure), oldest first."""
+        return [s for s in self.servers if s.succeeded or s.failed]
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
         self.sock.close()
+
+    def __enter__(self) -> LoopbackRadius:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # -- a minimal RADIUS/EAP client (RFC 2865, RFC 3579) to drive our peers against FreeRADIUS --
