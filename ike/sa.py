@@ -1827,9 +1827,9 @@ class IkeSa:
             (old.config,) if old is not None and old.config is not None else self._child_configs()
         )
         for cfg in configs:
-            remote_cfg = cfg.remote_ts or self._dynamic_remote_ts(tsi_p.selectors)
+            remote_cfg = cfg.remote_ts or self._peer_ts(tsi_p.selectors)
             tsi = narrow(tsi_p.selectors, remote_cfg)
-            tsr = narrow(tsr_p.selectors, cfg.local_ts or (_host_ts(self.local[0]),))
+            tsr = narrow(tsr_p.selectors, cfg.local_ts or self._own_ts())
             if tsi and tsr:
                 break
         else:
@@ -1904,6 +1904,80 @@ class IkeSa:
         self.pending_create = ("child", old, new, nonce, dh)
         self.send_request(_CHILD, payloads, now)
 
+    def _own_ts(self) -> tuple[TrafficSelector, ...]:
+        """swanctl's ``dynamic`` local selector: our virtual IPs (initiator), else our address."""
+        if self.initiator and self.vips:
+            return tuple(_host_ts(v) for v in self.vips)
+        return (_host_ts(self.local[0]),)
+
+    def _peer_ts(self, offered: tuple[TrafficSelector, ...]) -> tuple[TrafficSelector, ...]:
+        """swanctl's ``dynamic`` remote selector from either end."""
+        if self.initiator:
+            return (_host_ts(self.remote[0]),)
+        return self._dynamic_remote_ts(offered)
+
+    def start_child_create(self, cfg: ChildConfig, now: float) -> None:
+        """RFC 7296, 1.3.1: a new CHILD_SA for ``cfg`` (either end may ask; PFS when its
+        proposals name DH groups).  ``dynamic`` selectors are our virtual IPs / address and
+        the peer's virtual IPs / address."""
+        new = _ChildState(cfg.name, self._new_spi(), b"", cfg)
+        groups = [g for p in cfg.esp_proposals for g in p.dh]
+        dh = DH_GROUPS[groups[0]].generate() if groups else None
+        nonce = self.engine.random(NONCE_LEN)
+        local_ts = cfg.local_ts or self._own_ts()
+        remote_ts = cfg.remote_ts or self._peer_ts(())
+        payloads: list[Payload] = [
+            SecurityAssociation(
+                tuple(
+                    p.to_proposal(i + 1, new.spi_in, with_dh=True)
+                    for i, p in enumerate(cfg.esp_proposals)
+                )
+            ),
+            Nonce(nonce),
+        ]
+        if dh is not None:
+            payloads.append(KeyExchange(dh.group, dh.public))
+        payloads += [TSi(local_ts), TSr(remote_ts)]  # TSi: the requester's side (us)
+        self.pending_create = ("new", new, nonce, dh, local_ts, remote_ts)
+        self.send_request(_CHILD, payloads, now)
+
+    def _new_child_response(self, msg: Message, pending: tuple[Any, ...]) -> SaState:
+        _, new, nonce_i, dh, local_ts, remote_ts = pending
+        try:
+            err = self._error_notify(msg)
+            if err is not None:
+                raise _NotifyError(err.notify_type)
+            sa_p, nonce_p = self._one(msg, SecurityAssociation), self._one(msg, Nonce)
+            tsi, tsr = self._one(msg, TSi), self._one(msg, TSr)
+            ke_p = self._one(msg, KeyExchange, required=False)
+            assert isinstance(sa_p, SecurityAssociation) and isinstance(nonce_p, Nonce)
+            assert isinstance(tsi, TSi) and isinstance(tsr, TSr)
+            assert new.config is not None
+            if len(sa_p.proposals) != 1:
+                raise NoProposalChosen("responder returned more than one proposal")
+            sel = _check_single(sa_p.proposals[0], new.config.esp_proposals, ProtocolId.ESP, True)
+            g_ir: bytes | None = None
+            if sel.dh:
+                if dh is None or not isinstance(ke_p, KeyExchange) or ke_p.group != dh.group:
+                    raise InvalidSyntax("PFS group of the response differs from ours")
+                g_ir = dh.exchange(ke_p.data)
+            if len(sel.spi) != 4:
+                raise InvalidSyntax("ESP SPI must be 4 octets")
+            if not _subset(tsi.selectors, local_ts) or not _subset(tsr.selectors, remote_ts):
+                raise TsUnacceptable("responder widened the traffic selectors")
+        except (_NotifyError, RemoteProtocolError) as exc:
+            code = exc.code if isinstance(exc, _NotifyError) else exc.notify_type
+            self.engine._events.append(ChildSaFailed(self.local_spi, new.name, code))
+            return S.ESTABLISHED
+        new.spi_out = sel.spi
+        self.children.append(new)
+        self.engine._events.append(
+            self._child_keys_event(
+                new, sel, tsi.selectors, tsr.selectors, (True, nonce_i, nonce_p.data, g_ir)
+            )
+        )
+        return S.ESTABLISHED
+
     def start_ike_rekey(self, now: float) -> None:
         """RFC 7296, 1.3.2: rekey this IKE_SA; the new one inherits the CHILD_SAs."""
         peer = self.peer
@@ -1932,6 +2006,8 @@ class IkeSa:
                 log.info("IKE_SA rekey refused: %s", _notify_name(err.notify_type))
                 return S.ESTABLISHED
             return self._finish_ike_rekey(msg, new_spi, nonce_i, dh, now)
+        if pending[0] == "new":
+            return self._new_child_response(msg, pending)
         _, old, new, nonce_i, dh = pending
         try:
             if err is not None:
@@ -2274,6 +2350,24 @@ class IkeEngine:
         if sa.outstanding is not None:
             raise LocalProtocolError("a request is outstanding on this IKE_SA; retry later")
         self._run(sa, lambda: sa.start_child_rekey(child, now))
+
+    def create_child_sa(self, ike_sa: bytes, config: ChildConfig, now: float) -> None:
+        """Ask the peer for a new CHILD_SA of ``config`` (CREATE_CHILD_SA, RFC 7296, 1.3.1),
+        from either end of the IKE_SA; ChildSaInstalled (or ChildSaFailed) follows.  A
+        gateway moving a peer between children (posture re-assessment) pairs this with
+        :meth:`set_children` and :meth:`delete_child_sa`."""
+        self._now = now
+        sa = self._established_sa(ike_sa)
+        if sa.outstanding is not None or sa.pending_create is not None:
+            raise LocalProtocolError("a request is outstanding on this IKE_SA; retry later")
+        self._run(sa, lambda: sa.start_child_create(config, now))
+
+    def set_children(self, ike_sa: bytes, children: tuple[ChildConfig, ...]) -> None:
+        """Replace the CHILD_SA configurations granted to an IKE_SA (what the peer may ask
+        for from now on); the address pool of its grant stays (its leases live there)."""
+        sa = self._established_sa(ike_sa)
+        pool = sa._pool()
+        sa.granted = Authorization(tuple(children), pool)
 
     def rekey_ike_sa(self, ike_sa: bytes, now: float) -> None:
         """Rekey the IKE_SA; IkeSaRekeyed names the new one, then the old one is deleted."""
