@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.harness.tools import free_tcp_port
 
 __all__ = ["SKIP_REASON", "find_pg_bin", "postgres_server", "postgres_url"]
 
@@ -46,12 +47,6 @@ def find_pg_bin() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def postgres_server(bin_dir: Path | None = None) -> Iterator[str]:
     """Start a server; yield its URL (``postgresql+psycopg://postgres@/postgres?host=...``)."""
@@ -66,7 +61,7 @@ def postgres_server(bin_dir: Path | None = None) -> Iterator[str]:
         uid, gid = pw.pw_uid, pw.pw_gid
         os.chown(base, uid, gid)
     data, sock, log = base / "data", base / "sock", base / "server.log"
-    port = _free_port()
+    port = free_tcp_port()
     env = {**os.environ, "LC_ALL": "C"}
 
     def run(*args: str, check: bool = True) -> None:

@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
 
-__all__ = ["PACKAGES", "REQUIRE_PEERS_ENV", "find", "require", "skip_or_fail"]
+__all__ = [
+    "PACKAGES",
+    "REQUIRE_PEERS_ENV",
+    "find",
+    "free_tcp_port",
+    "free_udp_ports",
+    "require",
+    "skip_or_fail",
+]
 
 REQUIRE_PEERS_ENV = "NEA_GATEWAY_REQUIRE_PEERS"
 
@@ -64,3 +73,25 @@ def skip_or_fail(reason: str) -> None:
     if os.environ.get(REQUIRE_PEERS_ENV) == "1":
         pytest.fail(f"{reason} [{REQUIRE_PEERS_ENV}=1 forbids skipping]", pytrace=False)
     pytest.skip(reason)
+
+
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a server started next)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_ports(count: int) -> list[int]:
+    """``count`` distinct UDP ports on 127.0.0.1 that were free a moment ago (all bound at
+    once, so they differ)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()

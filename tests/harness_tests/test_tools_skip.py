@@ -24,3 +24,16 @@ def test_present_tool_found() -> None:
     path = tools.find("sh")
     assert path is not None and path.is_file()
     assert tools.require("sh") == path
+
+
+def test_free_ports_are_bindable_and_distinct() -> None:
+    import socket
+
+    ports = tools.free_udp_ports(3)
+    assert len(set(ports)) == 3 and all(0 < p < 65536 for p in ports)
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", port))
+    port = tools.free_tcp_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", port))

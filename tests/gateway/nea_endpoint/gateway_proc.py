@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.harness.tools import free_udp_ports
 
 REPO = Path(__file__).resolve().parents[3]
 PROFILES = REPO / "examples" / "profiles"
@@ -32,20 +33,6 @@ def fast_supported() -> bool:
     from gateway.demo.run import fast_in_gateway
 
     return fast_in_gateway() is None
-
-
-def free_udp_ports(count: int) -> list[int]:
-    socks, ports = [], []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-            ports.append(s.getsockname()[1])
-    finally:
-        for s in socks:
-            s.close()
-    return ports
 
 
 def _children(posture: bool) -> str:
