@@ -46,6 +46,7 @@ from gateway.dataplane.esp import (
     SaHardExpired,
     SaSpec,
 )
+from gateway.engine_timer import EngineTimer
 from ike.constants import NON_ESP_MARKER
 from ike.payloads import TrafficSelector
 from ike.sa import Address
@@ -234,8 +235,7 @@ class UserspaceDataplane:
         self._routes: _Routes | None = None
         self._route_refs: dict[tuple[str, str | None], int] = {}
         self._sa_routes: dict[int, list[tuple[str, str | None]]] = {}
-        self._timer: Any = None
-        self._timer_at: float | None = None
+        self._timer = EngineTimer(reactor, self.now, self.engine.get_timer, self._fire)
         self.send_errors = 0
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -252,8 +252,7 @@ class UserspaceDataplane:
         log.info("userspace ESP on %s (%s)", self.ifname, self.reason)
 
     def stop(self) -> defer.Deferred[None]:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        self._timer.cancel()
         if self.tun is not None:
             self.reactor.removeReader(self.tun)
             self.tun.close()  # the kernel removes a non-persistent TUN and its routes
@@ -284,12 +283,12 @@ class UserspaceDataplane:
                 spec.spi_in,
             )
         log.info("installed %r", spec)
-        self._arm()
+        self._timer.arm()
         return self._add_routes(spec.spi_in, spec.local_ts, spec.remote_ts)
 
     def delete_child_sa(self, spi_in: int) -> defer.Deferred[None]:
         self.engine.remove(spi_in)
-        self._arm()
+        self._timer.arm()
         return self._drop_routes(spi_in)
 
     @defer.inlineCallbacks
@@ -388,20 +387,9 @@ class UserspaceDataplane:
                 self.on_event(event)
             except Exception:
                 log.exception("dataplane event consumer failed on %r", event)
-        self._arm()
-
-    def _arm(self) -> None:
-        when = self.engine.get_timer()
-        if when == self._timer_at and self._timer is not None and self._timer.active():
-            return
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer, self._timer_at = None, when
-        if when is not None:
-            self._timer = self.reactor.callLater(max(0.0, when - self.now()), self._fire)
+        self._timer.arm()
 
     def _fire(self) -> None:
-        self._timer, self._timer_at = None, None
         self.engine.handle_timer(self.now())
         self._deliver()
 
