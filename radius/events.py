@@ -52,6 +52,10 @@ class AccessAccepted:
     filter_id: str | None
     session_timeout: int | None
     has_keys: bool
+    inner_identity: str | None = None
+    """The identity authenticated inside a tunnel method (TTLS/PEAP/FAST), when the EAP
+    server knows one: who the endpoint is for reports.  ``user_name`` stays the outer
+    User-Name (often ``anonymous@realm``), the name the NAS knows the session by."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +66,8 @@ class AccessRejected:
     calling_station_id: str | None
     reason: str
     verdict: Verdict | None = None
+    inner_identity: str | None = None
+    """As :attr:`AccessAccepted.inner_identity`."""
 
 
 @dataclass(frozen=True, slots=True)

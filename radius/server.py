@@ -77,6 +77,7 @@ __all__ = [
     "RadiusServer",
     "RequestContext",
     "VlanAssignment",
+    "inner_identity",
     "vlan_attributes",
 ]
 
@@ -113,6 +114,9 @@ class EapServerSession(Protocol):
 
     @property
     def failure_reason(self) -> str | None: ...
+
+    # Optional: ``inner_identity`` (bytes or None), the identity authenticated inside a tunnel
+    # method; when present the engine names it in AccessAccepted / AccessRejected.
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +190,16 @@ class Conversation:
 
 VerdictSource = Callable[[Conversation], Verdict | None]
 EapServerFactory = Callable[[RequestContext], EapServerSession]
+
+
+def inner_identity(eap: object) -> str | None:
+    """The EAP server's optional ``inner_identity`` as text (None when it has none)."""
+    value = getattr(eap, "inner_identity", None)
+    if isinstance(value, bytes) and value:
+        return value.decode("utf-8", "replace")
+    if isinstance(value, str) and value:
+        return value
+    return None
 
 
 def verdict_attribute(conversation: Conversation) -> Verdict | None:
@@ -405,7 +419,7 @@ class RadiusServer:
             return self._accept(conversation, reply, packet.authenticator)
         if conversation.eap.failed:
             reason = conversation.eap.failure_reason or "EAP authentication failed"
-            return self._reject(context, reason, eap_reply=reply)
+            return self._reject(context, reason, eap_reply=reply, conversation=conversation)
         if reply is None:
             # The EAP layer discarded the Response (RFC 3748 section 4.1); keep the
             # conversation so the NAS can retransmit under the same State.
@@ -442,6 +456,7 @@ class RadiusServer:
         eap_reply: bytes | None = None,
         verdict: Verdict | None = None,
         reply_message: str = "Authentication failed",
+        conversation: Conversation | None = None,
     ) -> Packet:
         log.info(
             "Access-Reject for %r from client %s: %s",
@@ -457,6 +472,7 @@ class RadiusServer:
                 context.calling_station_id,
                 reason,
                 verdict,
+                inner_identity(conversation.eap) if conversation is not None else None,
             )
         )
         attributes: list[Attribute] = []
@@ -482,6 +498,7 @@ class RadiusServer:
                 verdict=verdict,
                 eap_reply=None if eap_success is None else _as_failure(eap_success),
                 reply_message="Access denied by posture assessment",
+                conversation=conversation,
             )
         assignment = policy.allow
         if verdict == Verdict.ISOLATE:
@@ -492,6 +509,7 @@ class RadiusServer:
                     verdict=verdict,
                     eap_reply=None if eap_success is None else _as_failure(eap_success),
                     reply_message="Access denied by posture assessment",
+                    conversation=conversation,
                 )
             assignment = policy.isolate
         attributes: list[Attribute] = []
@@ -522,6 +540,7 @@ class RadiusServer:
                 assignment.filter_id,
                 policy.session_timeout,
                 msk is not None,
+                inner_identity(conversation.eap),
             )
         )
         if msk is not None:

@@ -12,6 +12,9 @@ __all__ = ["DaemonRadius", "radius_config", "start_radius"]
 
 log = logging.getLogger("gateway.daemon.net")
 
+_MAX_STATIONS = 1_000_000
+"""Endpoints remembered for tying accounting to their posture connection."""
+
 
 def radius_config(config: GatewayConfig) -> Any:
     """A :class:`gateway.radius.RadiusConfig` for ``config.radius`` (None without one)."""
@@ -90,10 +93,36 @@ class DaemonRadius:
     """The running RADIUS front-end: the :class:`gateway.radius.RadiusService` with its
     accounting recorder and dynamic authorization (``service.dynauth``)."""
 
-    def __init__(self, service: Any, identities: dict[str, int]) -> None:
+    def __init__(
+        self,
+        service: Any,
+        identities: dict[str, int],
+        stations: dict[tuple[str, str], int] | None = None,
+    ) -> None:
         self.service = service
         self.identities = identities
-        """User-Name -> the posture connection id of its last assessment."""
+        """Identity (the inner one, as the posture method was started for it) -> the posture
+        connection id of its last assessment."""
+        self.stations: dict[tuple[str, str], int] = stations if stations is not None else {}
+        """(NAS address, Calling-Station-Id, else outer User-Name) -> the posture connection
+        id of the endpoint's last accepted assessment: what the NAS's accounting names."""
+
+    def connection_for(self, session: Any) -> int | None:
+        """The posture connection of an accounting session (:class:`AccountingSession`):
+        by its NAS and station, as the Access-Accept was; else by the inner identity the
+        recorder learnt for it.  Never by the outer User-Name alone: with an anonymous outer
+        identity every session shares it."""
+        nas = getattr(session, "nas_address", None)
+        for station in (
+            getattr(session, "calling_station_id", None),
+            getattr(session, "user_name", None),
+        ):
+            if isinstance(nas, str) and isinstance(station, str):
+                cid = self.stations.get((nas, station))
+                if cid is not None:
+                    return cid
+        identity = getattr(session, "identity", None)
+        return self.identities.get(identity) if isinstance(identity, str) else None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.service, name)  # datagram, accounting, dynauth, ...
@@ -117,7 +146,8 @@ class DaemonRadius:
             return 0
         sent = 0
         for name in sorted(user_names):
-            for key in dynauth.find(user_name=name):
+            # the name is who was assessed: the inner identity when the tunnel told it
+            for key in dynauth.find(identity=name):
                 log.info(
                     "RADIUS session %s (%s): policy changed, Disconnect-Request to re-assess",
                     key,
@@ -138,38 +168,54 @@ def start_radius(gateway: Any, reactor: Any) -> DaemonRadius | None:
     from gateway.radius import listen as radius_listen
 
     posture: list[tuple[int, Any]] = []
-    verdicts: dict[bytes, Any] = {}
     identities: dict[str, int] = {}
+    stations: dict[tuple[str, str], int] = {}
     nea = gateway.composition.nea_state
     if config.radius.posture and nea is not None:
+        from gateway.radius import current_conversation
         from nea.pt_eap import PtEapServer
 
         def make(identity: bytes) -> Any:
+            # ``identity`` is the inner one (the tunnel's EAP identity / User-Name AVP):
+            # the posture connection and its evidence session are that user's.
             tncs = nea.make_tncs(identity, None)
             cid = getattr(tncs, "connection_id", None)
+            conversation = current_conversation()
             if isinstance(cid, int):
                 identities[identity.decode("utf-8", "replace")] = cid
-            method = PtEapServer(tncs)
-            verdicts[identity] = method
-            return method
+                if conversation is not None:
+                    conversation.connection_id = cid
+            return PtEapServer(tncs)
 
         posture.append((54, make))
 
     def verdict(conversation: Any) -> Any:
+        """This conversation's verdict: its own posture method's (the EAP server of the
+        conversation recorded it), never another conversation's with the same User-Name."""
         from nea.pb_tnc import AccessRecommendation
         from radius import Verdict
 
-        name = conversation.context.user_name
-        method = verdicts.pop(name.encode(), None) if name else None
+        eap = conversation.eap
+        method = getattr(eap, "posture_method", None)
+        if method is None:
+            return None  # no posture ran (a bare method): the policy decides
+        cid = getattr(eap, "connection_id", None)
+        context = conversation.context
+        station = context.calling_station_id or context.user_name
+        if isinstance(cid, int) and station is not None:
+            stations[(context.source[0], station)] = cid
+            while len(stations) > _MAX_STATIONS:
+                del stations[next(iter(stations))]
         v = getattr(method, "verdict", None)
         if v is None:
-            return None
+            return Verdict.NO_ACCESS  # posture started but gave no verdict: fail closed
         if v.recommendation is AccessRecommendation.ALLOWED:
             return Verdict.ALLOW
         if v.recommendation is AccessRecommendation.QUARANTINED:
             return Verdict.ISOLATE
         return Verdict.NO_ACCESS
 
+    front = DaemonRadius(None, identities, stations)
     accounting: Any = None
     if config.radius.accounting:
         from gateway.radius.accounting import EvidenceAccountingSink, MemoryAccountingSink
@@ -179,14 +225,14 @@ def start_radius(gateway: Any, reactor: Any) -> DaemonRadius | None:
         if evidence is not None and hasattr(evidence, "accounting"):
 
             def connection_for(session: Any) -> int | None:
-                name = getattr(session, "user_name", None)
-                return identities.get(name) if isinstance(name, str) else None
+                return front.connection_for(session)
 
             accounting = EvidenceAccountingSink(evidence, connection_for, also=(memory,))
         else:
             accounting = memory
     server = build_server(rc, posture=posture, verdict=verdict)
     service, _ports = radius_listen(rc, reactor, server=server, accounting=accounting)
+    front.service = service
     log.info(
         "RADIUS listening on %s ports %d/%d%s%s",
         rc.listen,
@@ -195,4 +241,4 @@ def start_radius(gateway: Any, reactor: Any) -> DaemonRadius | None:
         ", accounting recorded" if accounting is not None else "",
         f", dynamic authorization to NAS port {rc.dynauth.port}" if rc.dynauth else "",
     )
-    return DaemonRadius(service, identities)
+    return front

@@ -9,17 +9,26 @@
 """
 
 from gateway.radius.adapter import RadiusDatagramProtocol, RadiusService
-from gateway.radius.compose import available_methods, build_eap_factory, build_server, listen
+from gateway.radius.compose import (
+    ConversationEap,
+    available_methods,
+    build_eap_factory,
+    build_server,
+    current_conversation,
+    listen,
+)
 from gateway.radius.config import ConfigError, RadiusConfig, load_config, parse_config
 
 __all__ = [
     "ConfigError",
+    "ConversationEap",
     "RadiusConfig",
     "RadiusDatagramProtocol",
     "RadiusService",
     "available_methods",
     "build_eap_factory",
     "build_server",
+    "current_conversation",
     "listen",
     "load_config",
     "parse_config",

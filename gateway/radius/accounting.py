@@ -43,6 +43,7 @@ from typing import Protocol, TypeVar
 
 from gateway.db.store import AccountingUpdate
 from radius import (
+    AccessAccepted,
     AccountingRecord,
     AcctStatusType,
     AddressAttribute,
@@ -126,6 +127,15 @@ class AccountingSession:
     input_packets: int | None = None
     output_packets: int | None = None
     terminate_cause: TerminateCause | int | None = None
+    identity: str | None = None
+    """The identity authenticated inside the tunnel method of the session's
+    authentication, when the recorder saw its Access-Accept (``user_name`` is the outer
+    User-Name the NAS reports, often ``anonymous@realm``)."""
+
+    @property
+    def report_name(self) -> str | None:
+        """Who the session belongs to: the inner identity when known, else the User-Name."""
+        return self.identity or self.user_name
 
     @property
     def open(self) -> bool:
@@ -205,6 +215,8 @@ class AccountingRecorder:
         self.max_open = max_open
         self._open: dict[SessionKey, AccountingSession] = {}
         self._stopped: dict[SessionKey, _dt.datetime] = {}
+        self._identities: dict[tuple[str, str], str] = {}
+        """(NAS address, station) -> inner identity, from the Access-Accepts."""
 
     @property
     def sessions(self) -> dict[SessionKey, AccountingSession]:
@@ -214,6 +226,30 @@ class AccountingRecorder:
     def handle(self, event: Event) -> None:
         if isinstance(event, AccountingRecord):
             self.record(event)
+        elif isinstance(event, AccessAccepted):
+            self.access_accepted(event)
+
+    def access_accepted(self, event: AccessAccepted) -> None:
+        """Remember who an accepted endpoint is inside its tunnel: the NAS's accounting for
+        it (same NAS address, same Calling-Station-Id, else User-Name) names that user."""
+        station = event.calling_station_id or event.user_name
+        if station is None:
+            return
+        key = (event.source[0], station)
+        self._identities.pop(key, None)
+        if event.inner_identity is not None:
+            self._identities[key] = event.inner_identity
+            while len(self._identities) > self.max_open:
+                del self._identities[next(iter(self._identities))]
+
+    def identity_for(
+        self, nas_address: str, calling_station_id: str | None, user_name: str | None
+    ) -> str | None:
+        """The inner identity of the last Access-Accept for this NAS and station."""
+        for station in (calling_station_id, user_name):
+            if station is not None and (nas_address, station) in self._identities:
+                return self._identities[(nas_address, station)]
+        return None
 
     def record(self, record: AccountingRecord) -> None:
         packet = Packet(Code.ACCOUNTING_REQUEST, 0, attributes=record.attributes)
@@ -293,6 +329,9 @@ class AccountingRecorder:
             framed_ip=usage.framed_ip,
             started_at=at,
             updated_at=at,
+            identity=self.identity_for(
+                record.source[0], record.calling_station_id, record.user_name
+            ),
         )
         self._open[key] = session
         self._call(self.sink.session_started, session)
@@ -409,7 +448,8 @@ ConnectionLookup = Callable[[AccountingSession], int | None]
 class EvidenceAccountingSink:
     """Accounting onto the evidence database.
 
-    Every session's latest state (NAS, Acct-Session-Id, user, addresses, octets, packets,
+    Every session's latest state (NAS, Acct-Session-Id, user (the inner identity when known,
+    else the User-Name), addresses, octets, packets,
     duration, terminate cause) goes to the accounting table with each Start, Interim-Update
     and Stop.  For a session that ``connection_for`` ties to a posture connection, the row
     names that connection's evidence session, the session's address (Framed-IP-Address,
@@ -458,7 +498,9 @@ class EvidenceAccountingSink:
                 stopped_at=session.stopped_at,
                 connection_id=connection,
                 nas_address=session.nas_address,
-                user_name=session.user_name,
+                # the report names the user: the inner identity when the Access-Accept
+                # told us one (the outer User-Name is anonymous in PEAP/TTLS deployments)
+                user_name=session.report_name,
                 calling_station_id=session.calling_station_id,
                 framed_ip=session.framed_ip,
                 input_octets=session.input_octets,

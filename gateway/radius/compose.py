@@ -12,7 +12,9 @@ import enum
 import importlib.util
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from gateway.radius.accounting import AccountingRecorder, AccountingSink
@@ -23,7 +25,14 @@ from ike.eap.packet import EapType
 from radius import AccountingRecord, Event, RadiusServer, RequestContext
 from radius.server import VerdictSource, verdict_attribute
 
-__all__ = ["available_methods", "build_eap_factory", "build_server", "listen"]
+__all__ = [
+    "ConversationEap",
+    "available_methods",
+    "build_eap_factory",
+    "build_server",
+    "current_conversation",
+    "listen",
+]
 
 log = logging.getLogger(__name__)
 
@@ -167,22 +176,135 @@ def _inner_methods(config: RadiusConfig) -> list[tuple[int, Callable[[bytes], An
     return _method_factories(inner)
 
 
+_CURRENT: ContextVar[ConversationEap | None] = ContextVar("radius_conversation", default=None)
+
+
+def current_conversation() -> ConversationEap | None:
+    """The conversation whose EAP server is running right now: inside a method or posture
+    factory this is the conversation the new method belongs to (None outside one)."""
+    return _CURRENT.get()
+
+
+class ConversationEap:
+    """The EAP server of one RADIUS conversation, and what was started inside it.
+
+    The RADIUS engine keeps one per conversation (per State); it drives the wrapped
+    ``ike.eap.server.EapServer`` and, while it does, :func:`current_conversation` names it,
+    so the method factories (built once, shared by every conversation) record their
+    instances here: :attr:`methods` (the outer methods, e.g. the TTLS server) and
+    :attr:`posture` (``(identity, method)`` of each posture method, PT-EAP / EAP-TNC, with
+    the inner identity it was started for).  The verdict of *this* conversation is then
+    the :attr:`posture_method`'s, whatever the outer User-Name (``anonymous@realm`` is
+    shared by every user of a PEAP/TTLS deployment)."""
+
+    def __init__(self, eap: Any, context: RequestContext) -> None:
+        self.eap = eap
+        self.context = context
+        self.methods: list[Any] = []
+        self.posture: list[tuple[bytes, Any]] = []
+        self.connection_id: int | None = None
+        """The posture (PB-TNC) connection id, set by whoever builds the posture method."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.eap, name)  # state, method_type, events, ... of the EapServer
+
+    @contextmanager
+    def _running(self) -> Iterator[None]:
+        token = _CURRENT.set(self)
+        try:
+            yield
+        finally:
+            _CURRENT.reset(token)
+
+    def start(self) -> bytes:
+        with self._running():
+            out: bytes = self.eap.start()
+            return out
+
+    def receive(self, packet: bytes) -> bytes | None:
+        with self._running():
+            out: bytes | None = self.eap.receive(packet)
+            return out
+
+    @property
+    def succeeded(self) -> bool:
+        return bool(self.eap.succeeded)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.eap.failed)
+
+    @property
+    def msk(self) -> bytes | None:
+        msk: bytes | None = self.eap.msk
+        return msk
+
+    @property
+    def failure_reason(self) -> str | None:
+        reason: str | None = self.eap.failure_reason
+        return reason
+
+    @property
+    def identity(self) -> bytes | None:
+        """The outer EAP identity (Identity Response)."""
+        identity: bytes | None = self.eap.identity
+        return identity
+
+    @property
+    def inner_identity(self) -> bytes | None:
+        """The identity authenticated inside the tunnel method, else the one the posture
+        method was started for; None for a bare method (only the outer identity exists)."""
+        for method in reversed(self.methods):
+            value = getattr(method, "inner_identity", None)
+            if isinstance(value, bytes) and value:
+                return value
+        for identity, _method in reversed(self.posture):
+            if identity:
+                return bytes(identity)
+        return None
+
+    @property
+    def posture_method(self) -> Any:
+        """The last posture method started in this conversation (its ``verdict`` is the
+        conversation's), or None when none ran."""
+        return self.posture[-1][1] if self.posture else None
+
+
+def _recorded(factory: Callable[[bytes], Any], *, posture: bool) -> Callable[[bytes], Any]:
+    def make(identity: bytes) -> Any:
+        method = factory(identity)
+        conversation = _CURRENT.get()
+        if conversation is not None:
+            if posture:
+                conversation.posture.append((identity, method))
+            else:
+                conversation.methods.append(method)
+        return method
+
+    return make
+
+
 def build_eap_factory(
     config: RadiusConfig, *, posture: Methods = ()
 ) -> Callable[[RequestContext], Any]:
-    """``factory(context) -> EapServer`` with the configured methods, in the configured order.
+    """``factory(context) -> ConversationEap`` (an ``EapServer`` with the configured methods,
+    in the configured order, and the record of what ran in it).
 
     ``posture``: methods run after authentication (PT-EAP, handed in by the gateway).  They
-    run inside TTLS and PEAP only: RFC 7171 section 1 carries PT-EAP inside a tunnel method,
-    so a peer that authenticates with a bare method gets no posture assessment (the verdict
-    source then sees none and the policy decides).
+    run inside TTLS, PEAP and FAST only: RFC 7171 section 1 carries PT-EAP inside a tunnel
+    method, so a peer that authenticates with a bare method gets no posture assessment (the
+    verdict source then sees none and the policy decides).  Each posture method instance is
+    recorded on the conversation it runs in (:attr:`ConversationEap.posture_method`); a
+    posture factory may call :func:`current_conversation` for the conversation's
+    :class:`radius.RequestContext`.
     """
     from ike.eap.server import EapServer
 
-    methods = _method_factories(config, posture)
+    scoped = [(t, _recorded(f, posture=True)) for t, f in posture]
+    methods = [(t, _recorded(f, posture=False)) for t, f in _method_factories(config, scoped)]
 
     def factory(context: RequestContext) -> Any:
-        return EapServer(methods)
+        return ConversationEap(EapServer(methods), context)
 
     return factory
 

@@ -106,6 +106,15 @@ class LiveSession:
     nas_identifier: str | None = None
     nas_ip_address: str | None = None
     nas_ipv6_address: str | None = None
+    identity: str | None = None
+    """The identity authenticated inside the tunnel method (reports, re-assessment);
+    ``user_name`` is the outer User-Name the NAS knows the session by (often
+    ``anonymous@realm``) and is what the requests to the NAS carry."""
+
+    @property
+    def report_name(self) -> str | None:
+        """Who the endpoint is: the inner identity when known, else the User-Name."""
+        return self.identity or self.user_name
 
 
 class Action(enum.Enum):
@@ -207,6 +216,7 @@ class DynamicAuthorizer:
             nas_identifier=previous.nas_identifier if previous else None,
             nas_ip_address=previous.nas_ip_address if previous else None,
             nas_ipv6_address=previous.nas_ipv6_address if previous else None,
+            identity=event.inner_identity,
         )
         return key
 
@@ -239,14 +249,21 @@ class DynamicAuthorizer:
         )
 
     def find(
-        self, *, user_name: str | None = None, calling_station_id: str | None = None
+        self,
+        *,
+        user_name: str | None = None,
+        calling_station_id: str | None = None,
+        identity: str | None = None,
     ) -> list[EndpointKey]:
-        """Live sessions of a user and/or station (what a re-assessment knows)."""
+        """Live sessions of a user and/or station (what a re-assessment knows).
+        ``user_name`` matches the outer User-Name; ``identity`` the user the session is
+        reported as (:attr:`LiveSession.report_name`: the inner identity when known)."""
         return [
             key
             for key, s in self._sessions.items()
             if (user_name is None or s.user_name == user_name)
             and (calling_station_id is None or s.calling_station_id == calling_station_id)
+            and (identity is None or s.report_name == identity)
         ]
 
     def _match(self, nas: str, station: str | None, user: str | None) -> EndpointKey | None:
@@ -354,7 +371,7 @@ class DynamicAuthorizer:
             action.value,
             session.nas_address,
             key.station,
-            session.user_name,
+            session.report_name,
             session.verdict.value if session.verdict else "none",
             verdict.value,
             assignment.vlan if assignment else "-",
