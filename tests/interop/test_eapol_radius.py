@@ -3,8 +3,8 @@
 The server runs as a subprocess on 127.0.0.1 with kernel-chosen ports (no root, no
 namespaces); each test runs eapol_test once and checks SUCCESS / FAILURE and, for methods
 with keys, ``MPPE keys OK`` (eapol_test compares the MS-MPPE keys in Access-Accept with the
-MSK it derived itself).  Methods run here are the ones ``gateway.radius.available_methods()``
-reports, so a tunnel method that is not in the tree is not silently claimed.
+MSK it derived itself).  Every method the tests use must be in
+``gateway.radius.available_methods()``; a missing one fails the test.
 """
 
 from __future__ import annotations
@@ -139,8 +139,8 @@ allow_filter_id = "staff"
 
 
 def _needs(method: str) -> None:
-    if method not in available_methods():
-        pytest.skip(f"EAP method {method} is not in this tree yet")
+    # Every method is in the tree: one that goes missing is a failure, never a skip.
+    assert method in available_methods(), f"EAP method {method} missing: {available_methods()}"
 
 
 def _ok(result: EapolResult, *, keys: bool) -> None:
