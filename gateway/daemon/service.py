@@ -134,6 +134,8 @@ class SaRecord:
     nat: bool = False
     verdict: str | None = None
     reassess_asked: float | None = None
+    pt_tls: int | None = None
+    """The posture connection id of the PT-TLS session tied to this IKE_SA (its virtual IP)."""
     established: float = 0.0
     children: dict[int, ChildRecord] = field(default_factory=dict)
 
@@ -158,6 +160,7 @@ class SaRecord:
             "nat": self.nat,
             "verdict": self.verdict,
             "reassessing": self.reassess_asked is not None,
+            "pt_tls": self.pt_tls,
             "established": round(now - self.established) if self.established else None,
             "children": [c.to_json(now) for c in self.children.values()],
         }
@@ -360,6 +363,18 @@ class GatewayUdpService(IkeUdpService):
 # The gateway
 
 
+@dataclass
+class _Move:
+    """An IKE_SA moving to the children of ``verdict``: CREATE_CHILD_SA for each of
+    ``create`` (one at a time), then Delete for the CHILD_SAs in ``delete``."""
+
+    verdict: str
+    create: list[Any]
+    delete: list[int]
+    previous: tuple[Any, ...]
+    waiting: str | None = None
+
+
 class Gateway:
     """One running gateway.  ``config_path`` None runs the embedded defaults."""
 
@@ -403,6 +418,8 @@ class Gateway:
         self.sas: dict[bytes, SaRecord] = {}
         self._early_children: dict[bytes, dict[int, ChildRecord]] = {}
         self._initiating: dict[bytes, str] = {}
+        self._moves: dict[bytes, _Move] = {}
+        """IKE_SAs being moved between their allow and isolate children."""
         self._replacing: dict[bytes, bytes] = {}
         """New IKE_SA -> the one it re-authenticates (deleted once the new one is up)."""
         self._ids = 0
@@ -676,6 +693,11 @@ class Gateway:
             self.stats.children_installed += 1
             chd_log.info("CHILD_SA %r installed", event)
             self._dataplane_call(self.dataplane.install, event)
+            mv = self._moves.get(event.ike_sa)
+            if mv is not None and mv.waiting == event.name and event.replaces is None:
+                mv.create.pop(0)
+                mv.waiting = None
+                self.reactor.callLater(0, self._move_step, event.ike_sa)
         elif isinstance(event, ChildSaDeleted):
             rec3 = self.sas.get(event.ike_sa)
             if rec3 is not None:
@@ -686,6 +708,9 @@ class Gateway:
         elif isinstance(event, ChildSaFailed):
             self.stats.children_failed += 1
             chd_log.warning("CHILD_SA %s failed: notify %d", event.name or "-", event.error)
+            mv = self._moves.get(event.ike_sa)
+            if mv is not None and mv.waiting == event.name:
+                self._move_failed(event.ike_sa, f"CHILD_SA {event.name}: notify {event.error}")
         elif isinstance(event, IkeSaRekeyed):
             rec4 = self.sas.pop(event.ike_sa, None)
             if rec4 is not None:
@@ -693,6 +718,8 @@ class Gateway:
                 rec4.spi_i, rec4.spi_r = event.spi_i, event.spi_r
                 self.sas[event.new_ike_sa] = rec4
             self.router.rename(event.ike_sa, event.new_ike_sa)
+            if event.ike_sa in self._moves:
+                self._moves[event.new_ike_sa] = self._moves.pop(event.ike_sa)
             rename = getattr(self.dataplane, "rename_ike_sa", None)
             if rename is not None:
                 rename(event.ike_sa, event.new_ike_sa)
@@ -700,6 +727,7 @@ class Gateway:
             self._peer_asks_reauth(event)
         elif isinstance(event, IkeSaClosed):
             rec5 = self.sas.pop(event.ike_sa, None)
+            self._moves.pop(event.ike_sa, None)
             self._early_children.pop(event.ike_sa, None)
             self._initiating.pop(event.ike_sa, None)
             self._replacing.pop(event.ike_sa, None)
@@ -1060,6 +1088,133 @@ class Gateway:
         if front is not None:
             out["pt_tls"] = pt_tls
         return out
+
+    # -- PT-TLS verdicts: moving an IKE_SA between its allow and isolate children -----------
+
+    def pt_tls_verdict(self, session: Any, verdict: str) -> None:
+        """A PT-TLS assessment finished (first, CRETRY or SRETRY).  When the connection comes
+        from an IKE_SA's virtual IP (the endpoint reaches us through its tunnel), that IKE_SA
+        moves to the children of the new verdict without a new IKE_SA: CREATE_CHILD_SA for
+        them, then Delete for the children of the old verdict (and the dataplane follows the
+        install/delete events).  ``none`` deletes the IKE_SA."""
+        self.stats.verdicts[verdict] = self.stats.verdicts.get(verdict, 0) + 1
+        rec = next((r for r in self.sas.values() if session.peer in r.vips), None)
+        if rec is None:
+            return
+        rec.pt_tls = session.connection_id
+        if rec.verdict is None:
+            log.info(
+                "PT-TLS verdict %s for %s[%d]: the connection has no posture; ignored",
+                verdict,
+                rec.connection,
+                rec.unique_id,
+            )
+            return
+        self.move(rec, verdict)
+
+    def move(self, rec: SaRecord, verdict: str) -> bool:
+        """Move an IKE_SA to the children of ``verdict`` (``allow``/``isolate``/``none``);
+        False when it already has them (or a move there is under way)."""
+        mv = self._moves.get(rec.ike_sa)
+        if (mv.verdict if mv is not None else rec.verdict) == verdict:
+            return False
+        if verdict == "none":
+            log.info(
+                "IKE_SA %s[%d]: re-assessment says no access: deleting it",
+                rec.connection,
+                rec.unique_id,
+            )
+            rec.verdict = "none"
+            self._moves.pop(rec.ike_sa, None)
+            try:
+                self.udp.delete(rec.ike_sa)
+            except IkeError as exc:
+                log.info("delete %s: %s", rec.ike_sa.hex(), exc)
+            return True
+        runtime = self.composition.connections.get(rec.connection)
+        spec = self.config.connection(rec.connection)
+        if runtime is None or spec is None:
+            log.warning("%s: connection gone, cannot move its IKE_SA", rec.connection)
+            return False
+        children = runtime.peer.children
+        wanted = tuple(
+            c for c, cs in zip(children, spec.children, strict=True) if verdict in cs.verdict
+        )
+        previous = tuple(
+            c for c, cs in zip(children, spec.children, strict=True)
+            if rec.verdict in cs.verdict
+        )
+        names = {c.name for c in wanted}
+        have = {ch.name for ch in rec.children.values()}
+        self._moves[rec.ike_sa] = _Move(
+            verdict,
+            [c for c in wanted if c.name not in have],
+            [spi for spi, ch in rec.children.items() if ch.name not in names],
+            previous,
+        )
+        try:
+            self.engine.set_children(rec.ike_sa, wanted)
+        except IkeError as exc:
+            self._moves.pop(rec.ike_sa, None)
+            log.info("move %s: %s", rec.ike_sa.hex(), exc)
+            return False
+        log.info(
+            "IKE_SA %s[%d]: %s -> %s after re-assessment: children %s without a new IKE_SA",
+            rec.connection,
+            rec.unique_id,
+            rec.verdict,
+            verdict,
+            sorted(names),
+        )
+        self._move_step(rec.ike_sa)
+        return True
+
+    MOVE_RETRY = 0.5
+    """Seconds before the next try when the IKE_SA has a request outstanding."""
+
+    def _move_step(self, ike_sa: bytes) -> None:
+        mv = self._moves.get(ike_sa)
+        rec = self.sas.get(ike_sa)
+        if mv is None or rec is None or mv.waiting is not None:
+            return
+        if mv.create:
+            cfg = mv.create[0]
+            try:
+                self.engine.create_child_sa(ike_sa, cfg, self.now())
+            except IkeError as exc:
+                chd_log.debug("CREATE_CHILD_SA %s later: %s", cfg.name, exc)
+                self.reactor.callLater(self.MOVE_RETRY, self._move_step, ike_sa)
+                return
+            mv.waiting = cfg.name
+            self.udp.flush()
+            return
+        for spi in mv.delete:
+            try:
+                self.engine.delete_child_sa(ike_sa, spi, self.now())
+            except IkeError as exc:
+                chd_log.info("delete CHILD_SA %08x: %s", spi, exc)
+        del self._moves[ike_sa]
+        rec.verdict = mv.verdict
+        log.info("IKE_SA %s[%d] moved to %s", rec.connection, rec.unique_id, mv.verdict)
+        self.udp.flush()
+
+    def _move_failed(self, ike_sa: bytes, why: str) -> None:
+        mv = self._moves.pop(ike_sa, None)
+        rec = self.sas.get(ike_sa)
+        if mv is None or rec is None:
+            return
+        log.warning(
+            "IKE_SA %s[%d]: cannot move to %s (%s); it keeps its %s children",
+            rec.connection,
+            rec.unique_id,
+            mv.verdict,
+            why,
+            rec.verdict,
+        )
+        try:
+            self.engine.set_children(ike_sa, mv.previous)
+        except IkeError:
+            pass
 
     def _carry_leases(self, comp: Composition) -> None:
         """New pools: addresses leased to live IKE_SAs stay reserved for them."""
