@@ -778,6 +778,8 @@ def _peer(
             send_certreq=spec.send_certreq,
             rekey_time=spec.rekey_time,
             reauth_time=None if spec.reauth_time is None else int(spec.reauth_time),
+            # swanctl: 0 turns dead peer detection off.
+            dpd_delay=spec.dpd_delay or None,
         )
     except IkeError as exc:
         raise ConfigError(source, w, str(exc)) from None

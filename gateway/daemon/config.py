@@ -181,6 +181,7 @@ class ConnectionSpec:
     vips: tuple[str, ...] = ()
     rekey_time: float | None = None
     reauth_time: float | None = None
+    dpd_delay: float | None = None
 
 
 @dataclass(frozen=True)
@@ -635,6 +636,7 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
             "vips",
             "rekey_time",
             "reauth_time",
+            "dpd_delay",
         ),
         w,
     )
@@ -716,6 +718,7 @@ def _parse_connection(ctx: _Ctx, name: str, data: Any, pools: Mapping[str, Any])
         vips=vips,
         rekey_time=ctx.seconds(t, "rekey_time", w, None),
         reauth_time=ctx.seconds(t, "reauth_time", w, None),
+        dpd_delay=ctx.seconds(t, "dpd_delay", w, None),
     )
 
 

@@ -4,8 +4,7 @@ namespace) and the real daemon (``python -m gateway.daemon run``), issue 6:
 - charon's dead peer detection (``dpd_delay = 2s``) is answered and its IKE_SA stays up;
 - a peer that stops answering is found by the gateway's own requests: the IKE_SA is deleted
   after the retransmissions and its virtual IP goes back to the pool, once with the IKE_SA
-  rekey of ``rekey_time`` as the unanswered request, once with the daemon's ``dpd_delay``
-  (skipped while gateway/daemon/config.py does not take that key);
+  rekey of ``rekey_time`` as the unanswered request, once with the daemon's ``dpd_delay``;
 - ``swanctl --terminate --ike`` and ``--terminate --child`` from charon are followed by the
   daemon (IKE_SA gone and the address free; only the CHILD_SA gone, IKE_SA kept);
 - an IKE_SA rekey started by charon and one started by the daemon while a TCP transfer and a
@@ -291,37 +290,11 @@ def test_dead_peer_deleted_and_address_released(
         daemon.stop()
 
 
-def _daemon_has_dpd(tmp_path: Path) -> bool:
-    """Whether ``nea-gateway check`` takes ``[connections.NAME] dpd_delay``."""
-    conf = tmp_path / "dpd-check.toml"
-    conf.write_text(
-        GW_CONF.replace("{dataplane}", "none")
-        .replace("{sock}", str(tmp_path / "unused.sock"))
-        .replace("{conn_extra}", 'dpd_delay = "2s"')
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "gateway.daemon", "check", "-c", str(conf)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
-    if proc.returncode == 0:
-        return True
-    assert "dpd_delay" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    return False
-
-
 def test_gateway_dpd_detects_dead_peer(netns: Any, charon_factory: Any, tmp_path: Path) -> None:
     """The daemon's own dead peer detection (``dpd_delay = "2s"``, engine
     ``PeerConfig.dpd_delay``): charon answers its empty INFORMATIONALs and the IKE_SA stays;
     once charon's namespace drops everything, the IKE_SA is deleted after the retransmits
     and the virtual IP is free."""
-    if not _daemon_has_dpd(tmp_path):
-        pytest.skip(
-            "the daemon has no [connections.NAME] dpd_delay yet (gateway/daemon/config.py "
-            "does not map it to ike.config.PeerConfig.dpd_delay)"
-        )
     require("nft")
     gw, cl = _setup(netns)
     daemon = Daemon(gw, tmp_path / "gw", conn_extra='dpd_delay = "2s"')

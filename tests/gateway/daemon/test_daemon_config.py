@@ -66,6 +66,7 @@ send_certreq = false
 vips = "0.0.0.0, ::"
 rekey_time = "4h"
 reauth_time = "8h"
+dpd_delay = "30s"
 
 [connections.rw.local]
 auth = "pubkey"
@@ -174,7 +175,7 @@ def test_every_key(tmp_path: Path) -> None:
     assert rw.proposals == ("aes128-sha256-x25519", "aes256gcm16-prfsha384-ecp384")
     assert rw.pools == ("rw",) and rw.fragmentation and not rw.send_certreq
     assert rw.vips == ("0.0.0.0", "::") and rw.rekey_time == 4 * 3600.0
-    assert rw.reauth_time == 8 * 3600.0
+    assert rw.reauth_time == 8 * 3600.0 and rw.dpd_delay == 30.0
     assert rw.local.auth == "pubkey" and rw.local.certs == (tmp_path / "gw.crt",)
     assert rw.local.id == "gw.test"
     assert rw.remote.auth == "eap-ttls" and rw.remote.id is None and rw.remote.eap_id == "%any"
