@@ -26,7 +26,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ike.eap_tls.prf import tls10_prf, tls12_prf
+from ike.eap_tls.prf import tls12_prf
 
 __all__ = [
     "CIPHER_KEY_LAYOUT",
@@ -181,10 +181,3 @@ def session_keys(s_imck: bytes) -> tuple[bytes, bytes]:
 def compound_mac(cmk: bytes, tlv_with_zero_mac: bytes) -> bytes:
     """RFC 4851 5.3: HMAC-SHA1(CMK, Crypto-Binding TLV with the MAC field zeroed)."""
     return hmac.new(cmk, tlv_with_zero_mac, hashlib.sha1).digest()
-
-
-def prf_for(version_name: str) -> TlsPrf:
-    """The TLS PRF for an OpenSSL protocol version name (``TLSv1.2`` -> SHA-256)."""
-    if version_name in ("TLSv1", "TLSv1.1"):
-        return tls10_prf
-    return tls12_prf
