@@ -5,20 +5,17 @@ existing pool and its leases survive a second gateway's init and ``--force``."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from gateway.daemon.compose import compose
 from gateway.daemon.config import load_config
 from gateway.init import main
 from gateway.pools import SqlPools
-from tests.harness.postgres import postgres_url
+from tests.harness.postgres import fresh_database, postgres_url
 
 __all__ = ["postgres_url"]  # the fixture, re-exported for pytest
 
@@ -69,16 +66,8 @@ def test_sql_pools_need_the_pool_database(
 
 @pytest.fixture
 def pg_url(postgres_url: str) -> Iterator[str]:
-    name = "initpools_" + uuid.uuid4().hex[:12]
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(postgres_url, "initpools_") as url:
+        yield url
 
 
 @pytest.mark.slow

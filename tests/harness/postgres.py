@@ -25,7 +25,7 @@ import pytest
 
 from tests.harness.tools import free_tcp_port
 
-__all__ = ["SKIP_REASON", "find_pg_bin", "postgres_server", "postgres_url"]
+__all__ = ["SKIP_REASON", "find_pg_bin", "fresh_database", "postgres_server", "postgres_url"]
 
 SKIP_REASON = "PostgreSQL server binaries not installed (Debian package postgresql)"
 
@@ -103,3 +103,24 @@ def postgres_url() -> Iterator[str]:
         pytest.skip(SKIP_REASON)
     with postgres_server() as url:
         yield url
+
+
+@contextmanager
+def fresh_database(server_url: str, prefix: str) -> Iterator[str]:
+    """Create a database with a unique name starting with ``prefix`` on the server at
+    ``server_url`` (``postgres_url``); yield its URL; drop it afterwards, even while still
+    connected to."""
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    name = prefix + uuid.uuid4().hex[:12]
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, func, inspect, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, inspect, select, text
 
 from gateway.db import EvidenceStore, SqlEvidenceSink, open_evidence_sink
 from gateway.db.engine import head_revision
@@ -25,7 +23,7 @@ from tests.gateway.evidence.evidence_data import (
 )
 from tests.gateway.evidence.test_evidence_store import schema_drift
 from tests.gateway.report import report_checks as checks
-from tests.harness.postgres import postgres_url
+from tests.harness.postgres import fresh_database, postgres_url
 
 __all__ = ["postgres_url"]  # the fixture, re-exported for pytest
 
@@ -33,16 +31,8 @@ __all__ = ["postgres_url"]  # the fixture, re-exported for pytest
 @pytest.fixture
 def pg_url(postgres_url: str) -> Iterator[str]:
     """A fresh database on the session's server, dropped afterwards."""
-    name = "evidence_" + uuid.uuid4().hex[:12]
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(postgres_url, "evidence_") as url:
+        yield url
 
 
 def test_upgrade_from_empty_and_no_drift(pg_url: str) -> None:

@@ -4,20 +4,17 @@ out one address twice."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from ipaddress import ip_address as ip
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from gateway.pools import LeaseState, SqlPools
 from gateway.pools.attributes import ConfigAttributeType as T
 from gateway.pools.errors import PoolOverlap
 from tests.gateway.pools import pool_workers
 from tests.gateway.pools.pool_workers import prepare_pool, schema_drift
-from tests.harness.postgres import postgres_url
+from tests.harness.postgres import fresh_database, postgres_url
 
 __all__ = ["postgres_url"]  # the fixture, re-exported for pytest
 
@@ -25,16 +22,8 @@ __all__ = ["postgres_url"]  # the fixture, re-exported for pytest
 @pytest.fixture
 def pg_url(postgres_url: str) -> Iterator[str]:
     """A fresh database on the session's server, dropped afterwards."""
-    name = "pools_" + uuid.uuid4().hex[:12]
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_database(postgres_url, "pools_") as url:
+        yield url
 
 
 class Clock:
