@@ -135,8 +135,8 @@ def test_peap_posture(gateway: GatewayProcess, profile: str, rc: int) -> None:
 def test_fast_posture(gateway: GatewayProcess, profile: str, rc: int) -> None:
     from tests.gateway.nea_endpoint.gateway_proc import fast_supported
 
-    if not fast_supported():
-        pytest.skip("this nea-gateway does not offer EAP-FAST in IKEv2 connections")
+    # The daemon offers EAP-FAST in IKEv2; losing it is a failure, not a skip.
+    assert fast_supported(), "nea-gateway no longer accepts eap-fast connections"
     code, res = _posture(gateway, "eap-fast", profile)
     assert code == rc, res
     assert res["auth"] == "eap-fast" and res["posture"]["recommendation"] in (
