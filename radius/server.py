@@ -522,9 +522,11 @@ class RadiusServer:
             attributes.append(IntegerAttribute(_T.SESSION_TIMEOUT, policy.session_timeout))
             attributes.append(IntegerAttribute(_T.TERMINATION_ACTION, _TERMINATION_RADIUS_REQUEST))
         attributes.extend(vlan_attributes(assignment))
+        inner = inner_identity(conversation.eap)
         log.info(
-            "Access-Accept for %r from client %s (verdict %s, VLAN %s)",
+            "Access-Accept for %r%s from client %s (verdict %s, VLAN %s)",
             context.user_name,
+            f" (inner identity {inner!r})" if inner is not None else "",
             context.client.name,
             verdict.value if verdict else "none",
             assignment.vlan,
@@ -540,7 +542,7 @@ class RadiusServer:
                 assignment.filter_id,
                 policy.session_timeout,
                 msk is not None,
-                inner_identity(conversation.eap),
+                inner,
             )
         )
         if msk is not None:
