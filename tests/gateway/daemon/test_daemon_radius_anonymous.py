@@ -53,7 +53,9 @@ class Reactor(Clock):
         return proto
 
 
-def _gateway(tmp_path: Path, cert_factory: Any, nas: str) -> tuple[Gateway, DaemonRadius, Any]:
+def _gateway(
+    tmp_path: Path, cert_factory: Any, nas: str, evidence_sink: Any = None
+) -> tuple[Gateway, DaemonRadius, Any]:
     ca = cert_factory.ca("ca")
     server = cert_factory.issue(ca, "radius.test", san_dns=("radius.test",), eku=("serverAuth",))
     secrets = "".join(
@@ -94,7 +96,7 @@ database = false
 """
     )
     reactor = Reactor()
-    gw = Gateway(load_config(p), reactor)
+    gw = Gateway(load_config(p), reactor, evidence_sink=evidence_sink)
     front = start_radius(gw, reactor)
     assert isinstance(front, DaemonRadius)
     gw.radius = front
@@ -273,14 +275,16 @@ def _group(answer: Packet) -> bytes | None:
     return value if isinstance(value, bytes) else None
 
 
-def _accounting_start(service: Any, station: str, session_id: str) -> None:
+def _accounting_start(
+    service: Any, station: str, session_id: str, status: int = AcctStatusType.START
+) -> None:
     raw = encode_request(
         Packet(
             Code.ACCOUNTING_REQUEST,
             9,
             os.urandom(16),
             (
-                IntegerAttribute(T.ACCT_STATUS_TYPE, AcctStatusType.START),
+                IntegerAttribute(T.ACCT_STATUS_TYPE, status),
                 TextAttribute(T.USER_NAME, OUTER.decode()),
                 TextAttribute(T.CALLING_STATION_ID, station),
                 TextAttribute(T.ACCT_SESSION_ID, session_id),
@@ -336,3 +340,51 @@ def test_reports_name_the_inner_user_and_the_nas_keys_stay_outer(
     assert request.text(T.USER_NAME) == OUTER.decode()
     assert request.text(T.CALLING_STATION_ID) == carol_mac
     assert request.text(T.ACCT_SESSION_ID) == "acct-c"
+
+
+def test_evidence_sessions_and_accounting_rows_are_each_users_own(
+    tmp_path: Path, cert_factory: Any
+) -> None:
+    """With an evidence database: the posture connection (evidence session) is opened for
+    the inner user, its decision is that user's, and the NAS's accounting for a station is
+    written against that station's own connection (bound to its MAC, ended by its Stop)."""
+    from nea.imv import MemoryEvidenceSink
+    from nea.pb_tnc import AccessRecommendation
+
+    class Sink(MemoryEvidenceSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bound: list[tuple[int, str]] = []
+            self.rows: list[Any] = []
+
+        def bind_address(self, connection_id: int, address: str) -> None:
+            self.bound.append((connection_id, address))
+
+        def accounting(self, acct: Any) -> None:
+            self.rows.append(acct)
+
+    sink = Sink()
+    _, front, ca = _gateway(tmp_path, cert_factory, "192.0.2.10", evidence_sink=sink)
+    alice_mac, carol_mac = "02-00-00-00-00-01", "02-00-00-00-00-02"
+    alice = _Conversation(front.service, _peer(ca, "peap", "alice", "allow"), alice_mac)
+    carol = _Conversation(front.service, _peer(ca, "ttls", "carol", "isolate"), carol_mac)
+    _interleave([alice, carol])
+    assert [_group(c.final) for c in (alice, carol) if c.final] == [b"10", b"99"]
+    cid = {s.identity: s.connection_id for s in sink.starts}
+    assert set(cid) == {"alice", "carol"} and cid["alice"] != cid["carol"]
+    access = {d.identity: (d.connection_id, d.access) for d in sink.decisions}
+    assert access == {
+        "alice": (cid["alice"], AccessRecommendation.ALLOWED),
+        "carol": (cid["carol"], AccessRecommendation.QUARANTINED),
+    }
+
+    _accounting_start(front.service, carol_mac, "acct-c")
+    _accounting_start(front.service, alice_mac, "acct-a")
+    rows = {r.acct_session_id: r for r in sink.rows}
+    assert (rows["acct-a"].connection_id, rows["acct-a"].user_name) == (cid["alice"], "alice")
+    assert (rows["acct-c"].connection_id, rows["acct-c"].user_name) == (cid["carol"], "carol")
+    assert rows["acct-c"].calling_station_id == carol_mac
+    assert sorted(sink.bound) == sorted([(cid["alice"], alice_mac), (cid["carol"], carol_mac)])
+    before = len(sink.ended)  # (the assessment's own end is recorded when it finishes)
+    _accounting_start(front.service, carol_mac, "acct-c", AcctStatusType.STOP)
+    assert [c for c, _ in sink.ended[before:]] == [cid["carol"]]
