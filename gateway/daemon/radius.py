@@ -1,5 +1,12 @@
 """The ``[radius]`` front-end of the daemon: :mod:`gateway.radius` built from the gateway's
-configuration, with PT-EAP posture inside TTLS/PEAP when ``radius.posture`` is on."""
+configuration, with PT-EAP posture inside TTLS/PEAP/FAST when ``radius.posture`` is on.
+
+Each RADIUS conversation's verdict is its own PT-EAP method's (recorded on the
+conversation's :class:`gateway.radius.ConversationEap`), so users sharing an anonymous outer
+identity never see each other's verdicts.  The posture connection and its evidence session
+are opened for the inner identity; accounting finds an endpoint's connection by NAS address
+and Calling-Station-Id (what the Access-Accept was for), and dynamic authorization keeps
+sending the NAS the outer User-Name and Calling-Station-Id it knows the session by."""
 
 from __future__ import annotations
 

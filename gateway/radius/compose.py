@@ -2,8 +2,12 @@
 
 The engines never import each other sideways; this module wires them: it builds one
 ``ike.eap.server.EapServer`` per conversation with the methods the configuration lists
-(each method's server factory from ``ike.eap.methods`` / ``ike.eap_tls`` / ...), and hands
-that factory to :class:`radius.RadiusServer`.
+(each method's server factory from ``ike.eap.methods`` / ``ike.eap_tls`` / ...), wrapped in a
+:class:`ConversationEap` that records the method and posture instances started inside that
+conversation, and hands that factory to :class:`radius.RadiusServer`.  A verdict source
+reads the verdict of the conversation's own posture method
+(:attr:`ConversationEap.posture_method`): never look a verdict up by User-Name, which PEAP
+and TTLS deployments set to the same anonymous outer identity for every user.
 """
 
 from __future__ import annotations
