@@ -1093,12 +1093,21 @@ class Gateway:
 
     def pt_tls_verdict(self, session: Any, verdict: str) -> None:
         """A PT-TLS assessment finished (first, CRETRY or SRETRY).  When the connection comes
-        from an IKE_SA's virtual IP (the endpoint reaches us through its tunnel), that IKE_SA
+        from an IKE_SA's virtual IP (the endpoint reaches us through its tunnel) - or else
+        its authenticated identity is that of exactly one IKE_SA with posture - that IKE_SA
         moves to the children of the new verdict without a new IKE_SA: CREATE_CHILD_SA for
         them, then Delete for the children of the old verdict (and the dataplane follows the
         install/delete events).  ``none`` deletes the IKE_SA."""
         self.stats.verdicts[verdict] = self.stats.verdicts.get(verdict, 0) + 1
         rec = next((r for r in self.sas.values() if session.peer in r.vips), None)
+        if rec is None and session.identity:
+            # not through a tunnel: the one IKE_SA of the same authenticated identity
+            mine = [
+                r
+                for r in self.sas.values()
+                if session.identity in (r.eap_identity, r.remote_id) and r.verdict is not None
+            ]
+            rec = mine[0] if len(mine) == 1 else None
         if rec is None:
             return
         rec.pt_tls = session.connection_id

@@ -128,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="without --once: re-assess when the --profile file changes "
         "(SIGUSR1 re-assesses at any time)",
     )
+    p.add_argument(
+        "--pt-tls",
+        metavar="HOST[:PORT]|referral",
+        help="re-assess over PT-TLS (RFC 6876) with the gateway's PDP inside the tunnel "
+        "(CRETRY on SIGUSR1 / --watch-profile instead of re-authenticating); 'referral' "
+        "takes the PDP the gateway named in the assessment [port 271]",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log to stderr")
     return p
@@ -158,6 +165,7 @@ def _options(args: argparse.Namespace) -> Any:
         "natt_port": args.natt_port,
         "reassess_after": args.reassess_after,
         "watch_profile": True if args.watch_profile else None,
+        "pt_tls": args.pt_tls,
     }
     if cli["eap"] is False:
         cli["eap"] = None

@@ -513,6 +513,13 @@ class EndpointClient:
         is up: make-before-break)."""
         self._reauth_timer: Any = None
         self.reauthentications = 0
+        self._dp_ready = False
+        """The dataplane took the IKE_AUTH children: later ones are installed as they come."""
+        self.pt_tls: Any = None
+        """The :class:`gateway.nea_endpoint.pt_tls.EndpointPtTls` session (``--pt-tls``)."""
+        self._pt_pending: defer.Deferred[EndpointResult] | None = None
+        self._pt_verdict: AccessRecommendation | None = None
+        self.pt_tls_reassessments = 0
 
     # -- socket ---------------------------------------------------------------------------
 
@@ -616,6 +623,8 @@ class EndpointClient:
         :class:`EndpointResult` (also given to ``on_reassessed``); if the new IKE_SA fails,
         the old one stays (the gateway may still delete it).  Called again while one is under
         way, returns that one's Deferred."""
+        if self.pt_tls is not None and self.pt_tls.live and self.connected:
+            return self._pt_tls_reassess(reason)
         if self._previous is not None and self._done is not None and not self._done.called:
             return self._done
         if self._reauth_timer is not None and self._reauth_timer.active():
@@ -670,6 +679,8 @@ class EndpointClient:
         if self._reauth_timer is not None and self._reauth_timer.active():
             self._reauth_timer.cancel()
         self._reauth_timer = None
+        if self.pt_tls is not None:
+            self.pt_tls.close()
         if self._previous is not None:
             self._finish("error", "re-authentication interrupted by a disconnect")
         sa = self._state.ike_sa
@@ -733,15 +744,22 @@ class EndpointClient:
             # The CHILD_SA events of the same IKE_AUTH answer follow in this flush.
             self._settle = self.reactor.callLater(0, self._on_established)
         elif isinstance(event, ChildSaInstalled) and event.ike_sa == st.ike_sa:
+            st.children = [c for c in st.children if c.spi_in != event.replaces]
             st.children.append(event)
-        elif (
-            isinstance(event, ChildSaDeleted)
-            and self._dataplane is not None
-            and event.ike_sa == st.ike_sa
-        ):
-            self._dataplane.delete_child_sa(event.spi_in).addErrback(
-                lambda f: log.error("dataplane delete: %s", f.getErrorMessage())
-            )
+            if self._dp_ready and self._dataplane is not None:
+                # a CHILD_SA after IKE_AUTH (a rekey, or the gateway moving us to the
+                # children of a new verdict): install it and route its selectors
+                from gateway.dataplane.base import spec_from_event
+
+                self._dataplane.install_child_sa(spec_from_event(event)).addErrback(
+                    lambda f: log.error("dataplane install: %s", f.getErrorMessage())
+                )
+        elif isinstance(event, ChildSaDeleted) and event.ike_sa == st.ike_sa:
+            st.children = [c for c in st.children if c.spi_in != event.spi_in]
+            if self._dataplane is not None:
+                self._dataplane.delete_child_sa(event.spi_in).addErrback(
+                    lambda f: log.error("dataplane delete: %s", f.getErrorMessage())
+                )
         elif isinstance(event, ChildSaFailed) and event.ike_sa == st.ike_sa:
             st.child_errors.append(f"{event.name}: {_notify_name(event.error)}")
         elif isinstance(event, IkeSaClosed) and event.ike_sa == st.ike_sa:
@@ -800,6 +818,7 @@ class EndpointClient:
             # Re-authenticated: the new SAs (and maybe a new virtual IP) replace the old
             # ones on a fresh TUN device.
             old_dp, self._dataplane = self._dataplane, None
+            self._dp_ready = False
             self.service.esp_handler = None
             stopped = old_dp.stop()
             stopped.addErrback(lambda f: log.error("dataplane stop: %s", f.getErrorMessage()))
@@ -836,6 +855,7 @@ class EndpointClient:
         self.service.esp_handler = dp.esp_received
         for child in st.children:
             await dp.install_child_sa(spec_from_event(child))
+        self._dp_ready = True
         routes = sorted({ts_text(t) for c in st.children for t in c.remote_ts})
         self._dataplane_text = (
             f"userspace ESP on {dp.ifname}: {', '.join(vips) or 'no virtual IP'}; "
@@ -889,6 +909,29 @@ class EndpointClient:
         if self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
         self._timeout = None
+        result = self._result(outcome, message, error=error)
+        est = self._state.established
+        reauth = self._previous is not None
+        if reauth:
+            self.reauthentications += 1
+            if est is not None:
+                self._retire_previous()
+            else:
+                self._abandon_reauth()
+        elif est is None:
+            self._close_ports()
+        self._done.callback(result)
+        if reauth:
+            try:
+                self.on_reassessed(result)
+            except Exception:
+                log.exception("on_reassessed failed")
+        elif est is not None and self.options.pt_tls is not None and self._posture is not None:
+            self.reactor.callLater(0, self._start_pt_tls)
+
+    def _result(
+        self, outcome: str, message: str, *, error: str | None = None, posture: Any = None
+    ) -> EndpointResult:
         st = self._state
         est = st.established
         ike: dict[str, Any] | None = None
@@ -927,26 +970,134 @@ class EndpointClient:
             virtual_ips=tuple(str(v) for v in est.virtual_ips) if est else (),
             children=children,
             child_errors=tuple(st.child_errors),
-            posture=self._posture.report() if self._posture is not None else None,
+            posture=posture
+            if posture is not None
+            else (self._posture.report() if self._posture is not None else None),
             posture_ran=self._posture is not None and self._posture.ran,
             error=error,
             dataplane=self._dataplane_text,
         )
-        reauth = self._previous is not None
-        if reauth:
-            self.reauthentications += 1
-            if est is not None:
-                self._retire_previous()
-            else:
-                self._abandon_reauth()
-        elif est is None:
-            self._close_ports()
-        self._done.callback(result)
-        if reauth:
-            try:
-                self.on_reassessed(result)
-            except Exception:
-                log.exception("on_reassessed failed")
+        return result
+
+    # -- re-assessment over PT-TLS (--pt-tls) -----------------------------------------------
+
+    PT_TLS_SETTLE = 5.0
+    """Seconds to wait, after a verdict that changes our access, for the gateway to move the
+    IKE_SA to the new verdict's children (CREATE_CHILD_SA, then Delete)."""
+
+    def _start_pt_tls(self) -> None:
+        from gateway.nea_endpoint.pt_tls import EndpointPtTls, parse_pt_tls
+
+        spec = self.options.pt_tls
+        if spec is None or self.pt_tls is not None or self.facts is None:
+            return
+        where = parse_pt_tls(spec)
+        if where is None:  # the PB-PDP-Referral of the IKEv2 assessment
+            tncc = self._posture.tncc if self._posture is not None else None
+            referral = getattr(tncc, "pdp_referral", None)
+            fqdn = referral.fqdn if referral is not None else None
+            if fqdn is None or fqdn[2] != 0:
+                log.warning("--pt-tls referral: the gateway named no PT-TLS PDP")
+                self.on_progress("PT-TLS: no PDP referral from the gateway")
+                return
+            where = (fqdn[0], fqdn[1])
+        host, port = where
+        opts = self.options
+        cert_pem = _read(opts.cert, "cert") if opts.cert is not None else None
+        key_pem = _read(opts.key, "key") if opts.key is not None else None
+        first_report = self._posture.report() if self._posture is not None else None
+        self._pt_verdict = first_report.access if first_report is not None else None
+        self.pt_tls = EndpointPtTls(
+            self.reactor,
+            host,
+            port,
+            server_name=opts.server_id or opts.server,
+            ca_pems=[_read(p, "ca") for p in opts.ca],
+            facts=self.facts,
+            identity=opts.eap_identity if opts.password is not None else None,
+            password=opts.password,
+            cert_pem=cert_pem,
+            key_pem=key_pem,
+            on_result=self._pt_tls_result,
+            on_closed=lambda reason: self.on_progress(f"PT-TLS session closed: {reason}"),
+        )
+        self.on_progress(f"PT-TLS to {host}:{port}")
+
+        def first(rec: AccessRecommendation | None) -> None:
+            self.on_progress(f"PT-TLS session open ({rec.name if rec else 'no verdict'})")
+            self._pt_tls_result(rec)
+
+        def failed(f: Any) -> None:
+            log.warning("PT-TLS: %s", f.getErrorMessage())
+            self.on_progress(f"PT-TLS unavailable: {f.getErrorMessage()}")
+            self.pt_tls = None
+
+        self.pt_tls.start().addCallbacks(first, failed)
+
+    def _pt_tls_reassess(self, reason: str) -> defer.Deferred[EndpointResult]:
+        """CRETRY on the PT-TLS session with the facts read again; fires once the verdict is
+        in and the gateway has moved our children (or :attr:`PT_TLS_SETTLE` passed)."""
+        if self._pt_pending is not None and not self._pt_pending.called:
+            return self._pt_pending
+        d: defer.Deferred[EndpointResult] = defer.Deferred()
+        try:
+            self._reload_facts()
+        except OptionsError as exc:
+            d.errback(exc)
+            return d
+        log.info("re-assessing over PT-TLS (%s)", reason)
+        self.on_progress(f"re-assessing over PT-TLS ({reason})")
+        self._pt_pending = d
+        assert self.pt_tls is not None and self.facts is not None
+        try:
+            self.pt_tls.retry(self.facts)
+        except Exception as exc:
+            self._pt_pending = None
+            d.errback(exc)
+        return d
+
+    def _pt_tls_result(self, rec: AccessRecommendation | None) -> None:
+        """A PT-TLS verdict (ours after CRETRY, or the gateway's SRETRY)."""
+        before = {c.name for c in self._state.children}
+        changed = rec is not self._pt_verdict
+        self._pt_verdict = rec
+        waited = [0.0]
+
+        def report() -> None:
+            now = {c.name for c in self._state.children}
+            if changed and now == before and waited[0] < self.PT_TLS_SETTLE and self.connected:
+                waited[0] += 0.1
+                self.reactor.callLater(0.1, report)
+                return
+            self._pt_tls_report(rec)
+
+        report()
+
+    def _pt_tls_report(self, rec: AccessRecommendation | None) -> None:
+        from gateway.nea_endpoint.pt_tls import PT_TLS_CONN_ID
+
+        pt = self.pt_tls
+        posture = None
+        if pt is not None and pt.tncc is not None and pt.tncc.result is not None:
+            posture = endpoint_report(pt.tncc.result, pt.collectors, PT_TLS_CONN_ID)
+            posture = dataclasses.replace(
+                posture, remediation=_unique_remediation(posture.remediation)
+            )
+        if rec is AccessRecommendation.ALLOWED:
+            outcome, message = "allow", "re-assessed over PT-TLS: allowed (same IKE_SA)"
+        elif rec is AccessRecommendation.QUARANTINED:
+            outcome, message = "isolate", "re-assessed over PT-TLS: isolated (same IKE_SA)"
+        else:
+            outcome, message = "denied", "re-assessed over PT-TLS: no access"
+        result = self._result(outcome, message, posture=posture)
+        self.pt_tls_reassessments += 1
+        d, self._pt_pending = self._pt_pending, None
+        if d is not None and not d.called:
+            d.callback(result)
+        try:
+            self.on_reassessed(result)
+        except Exception:
+            log.exception("on_reassessed failed")
 
 
 def run_many(

@@ -92,6 +92,10 @@ class EndpointOptions:
     """Without ``--once``: re-assess (re-authenticate) every that many seconds."""
     watch_profile: bool = False
     """Without ``--once``: re-assess when the ``profile`` file changes."""
+    pt_tls: str | None = None
+    """``HOST[:PORT]`` of the gateway's PT-TLS PDP (port 271 by default), or ``referral``
+    (the PB-PDP-Referral of the IKEv2 assessment): re-assess over PT-TLS inside the tunnel
+    (CRETRY) instead of re-authenticating."""
 
     @property
     def eap_identity(self) -> str:
@@ -138,6 +142,17 @@ class EndpointOptions:
             raise OptionsError("--reassess-after must be a positive number of seconds")
         if self.watch_profile and self.profile is None:
             raise OptionsError("--watch-profile needs --profile")
+        if self.pt_tls is not None:
+            from gateway.nea_endpoint.pt_tls import parse_pt_tls
+
+            if not self.posture:
+                raise OptionsError("--pt-tls needs the posture assessment (not --no-posture)")
+            if not self.ca:
+                raise OptionsError("--pt-tls: --ca checks the PDP's TLS certificate")
+            try:
+                parse_pt_tls(self.pt_tls)
+            except OptionsError as exc:
+                raise OptionsError(str(exc).replace("--server", "--pt-tls")) from None
         return self
 
     def local_address(self, remote_ip: str) -> str:

@@ -40,12 +40,12 @@ class MemoryPtTls:
     """A PT-TLS client engine and the daemon's server engine back to back; the server side
     stands in for ``gateway.pt_tls.PtTlsServerProtocol`` (engine, transport.getPeer, _flush)."""
 
-    def __init__(self, front: DaemonPtTls, peer: str, command: str) -> None:
+    def __init__(self, front: DaemonPtTls, peer: str, command: str, user: str = "bob") -> None:
         self.front = front
         self.collector = command_collector(command)
         config = PbTncConfig(full_duplex=True, close_after_result=False)
         tncc = Tncc([self.collector], config=config)
-        self.client = PtTlsClient(tncc, PtTlsClientConfig((lambda: PlainClient("bob", "hello"),)))
+        self.client = PtTlsClient(tncc, PtTlsClientConfig((lambda: PlainClient(user, "hello"),)))
         self.engine = PtTlsServer(front._make_tncs(), front.factory.config)
         self.transport = SimpleNamespace(getPeer=lambda: SimpleNamespace(host=peer))
         self.results: list[str] = []
@@ -94,7 +94,7 @@ def _setup(cert_factory: Any, tmp_path: Path) -> tuple[Rig, DaemonPtTls, Any]:
     front = DaemonPtTls(
         spec,
         rig.gateway.composition.nea_state,
-        {"bob": "hello"},
+        {"bob": "hello", "carol": "hello"},
         on_verdict=rig.gateway.pt_tls_verdict,
     )
     rig.gateway.pt_tls = front
@@ -164,11 +164,19 @@ def test_no_access_over_pt_tls_deletes_the_ike_sa(cert_factory: Any, tmp_path: P
     assert rig.gateway.list_sas() == []
 
 
-def test_pt_tls_from_an_unknown_address_moves_nothing(cert_factory: Any, tmp_path: Path) -> None:
+def test_pt_tls_from_elsewhere_ties_by_identity(cert_factory: Any, tmp_path: Path) -> None:
+    """Not through the tunnel: the IKE_SA of the same authenticated identity moves; another
+    identity moves nothing."""
     rig, front, _ca = _setup(cert_factory, tmp_path)
-    pt = MemoryPtTls(front, "198.51.100.7", "allow")
-    assert pt.results == ["ALLOWED"]
+    other = MemoryPtTls(front, "198.51.100.7", "allow", user="carol")
+    assert other.results == ["ALLOWED"]
     _settle(rig)
     (sa,) = rig.gateway.list_sas()
     assert sa["verdict"] == "isolate" and sa["pt_tls"] is None
     assert [c["name"] for c in sa["children"]] == ["isolate"]
+    same = MemoryPtTls(front, "198.51.100.8", "allow")
+    assert same.results == ["ALLOWED"]
+    _settle(rig)
+    (sa,) = rig.gateway.list_sas()
+    assert sa["verdict"] == "allow" and sa["pt_tls"] == same.engine.tncs.connection_id
+    assert [c["name"] for c in sa["children"]] == ["allow"]
