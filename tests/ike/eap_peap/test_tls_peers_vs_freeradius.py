@@ -15,7 +15,6 @@ import pytest
 
 from ike.eap.method import EapPeerMethod
 from ike.eap.methods import GtcPeerMethod, MsChapV2PeerMethod
-from ike.eap.packet import EapRequest, EapType
 from ike.eap.peer import EapPeer
 from ike.eap_peap.method import EapPeapPeer, PeapPeerConfig
 from ike.eap_tls.method import EapTlsPeer
@@ -24,7 +23,7 @@ from ike.eap_ttls.method import EapTtlsPeer, InnerAuth, TtlsPeerConfig
 from tests.harness.certs import CertFactory, Issued
 from tests.harness.freeradius import FreeRadius
 from tests.harness.tools import require
-from tests.ike.eap_tls.radius_loop import ACCESS_ACCEPT, ACCESS_CHALLENGE, RadiusEapClient
+from tests.ike.eap_tls.radius_loop import ACCESS_ACCEPT, RadiusEapClient
 
 pytestmark = pytest.mark.netns
 
@@ -48,20 +47,10 @@ class Lab:
         peer = EapPeer(identity, methods)
         client = RadiusEapClient(self.radius.port, self.radius.secret)
         try:
-            eap = peer.receive(EapRequest(0, EapType.IDENTITY).to_bytes())
-            for _ in range(60):
-                assert eap is not None, f"peer stopped: {peer.failure_reason}"
-                code, attrs = client.exchange(identity, eap)
-                eap_in = b"".join(v for k, v in attrs if k == 79)
-                if code == ACCESS_CHALLENGE:
-                    eap = peer.receive(eap_in)
-                    continue
-                if eap_in:
-                    peer.receive(eap_in)
-                return peer, code, client.mppe_keys(attrs)
+            code, attrs = client.authenticate(peer, identity)
         finally:
             client.close()
-        raise AssertionError("no final RADIUS answer")
+        return peer, code, client.mppe_keys(attrs)
 
 
 @pytest.fixture(scope="module", params=["1.2", "1.3"])

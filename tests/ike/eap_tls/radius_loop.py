@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ike.eap.packet import EapRequest, EapType
+from ike.eap.peer import EapPeer
 from ike.eap.server import EapServer
 from radius.server import RadiusClient, RadiusServer
 
@@ -145,6 +147,24 @@ class RadiusEapClient:
         self.state = next((v for k, v in attrs if k == _STATE), None)
         self.last_auth = auth
         return reply[0], attrs
+
+    def authenticate(
+        self, peer: EapPeer, identity: bytes, rounds: int = 60
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        """Run ``peer`` from the NAS's own Identity request (RFC 3579 2.1) to the final
+        Access-Accept or Access-Reject; returns that answer's code and attributes."""
+        eap = peer.receive(EapRequest(0, EapType.IDENTITY).to_bytes())
+        for _ in range(rounds):
+            assert eap is not None, f"peer stopped answering: {peer.failure_reason}"
+            code, attrs = self.exchange(identity, eap)
+            eap_in = b"".join(v for k, v in attrs if k == _EAP_MESSAGE)
+            if code == ACCESS_CHALLENGE:
+                eap = peer.receive(eap_in)
+                continue
+            if eap_in:
+                peer.receive(eap_in)
+            return code, attrs
+        raise AssertionError("no final RADIUS answer")
 
     def mppe_keys(self, attrs: list[tuple[int, bytes]]) -> tuple[bytes, bytes] | None:
         """(MS-MPPE-Recv-Key, MS-MPPE-Send-Key) of an Access-Accept, decrypted."""
