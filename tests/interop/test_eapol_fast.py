@@ -7,7 +7,6 @@ eapol_test each time an Access-Accept carries them."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +17,8 @@ import pytest
 from tests.harness.certs import CertFactory, Issued
 from tests.harness.eapol_test import EapolResult, run_eapol_test
 from tests.harness.tools import require
+from tests.interop.radius_proc import start_radius_server
 
-REPO = Path(__file__).resolve().parents[2]
 SECRET = "fast-secret"
 RESUMED = "abbreviated handshake with PAC"
 
@@ -53,34 +52,6 @@ m.EapFastServer.__init__ = tampering
 sys.argv = ["gateway.radius", *sys.argv[1:]]
 runpy.run_module("gateway.radius", run_name="__main__", alter_sys=True)
 """
-
-
-def _start(
-    workdir: Path, config: str, *, tamper: bool = False
-) -> tuple[subprocess.Popen[str], int, Path]:
-    conf = workdir / "radius.toml"
-    conf.write_text(config)
-    log = workdir / "server.log"
-    entry = ["-c", TAMPERING] if tamper else ["-m", "gateway.radius"]
-    proc = subprocess.Popen(
-        [sys.executable, *entry, "--config", str(conf), "--debug"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=log.open("w"),
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 20
-    line = ""
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("listening") or (not line and proc.poll() is not None):
-            break
-    if not line.startswith("listening"):
-        proc.kill()
-        raise AssertionError(f"server did not start: {log.read_text()[-3000:]}")
-    fields = dict(part.split("=", 1) for part in line.split()[1:])
-    return proc, int(fields["auth"].rsplit(":", 1)[1]), log
 
 
 def _server(
@@ -128,7 +99,8 @@ bob = "hello"
 cert = "{cert.chain_path}"
 key = "{cert.key_path}"
 """
-    proc, port, log = _start(workdir, config, tamper=tamper)
+    entry = ("-c", TAMPERING) if tamper else ("-m", "gateway.radius")
+    proc, port, _, log = start_radius_server(workdir, config, entry)
     try:
         yield Server(proc, port, workdir, ca, log)
     finally:

@@ -10,8 +10,6 @@ MSK it derived itself).  Every method the tests use must be in
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +20,8 @@ from gateway.radius import available_methods
 from tests.harness.certs import CertFactory, Issued
 from tests.harness.eapol_test import EapolResult, run_eapol_test
 from tests.harness.tools import require
+from tests.interop.radius_proc import start_radius_server
 
-REPO = Path(__file__).resolve().parents[2]
 SECRET = "interop-secret"
 USERS = {"bob": "hello", "carol": "s3cret pass"}
 
@@ -53,36 +51,6 @@ class Server:
             timeout=timeout,
             extra_args=() if keys else ("-n",),
         )
-
-
-def _start(workdir: Path, config: str) -> tuple[subprocess.Popen[str], int, int, Path]:
-    conf = workdir / "radius.toml"
-    conf.write_text(config)
-    log = workdir / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.radius", "--config", str(conf), "--debug"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=log.open("w"),
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 20
-    line = ""
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("listening") or (not line and proc.poll() is not None):
-            break
-    if not line.startswith("listening"):
-        proc.kill()
-        raise AssertionError(f"server did not start: {log.read_text()[-3000:]}")
-    fields = dict(part.split("=", 1) for part in line.split()[1:])
-    return (
-        proc,
-        int(fields["auth"].rsplit(":", 1)[1]),
-        int(fields["acct"].rsplit(":", 1)[1]),
-        log,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +94,7 @@ ca = ["{ca.cert_path}"]
 allow = "10"
 allow_filter_id = "staff"
 """
-    proc, port, acct_port, log = _start(workdir, config)
+    proc, port, acct_port, log = start_radius_server(workdir, config)
     try:
         yield Server(proc, port, acct_port, workdir, ca, client, rogue_client, rogue_ca, log)
     finally:
