@@ -120,14 +120,14 @@ class DaemonRadius:
         recorder learnt for it.  Never by the outer User-Name alone: with an anonymous outer
         identity every session shares it."""
         nas = getattr(session, "nas_address", None)
-        for station in (
-            getattr(session, "calling_station_id", None),
-            getattr(session, "user_name", None),
-        ):
-            if isinstance(nas, str) and isinstance(station, str):
-                cid = self.stations.get((nas, station))
-                if cid is not None:
-                    return cid
+        # the station as the Access-Accept was keyed: the User-Name only without a MAC
+        station = getattr(session, "calling_station_id", None) or getattr(
+            session, "user_name", None
+        )
+        if isinstance(nas, str) and isinstance(station, str):
+            cid = self.stations.get((nas, station))
+            if cid is not None:
+                return cid
         identity = getattr(session, "identity", None)
         return self.identities.get(identity) if isinstance(identity, str) else None
 

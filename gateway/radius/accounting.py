@@ -245,11 +245,10 @@ class AccountingRecorder:
     def identity_for(
         self, nas_address: str, calling_station_id: str | None, user_name: str | None
     ) -> str | None:
-        """The inner identity of the last Access-Accept for this NAS and station."""
-        for station in (calling_station_id, user_name):
-            if station is not None and (nas_address, station) in self._identities:
-                return self._identities[(nas_address, station)]
-        return None
+        """The inner identity of the last Access-Accept for this NAS and station (the
+        Calling-Station-Id; the User-Name only when there is none, as the accept was keyed)."""
+        station = calling_station_id or user_name
+        return self._identities.get((nas_address, station)) if station is not None else None
 
     def record(self, record: AccountingRecord) -> None:
         packet = Packet(Code.ACCOUNTING_REQUEST, 0, attributes=record.attributes)
