@@ -15,7 +15,7 @@ inside IKEv2).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +120,22 @@ def _users(config: GatewayConfig) -> dict[str, str]:
     return users
 
 
+class _LiveUsers(Mapping[str, str]):
+    """``{user: password}`` as the front-end has it now (reloads replace the table)."""
+
+    def __init__(self, owner: DaemonPtTls) -> None:
+        self.owner = owner
+
+    def __getitem__(self, key: str) -> str:
+        return self.owner.users[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.owner.users)
+
+    def __len__(self) -> int:
+        return len(self.owner.users)
+
+
 class DaemonPtTls:
     """The running PT-TLS listener and its sessions (by posture connection id)."""
 
@@ -160,15 +176,9 @@ class DaemonPtTls:
             clock=clock,
         )
 
-    def _lookup(self) -> Any:
+    def _lookup(self) -> Mapping[str, str]:
         """A live view of the users (a reload replaces :attr:`users`)."""
-        owner = self
-
-        class _Live(dict[str, str]):
-            def get(self, key: str, default: Any = None) -> Any:
-                return owner.users.get(key, default)
-
-        return _Live()
+        return _LiveUsers(self)
 
     def set_users(self, users: dict[str, str]) -> None:
         self.users = users

@@ -185,6 +185,9 @@ class Stats:
     verdicts: dict[str, int] = field(default_factory=lambda: {"allow": 0, "isolate": 0, "none": 0})
     reloads: int = 0
     reassessments: int = 0
+    pt_tls_assessments: int = 0
+    moves: int = 0
+    """IKE_SAs moved between allow and isolate children without a new IKE_SA."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -1072,7 +1075,7 @@ class Gateway:
             rec = self.sas.get(spi)
             if rec is not None and session.connection_id in affected:
                 affected.discard(session.connection_id)
-                tied = [s for v in rec.vips for s in front.find(v)] if front is not None else []
+                tied = self._pt_tls_sessions(rec)
                 if tied and any(front.retry(s) for s in tied):
                     # re-assessed over PT-TLS inside its tunnel: no new IKE_SA needed
                     pt_tls.append({"name": rec.connection, "uniqueid": rec.unique_id})
@@ -1091,6 +1094,18 @@ class Gateway:
 
     # -- PT-TLS verdicts: moving an IKE_SA between its allow and isolate children -----------
 
+    def _pt_tls_sessions(self, rec: SaRecord) -> list[Any]:
+        """The live PT-TLS sessions tied to an IKE_SA (by its virtual IPs, or the one that
+        moved it last)."""
+        front = self.pt_tls
+        if front is None:
+            return []
+        out = [s for v in rec.vips for s in front.find(v)]
+        last = front.sessions.get(rec.pt_tls) if rec.pt_tls is not None else None
+        if last is not None and last.live and last not in out:
+            out.append(last)
+        return out
+
     def pt_tls_verdict(self, session: Any, verdict: str) -> None:
         """A PT-TLS assessment finished (first, CRETRY or SRETRY).  When the connection comes
         from an IKE_SA's virtual IP (the endpoint reaches us through its tunnel) - or else
@@ -1099,6 +1114,7 @@ class Gateway:
         them, then Delete for the children of the old verdict (and the dataplane follows the
         install/delete events).  ``none`` deletes the IKE_SA."""
         self.stats.verdicts[verdict] = self.stats.verdicts.get(verdict, 0) + 1
+        self.stats.pt_tls_assessments += 1
         rec = next((r for r in self.sas.values() if session.peer in r.vips), None)
         if rec is None and session.identity:
             # not through a tunnel: the one IKE_SA of the same authenticated identity
@@ -1204,6 +1220,7 @@ class Gateway:
                 chd_log.info("delete CHILD_SA %08x: %s", spi, exc)
         del self._moves[ike_sa]
         rec.verdict = mv.verdict
+        self.stats.moves += 1
         log.info("IKE_SA %s[%d] moved to %s", rec.connection, rec.unique_id, mv.verdict)
         self.udp.flush()
 
@@ -1272,6 +1289,8 @@ class Gateway:
                 "children_failed": s.children_failed,
                 "posture_assessments": s.posture_assessments,
                 "reassessments": s.reassessments,
+                "pt_tls_assessments": s.pt_tls_assessments,
+                "moves": s.moves,
                 "reloads": s.reloads,
             },
             "verdicts": dict(s.verdicts),

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from gateway.daemon.pt_tls import DaemonPtTls, PtTlsSession
-from ike.sa import ChildSaDeleted, ChildSaInstalled, IkeSaEstablished
+from ike.sa import ChildSaDeleted, ChildSaInstalled, IkeSaEstablished, ReauthRequested
 from nea.pb_tnc import PbTncConfig, Tncc
 from nea.pb_tnc.engine import ResultReceived
 from nea.pt_tls import PbTncEventOccurred, PlainClient, PtTlsClient, PtTlsClientConfig, PtTlsServer
@@ -153,6 +153,20 @@ def test_cretry_moves_isolated_ike_sa_to_allow_and_sretry_back(
     assert [c["name"] for c in back["children"]] == ["isolate"]
     assert [e.name for e in rig.dataplane.installed] == ["isolate", "allow", "isolate"]
     assert session.verdicts == ["isolate", "allow", "isolate"]
+    totals = rig.gateway.stats_json()["totals"]
+    assert totals["moves"] == 2 and totals["pt_tls_assessments"] == 3
+
+    # a policy reload that affects the IKEv2 assessment: SRETRY on the tied PT-TLS session
+    # instead of asking for re-authentication (no AUTH_LIFETIME to the client)
+    pt.collector.initial = command_collector("allow").initial
+    ike_cid = rig.gateway.router.sessions[bytes.fromhex(back["ike_sa"])].connection_id
+    again = rig.gateway._reassess_affected({ike_cid})
+    assert again["ike"] == [] and again["pt_tls"] == [
+        {"name": "rw", "uniqueid": before["uniqueid"]}], again
+    _settle(rig)
+    assert not rig.events(ReauthRequested)
+    assert pt.results[-1] == "ALLOWED"
+    assert [c["name"] for c in rig.gateway.list_sas()[0]["children"]] == ["allow"]
 
 
 def test_no_access_over_pt_tls_deletes_the_ike_sa(cert_factory: Any, tmp_path: Path) -> None:
