@@ -25,10 +25,8 @@ by this module end with its tail, and the ``charon_factory`` fixture prints it a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -42,7 +40,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tests.harness.certs import Issued
 from tests.harness.netns import Netns
-from tests.harness.tools import find
+from tests.harness.tools import find, stop_process_group
 from tests.harness.vici import Message, ViciClient, ViciError
 
 __all__ = [
@@ -339,15 +337,8 @@ class Charon:
     def stop(self, timeout: float = 5) -> None:
         """SIGTERM (charon deletes its SAs and exits), SIGKILL after ``timeout``."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        if proc is not None:
+            stop_process_group(proc, grace=timeout)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

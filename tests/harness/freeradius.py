@@ -19,12 +19,9 @@ The debug log (``freeradius -X`` output) is in :attr:`FreeRadius.log_path`; :met
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -34,6 +31,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
 from tests.harness.certs import CertFactory, Issued
+from tests.harness.tools import stop_process_group
 
 if TYPE_CHECKING:
     from tests.harness.netns import Netns
@@ -159,15 +157,8 @@ class FreeRadius:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        if proc is not None:
+            stop_process_group(proc)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from tests.harness.tools import stop_process_group
+
 __all__ = ["Netns", "NetnsCommandError", "NetnsFactory", "NetnsTeardownError"]
 
 _IFNAMSIZ = 15
@@ -179,7 +181,7 @@ class NetnsFactory:
         for ns in self._namespaces:
             for proc in ns._procs:
                 try:
-                    _kill_popen(proc)
+                    stop_process_group(proc, grace=2.0)
                 except Exception as exc:
                     errors.append(f"{ns.name}: killing pid {proc.pid}: {exc!r}")
         for ns in self._namespaces:
@@ -197,19 +199,6 @@ class NetnsFactory:
                 errors.append(f"deleting namespace {ns.name}: {done.stderr.strip()}")
         if errors:
             raise NetnsTeardownError("; ".join(errors))
-
-
-def _kill_popen(proc: subprocess.Popen[Any], grace: float = 2.0) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
 
 
 def _kill_all_in(ns: Netns, timeout: float = 5.0) -> None:

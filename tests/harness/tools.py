@@ -10,10 +10,14 @@ CI installs every peer (``.ci/run``), so there a skip would only hide a broken m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +29,7 @@ __all__ = [
     "free_udp_ports",
     "require",
     "skip_or_fail",
+    "stop_process_group",
 ]
 
 REQUIRE_PEERS_ENV = "NEA_GATEWAY_REQUIRE_PEERS"
@@ -95,3 +100,18 @@ def free_udp_ports(count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def stop_process_group(proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
+    """SIGTERM to ``proc``'s process group (started with ``start_new_session=True``), SIGKILL
+    to the group when it has not exited after ``grace`` seconds; reaps ``proc``."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
