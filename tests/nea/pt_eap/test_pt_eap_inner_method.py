@@ -11,6 +11,8 @@ from ike.eap.method import Decision
 from ike.eap.methods import Md5PeerMethod, StaticPasswords, md5_server_factory
 from ike.eap.peer import EapPeer
 from ike.eap.server import EapServer
+from ike.eap_peap import method as peap
+from ike.eap_ttls import method as ttls
 from nea.pb_tnc import AccessRecommendation, PbTncConfig, Tncc, Tncs
 from nea.pt_eap import PtEapPeer, PtEapServer, eap_tnc_peer_factory, eap_tnc_server_factory
 from tests.nea.pb_tnc.pbtnc_fakes import CommandValidator, command_collector
@@ -113,8 +115,6 @@ def test_peer_without_pt_eap_naks_and_fails() -> None:
 
 # --------------------------------------------------------------------------- inside EAP-TTLS
 
-ttls = pytest.importorskip("ike.eap_ttls.method", reason="ike.eap_ttls not in this tree")
-
 
 def test_inside_ttls(cert_factory: object) -> None:
     from ike.eap_tls.tls import TlsPeerConfig, TlsServerConfig, TlsVersion
@@ -152,7 +152,6 @@ def test_inside_ttls(cert_factory: object) -> None:
 
 @pytest.mark.parametrize("tnc", [True, False], ids=["eap-tnc", "pt-eap"])
 def test_inside_peap(cert_factory: object, tnc: bool) -> None:
-    peap = pytest.importorskip("ike.eap_peap.method", reason="ike.eap_peap not in this tree")
     from ike.eap.methods import GtcPeerMethod, gtc_server_factory, password_check
     from ike.eap_tls.tls import TlsPeerConfig, TlsServerConfig, TlsVersion
     from nea.pt_eap import EapTncPeer, EapTncServer
