@@ -226,6 +226,9 @@ class PtTlsSpec:
     """The FQDN (or address) put in the referral; None: ``listen``."""
     idle_timeout: float = 300.0
     max_sasl_attempts: int = 1
+    move_grace: float = 2.0
+    """Seconds the old verdict's children live on after the new ones are up (in-flight
+    PT-TLS messages of the session that decided the move still reach the endpoint)."""
 
 
 @dataclass(frozen=True)
@@ -981,6 +984,7 @@ def _parse_pt_tls(ctx: _Ctx, data: Any, ike: IkeSpec) -> PtTlsSpec | None:
             "referral_name",
             "idle_timeout",
             "max_sasl_attempts",
+            "move_grace",
         ),
         w,
     )
@@ -1007,7 +1011,14 @@ def _parse_pt_tls(ctx: _Ctx, data: Any, ike: IkeSpec) -> PtTlsSpec | None:
         referral_name=name,
         idle_timeout=ctx.seconds(t, "idle_timeout", w, 300.0),
         max_sasl_attempts=ctx.integer(t, "max_sasl_attempts", w, 1, 1, 10),
+        move_grace=_grace(ctx, t.get("move_grace", 2.0)),
     )
+
+
+def _grace(ctx: _Ctx, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 60:
+        raise ctx.error("pt_tls.move_grace", "must be a number of seconds, 0..60")
+    return float(value)
 
 
 def _parse_log(ctx: _Ctx, data: Any) -> LogSpec:

@@ -376,6 +376,7 @@ class _Move:
     delete: list[int]
     previous: tuple[Any, ...]
     waiting: str | None = None
+    grace_over: bool = False
 
 
 class Gateway:
@@ -1213,6 +1214,12 @@ class Gateway:
             mv.waiting = cfg.name
             self.udp.flush()
             return
+        grace = self.config.pt_tls.move_grace if self.config.pt_tls is not None else 0.0
+        if mv.delete and not mv.grace_over and grace > 0:
+            # the new children are up; the old ones carry the PT-TLS result still in flight
+            mv.grace_over, mv.waiting = True, ""
+            self.reactor.callLater(grace, self._move_grace_over, ike_sa, mv)
+            return
         for spi in mv.delete:
             try:
                 self.engine.delete_child_sa(ike_sa, spi, self.now())
@@ -1223,6 +1230,12 @@ class Gateway:
         self.stats.moves += 1
         log.info("IKE_SA %s[%d] moved to %s", rec.connection, rec.unique_id, mv.verdict)
         self.udp.flush()
+
+    def _move_grace_over(self, ike_sa: bytes, mv: _Move) -> None:
+        key = next((k for k, v in self._moves.items() if v is mv), None)  # rekeyed meanwhile?
+        if key is not None:
+            mv.waiting = None
+            self._move_step(key)
 
     def _move_failed(self, ike_sa: bytes, why: str) -> None:
         mv = self._moves.pop(ike_sa, None)

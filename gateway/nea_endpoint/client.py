@@ -616,14 +616,21 @@ class EndpointClient:
         st = self._state
         return st.established is not None and st.closed is None
 
-    def reauthenticate(self, reason: str = "re-assessment") -> defer.Deferred[EndpointResult]:
+    def reauthenticate(
+        self, reason: str = "re-assessment", *, ike: bool = False
+    ) -> defer.Deferred[EndpointResult]:
         """Re-assess: read the profile / host facts again and re-authenticate with a new
         IKE_SA (RFC 7296, 2.8.3), in which the gateway runs PT-EAP again; make-before-break:
         the old IKE_SA is deleted once the new one is up.  Fires with the new
         :class:`EndpointResult` (also given to ``on_reassessed``); if the new IKE_SA fails,
         the old one stays (the gateway may still delete it).  Called again while one is under
-        way, returns that one's Deferred."""
-        if self.pt_tls is not None and self.pt_tls.live and self.connected:
+        way, returns that one's Deferred.
+
+        With ``--pt-tls`` and a live PT-TLS session this sends CRETRY there instead (the
+        gateway moves the IKE_SA's children); ``ike`` forces the re-authentication (the
+        gateway's AUTH_LIFETIME asks for one)."""
+        if not ike and self.pt_tls is not None and self.pt_tls.live and self.connected:
+            # --pt-tls: CRETRY on the open session; the gateway moves our children
             return self._pt_tls_reassess(reason)
         if self._previous is not None and self._done is not None and not self._done.called:
             return self._done
@@ -667,7 +674,7 @@ class EndpointClient:
 
         def go() -> None:
             self._reauth_timer = None
-            d = self.reauthenticate("the gateway's AUTH_LIFETIME")
+            d = self.reauthenticate("the gateway's AUTH_LIFETIME", ike=True)
             d.addErrback(lambda f: log.info("re-authentication: %s", f.getErrorMessage()))
 
         self._reauth_timer = self.reactor.callLater(delay, go)
@@ -981,7 +988,7 @@ class EndpointClient:
 
     # -- re-assessment over PT-TLS (--pt-tls) -----------------------------------------------
 
-    PT_TLS_SETTLE = 5.0
+    PT_TLS_SETTLE = 10.0
     """Seconds to wait, after a verdict that changes our access, for the gateway to move the
     IKE_SA to the new verdict's children (CREATE_CHILD_SA, then Delete)."""
 
@@ -989,7 +996,7 @@ class EndpointClient:
         from gateway.nea_endpoint.pt_tls import EndpointPtTls, parse_pt_tls
 
         spec = self.options.pt_tls
-        if spec is None or self.pt_tls is not None or self.facts is None:
+        if spec is None or self.pt_tls is not None or self.facts is None or not self.connected:
             return
         where = parse_pt_tls(spec)
         if where is None:  # the PB-PDP-Referral of the IKEv2 assessment
@@ -1054,18 +1061,27 @@ class EndpointClient:
         except Exception as exc:
             self._pt_pending = None
             d.errback(exc)
+            return d
+
+        def expire() -> None:
+            if self._pt_pending is d and not d.called:
+                self._pt_pending = None
+                d.errback(TimeoutError(f"no PT-TLS result within {self.options.timeout:g} s"))
+
+        self.reactor.callLater(self.options.timeout, expire)
         return d
 
     def _pt_tls_result(self, rec: AccessRecommendation | None) -> None:
         """A PT-TLS verdict (ours after CRETRY, or the gateway's SRETRY)."""
-        before = {c.name for c in self._state.children}
+        before = {c.spi_in for c in self._state.children}
         changed = rec is not self._pt_verdict
         self._pt_verdict = rec
         waited = [0.0]
 
         def report() -> None:
-            now = {c.name for c in self._state.children}
-            if changed and now == before and waited[0] < self.PT_TLS_SETTLE and self.connected:
+            # the move is over once none of the children we had before is left
+            left = before & {c.spi_in for c in self._state.children}
+            if changed and left and waited[0] < self.PT_TLS_SETTLE and self.connected:
                 waited[0] += 0.1
                 self.reactor.callLater(0.1, report)
                 return

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,15 +31,34 @@ from tests.interop.test_nea_endpoint_dataplane import _config, _ping
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 
-def _next_json(stream: Any) -> dict[str, Any]:
-    lines = []
-    for line in stream:
-        lines.append(line)
-        if line.rstrip() == "}":
-            break
-    doc = json.loads("".join(lines))
-    assert isinstance(doc, dict)
-    return doc
+class _Reader:
+    """The endpoint's stdout, line by line from a thread (reads never block the test)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def next_json(self, timeout: float = 40.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        lines: list[str] = []
+        while True:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no result within {timeout} s: {''.join(lines)!r}"
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            assert line is not None, "nea-endpoint exited"
+            lines.append(line)
+            if line.rstrip() == "}":
+                doc = json.loads("".join(lines))
+                assert isinstance(doc, dict)
+                return doc
 
 
 def _list_sas(gw_ns: Any, cfg: Path, env: dict[str, str]) -> list[dict[str, Any]]:
@@ -84,6 +105,8 @@ referral = true
             stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
         )  # fmt: skip
     endpoint = None
+    ep_log = tmp_path / "endpoint.log"
+    ep_err = ep_log.open("w")
     try:
         deadline = time.monotonic() + 30
         while "nea-gateway started" not in gw_log.read_text():
@@ -93,15 +116,16 @@ referral = true
             sys.executable, "-m", "gateway.nea_endpoint", "--server", "192.0.2.1",
             "--id", "bob", "--password", PASSWORD, "--ca", str(ca.cert_path),
             "--server-id", "gw.test", "--profile", str(profile),
-            "--dataplane", "userspace", "--json", "--timeout", "20", "--pt-tls", "referral",
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+            "--dataplane", "userspace", "--json", "--timeout", "20", "--pt-tls", "referral", "-v",
+            stdout=subprocess.PIPE, stderr=ep_err, env=env, text=True,
         )  # fmt: skip
         assert endpoint.stdout is not None
-        first = _next_json(endpoint.stdout)
+        out = _Reader(endpoint.stdout)
+        first = out.next_json()
         assert first["outcome"] == "isolate", first
         (vip,) = first["virtual_ips"]
         # the PT-TLS session through the isolate tunnel: assessed there too
-        opened = _next_json(endpoint.stdout)
+        opened = out.next_json()
         assert opened["outcome"] == "isolate", opened
         assert _ping(cl_ns, "10.99.255.1") and not _ping(cl_ns, "10.1.0.1")
         (sa,) = _list_sas(gw_ns, cfg, env)
@@ -109,7 +133,7 @@ referral = true
 
         shutil.copy(PROFILES / "compliant.toml", profile)
         endpoint.send_signal(signal.SIGUSR1)
-        second = _next_json(endpoint.stdout)
+        second = out.next_json()
         assert second["outcome"] == "allow", second
         assert second["virtual_ips"] == [vip]
         assert second["ike"]["spi_i"] == first["ike"]["spi_i"]
@@ -125,10 +149,10 @@ referral = true
         assert endpoint.returncode == 0
     except BaseException:
         print(gw_log.read_text()[-5000:])
-        if endpoint is not None and endpoint.poll() is not None and endpoint.stderr:
-            print(endpoint.stderr.read()[-3000:])
+        print(ep_log.read_text()[-6000:])
         raise
     finally:
+        ep_err.close()
         for p in (endpoint, daemon):
             if p is not None and p.poll() is None:
                 p.kill()

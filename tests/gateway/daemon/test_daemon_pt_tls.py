@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,22 @@ def test_pdp_referral_in_ikev2_assessments(tmp_path: Path) -> None:
     assert tncs.config.pdp_referral == referral
     off = parse_config({"nea": {"database": False}, "pt_tls": {}}, "t", tmp_path)
     assert compose(off).nea_state.pdp_referral() is None
+
+
+def test_nea_endpoint_pt_tls_option(tmp_path: Path) -> None:
+    """``nea-endpoint --pt-tls HOST[:PORT]|referral`` (port 271 by default)."""
+    from gateway.nea_endpoint.options import EndpointOptions, OptionsError
+    from gateway.nea_endpoint.pt_tls import parse_pt_tls
+
+    assert parse_pt_tls("10.99.255.1") == ("10.99.255.1", 271)
+    assert parse_pt_tls("pdp.example:10271") == ("pdp.example", 10271)
+    assert parse_pt_tls("[2001:db8::1]:271") == ("2001:db8::1", 271)
+    assert parse_pt_tls("referral") is None
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    base = EndpointOptions("192.0.2.1", password="pw", ca=(ca,))
+    assert replace(base, pt_tls="referral").check().pt_tls == "referral"
+    with pytest.raises(OptionsError, match="--pt-tls"):
+        replace(base, pt_tls="pdp:99999").check()
+    with pytest.raises(OptionsError, match="--pt-tls needs the posture"):
+        replace(base, pt_tls="referral", posture=False).check()

@@ -80,10 +80,14 @@ class MemoryPtTls:
 
 
 def _settle(rig: Rig) -> None:
+    """Run the exchanges, the gateway's next steps and the move's grace time."""
     for _ in range(6):
         rig.pump()
         rig.clock.advance(0)
-    rig.pump()
+    rig.clock.advance(rig.gateway.config.pt_tls.move_grace if rig.gateway.config.pt_tls else 0)
+    for _ in range(3):
+        rig.pump()
+        rig.clock.advance(0)
 
 
 def _setup(cert_factory: Any, tmp_path: Path) -> tuple[Rig, DaemonPtTls, Any]:
@@ -123,6 +127,11 @@ def test_cretry_moves_isolated_ike_sa_to_allow_and_sretry_back(
     # remediated: CRETRY -> allow -> CREATE_CHILD_SA for "allow", Delete for "isolate"
     pt.remediate("allow")
     assert pt.results == ["QUARANTINED", "ALLOWED"]
+    for _ in range(4):
+        rig.pump()
+        rig.clock.advance(0)
+    # the allow child is up; the isolate one carries in-flight PT-TLS for the grace time
+    assert [c["name"] for c in rig.gateway.list_sas()[0]["children"]] == ["isolate", "allow"]
     _settle(rig)
     (after,) = rig.gateway.list_sas()
     assert (after["uniqueid"], after["spi_i"], after["spi_r"]) == (
