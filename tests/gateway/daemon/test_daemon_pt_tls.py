@@ -264,6 +264,9 @@ def test_pt_tls_config_keys(tmp_path: Path) -> None:
     assert parse_config({**base, "pt_tls": {"enabled": False}}, "t", tmp_path).pt_tls is None
     with pytest.raises(ConfigError, match=r"pt_tls\.client_auth"):
         parse_config({**base, "pt_tls": {"client_auth": "password"}}, "t", tmp_path)
+    assert cfg.pt_tls.move_grace == 2.0
+    with pytest.raises(ConfigError, match=r"pt_tls\.move_grace"):
+        parse_config({**base, "pt_tls": {"move_grace": 600}}, "t", tmp_path)
     with pytest.raises(ConfigError, match=r"pt_tls\.bogus"):
         parse_config({**base, "pt_tls": {"bogus": 1}}, "t", tmp_path)
     with pytest.raises(ConfigError, match="needs \\[nea\\]"):
