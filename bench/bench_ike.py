@@ -25,6 +25,9 @@ Figures, per responder:
 Needs root (namespaces) and charon (Debian ``strongswan-charon``); ``--only ours`` skips
 charon.  Run: ``sudo .venv/bin/python bench/bench_ike.py [--sas 10000]``; a few minutes.
 Not part of the tests.
+
+``python -m bench`` calls :func:`collect` instead (each responder in fresh namespaces;
+``--quick``: 1,000 SAs for the memory figure).
 """
 
 from __future__ import annotations
@@ -491,6 +494,78 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         console.print(f"[yellow]{failed} IKE_SAs failed to establish (see above)[/]")
     return 0
+
+
+# -- the runner's figures (python -m bench) ---------------------------------------------------
+
+
+def _measure_one(label: str, n_sas: int, say: Callable[[str], None]) -> dict[str, Run]:
+    """One responder (``nea-gateway`` or ``charon``) under the whole load, in fresh namespaces."""
+    from tests.harness.netns import NetnsFactory
+
+    with tempfile.TemporaryDirectory(prefix="bench-ike-") as tmp, NetnsFactory() as netns:
+        work = Path(tmp)
+        pki = make_pki(work / "pki")
+        gw, cl = netns.namespace("bgw"), netns.namespace("bcl")
+        netns.veth(gw, cl, f"{GW}/24", f"{CL}/24")
+        make: Callable[[], Any] = (
+            (lambda: OurResponder(gw, work / "ours", pki))
+            if label == "nea-gateway"
+            else (lambda: CharonResponder(gw, work / "charon", pki))
+        )
+        return measure(label, make, cl, pki, n_sas, say)
+
+
+def collect(quick: bool) -> list[Any]:
+    """CPU per IKE_SA (PSK, EAP-TLS), rates and memory per IKE_SA, ours beside charon's."""
+    from bench.common import Better, Figure, SkipBenchmark, charon_version, progress
+
+    if os.geteuid() != 0:
+        raise SkipBenchmark("needs root for network namespaces")
+    n_sas = 1_000 if quick else 10_000
+    ours = _measure_one("nea-gateway", n_sas, progress)
+    charon_name = charon_version()
+    theirs: dict[str, Run] | None = None
+    why = "charon not installed (Debian strongswan-charon)"
+    if charon_name is not None:
+        try:
+            theirs = _measure_one("charon", n_sas, progress)
+        except Exception as exc:  # our figures stand without the reference
+            first = (str(exc).strip().splitlines() or [repr(exc)])[0]
+            why = f"charon not measured: {first}"
+    specs: list[tuple[str, str, Better, Callable[[dict[str, Run]], float], str]] = [
+        ("CPU per IKE_SA, PSK", "ms", "lower", lambda r: r["psk"].cpu_per_sa * 1e3,
+         "300 SAs, 8 in flight"),
+        ("CPU per IKE_SA, EAP-TLS", "ms", "lower", lambda r: r["eap-tls"].cpu_per_sa * 1e3,
+         "100 SAs, 8 in flight"),
+        ("rate, PSK, 32 in flight", "SA/s", "higher", lambda r: r["saturation"].rate,
+         "600 SAs"),
+        ("one-core bound, PSK (1 / CPU per SA)", "SA/s", "higher",
+         lambda r: 1 / r["psk"].cpu_per_sa, ""),
+        ("rate, EAP-TLS, 8 in flight", "SA/s", "higher", lambda r: r["eap-tls"].rate, ""),
+        ("memory per IKE_SA", "KiB", "lower",
+         lambda r: (r["memory"].rss_after - r["memory"].rss_before) / max(1, r["memory"].ok)
+         / 1024, f"{n_sas:,} SAs"),
+        ("RSS with all SAs", "MiB", "lower", lambda r: r["memory"].rss_after / 2**20,
+         f"{n_sas:,} SAs"),
+    ]  # fmt: skip
+    failed = sum(run.failed for run in ours.values())
+    failed_ref = sum(run.failed for run in theirs.values()) if theirs else 0
+    results: list[Any] = []
+    for name, unit, better, get, note in specs:
+        notes = [n for n in (note, "" if theirs else why) if n]
+        if failed or failed_ref:
+            notes.append(f"IKE_SAs that failed: ours {failed}, charon {failed_ref}")
+        results.append(
+            Figure(
+                "ike", name, unit, get(ours),
+                get(theirs) if theirs else None,
+                f"charon ({charon_name})" if theirs else None,
+                better,
+                "; ".join(notes),
+            )
+        )  # fmt: skip
+    return results
 
 
 if __name__ == "__main__":
