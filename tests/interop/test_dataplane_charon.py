@@ -191,7 +191,10 @@ def test_50mb_transfer_with_charon_rekey(netns, charon_factory, tmp_path: Path) 
 
         def run() -> None:
             try:
-                result.append(tcp_transfer(gw_ns, GW_INNER, cl_ns, nbytes, timeout=600))
+                # Paced (8 MB/s, about 6 s) so both rekeys fall inside the transfer.
+                result.append(
+                    tcp_transfer(gw_ns, GW_INNER, cl_ns, nbytes, timeout=600, rate=8_000_000)
+                )
             except BaseException as exc:
                 errors.append(exc)
 

@@ -63,7 +63,10 @@ def test_tcp_transfer_with_rekey_in_the_middle(netns, tmp_path: Path) -> None:  
     nbytes = 30 * 1024 * 1024
     result: list[tuple[str, str, int, float]] = []
     t = threading.Thread(
-        target=lambda: result.append(tcp_transfer(pair.gw.ns, GW_INNER, pair.cl.ns, nbytes))
+        # Paced (10 MB/s, about 3 s) so the rekey falls inside the transfer.
+        target=lambda: result.append(
+            tcp_transfer(pair.gw.ns, GW_INNER, pair.cl.ns, nbytes, rate=10_000_000)
+        )
     )
     t.start()
     # Rekey while data flows: new SA pair installed on both ends (the new one takes over

@@ -127,18 +127,22 @@ def stop_pair(pair: Pair) -> dict[str, dict[str, Any]]:
 
 
 TCP_SERVER = r"""
-import hashlib, os, socket, sys
-n = int(sys.argv[2])
+import hashlib, os, socket, sys, time
+n = int(sys.argv[2]); rate = float(sys.argv[3])
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], 5001)); s.listen(1)
 print("LISTENING", flush=True)
 c, _ = s.accept()
-h = hashlib.sha256(); sent = 0
+h = hashlib.sha256(); sent = 0; t0 = time.monotonic()
 block = os.urandom(65536)
 while sent < n:
     chunk = block[: min(len(block), n - sent)]
     c.sendall(chunk); h.update(chunk); sent += len(chunk)
     block = hashlib.sha256(block).digest() * 2048
+    if rate > 0:
+        ahead = sent / rate - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
 c.shutdown(socket.SHUT_WR); c.recv(1); c.close()
 print(h.hexdigest(), flush=True)
 """
@@ -158,12 +162,26 @@ print(h.hexdigest(), n, dt, flush=True)
 
 
 def tcp_transfer(
-    server_ns: Netns, server_addr: str, client_ns: Netns, nbytes: int, timeout: float = 300
+    server_ns: Netns,
+    server_addr: str,
+    client_ns: Netns,
+    nbytes: int,
+    timeout: float = 300,
+    rate: float = 0,
 ) -> tuple[str, str, int, float]:
     """Send ``nbytes`` from a server in ``server_ns`` to a client in ``client_ns``; returns
-    (server sha256, client sha256, bytes received, seconds)."""
+    (server sha256, client sha256, bytes received, seconds).  ``rate`` (bytes/s, 0 = as fast
+    as it goes) paces the sender, so a test that rekeys mid-transfer does not depend on how
+    fast an idle machine moves the data."""
     server = server_ns.popen(
-        PYTHON, "-c", TCP_SERVER, server_addr, str(nbytes), stdout=subprocess.PIPE, text=True
+        PYTHON,
+        "-c",
+        TCP_SERVER,
+        server_addr,
+        str(nbytes),
+        str(rate),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert server.stdout is not None
     assert server.stdout.readline().strip() == "LISTENING"
