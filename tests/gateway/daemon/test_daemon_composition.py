@@ -237,9 +237,9 @@ def test_eap_password_methods(cert_factory: Any, tmp_path: Path, method: str) ->
 
 
 class TtlsPosturePeer:
-    """Drives a tunnel peer method directly (``ike.eap.peer.EapPeer`` restarts a TTLS
-    method that chains PT-EAP after its inner authentication; see the strict xfail in
-    tests/ike/eap_tls)."""
+    """Drives a tunnel peer method directly, without the ``ike.eap.peer.EapPeer`` layer, so
+    the test sees each method step (EapPeer itself keeps feeding a TTLS method that chains
+    PT-EAP after its inner authentication: tests/ike/eap_tls)."""
 
     def __init__(self, identity: bytes, config: Any, method: Any = None) -> None:
         from ike.eap_ttls.method import EapTtlsPeer
