@@ -16,6 +16,8 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ike.eap_tls.tlv import check_tlv, iter_tlvs, pack_tlv
+
 __all__ = [
     "CRYPTO_BINDING_LENGTH",
     "FAST_VERSION",
@@ -42,9 +44,6 @@ FAST_VERSION = 1
 
 CRYPTO_BINDING_LENGTH = 56
 """Value length of the Crypto-Binding TLV (RFC 4851 4.2.8): 4 + 32 nonce + 20 MAC."""
-
-_FLAG_MANDATORY = 0x8000
-_TYPE_MASK = 0x3FFF
 
 
 class TlvType(enum.IntEnum):
@@ -137,14 +136,10 @@ class Tlv:
     mandatory: bool = False
 
     def __post_init__(self) -> None:
-        if not 0 <= self.tlv_type <= _TYPE_MASK:
-            raise ValueError("TLV type out of range")
-        if len(self.value) > 0xFFFF:
-            raise ValueError("TLV value too long")
+        check_tlv(self.tlv_type, self.value)
 
     def to_bytes(self) -> bytes:
-        head = self.tlv_type | (_FLAG_MANDATORY if self.mandatory else 0)
-        return struct.pack("!HH", head, len(self.value)) + self.value
+        return pack_tlv(self.tlv_type, self.value, self.mandatory)
 
     # constructors for the TLVs the method sends -----------------------------------------
     @classmethod
@@ -197,18 +192,7 @@ def encode_tlvs(tlvs: Iterable[Tlv]) -> bytes:
 
 def parse_tlvs(data: bytes) -> list[Tlv]:
     """All TLVs of ``data``; the last one must end exactly at the end of the data."""
-    out: list[Tlv] = []
-    pos = 0
-    while pos < len(data):
-        if len(data) - pos < 4:
-            raise TlvError("truncated TLV header", pos)
-        head, length = struct.unpack_from("!HH", data, pos)
-        end = pos + 4 + length
-        if end > len(data):
-            raise TlvError(f"TLV length {length} runs past the data", pos)
-        out.append(Tlv(head & _TYPE_MASK, bytes(data[pos + 4 : end]), bool(head & _FLAG_MANDATORY)))
-        pos = end
-    return out
+    return [Tlv(t, v, m) for t, v, m in iter_tlvs(data, TlvError)]
 
 
 @dataclass(frozen=True, slots=True)
