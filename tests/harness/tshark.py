@@ -83,6 +83,9 @@ class Capture:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if "Capturing on" in self._read_log():
+                # tshark prints this as soon as dumpcap reports in; the packet socket can take
+                # a moment more (a CI run lost the first IKE_SA_INIT sent right after it).
+                time.sleep(self.settle)
                 return
             if self._proc.poll() is not None:
                 break
