@@ -38,7 +38,6 @@ import argparse
 import datetime as _dt
 import ipaddress
 import os
-import secrets
 import socket
 import sys
 from collections.abc import Sequence
@@ -49,6 +48,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+from gateway.daemon.config import random_secret
 
 __all__ = [
     "IKE_INTERMEDIATE_EKU",
@@ -274,8 +275,7 @@ def _q(text: str) -> str:
 
 
 def _secret() -> str:
-    # URL-safe base64 characters only: no quoting surprises in TOML or in clients' configs.
-    return secrets.token_urlsafe(18)
+    return random_secret(18)
 
 
 SQL_POOL_TIMEOUT = 86400

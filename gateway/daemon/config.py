@@ -16,6 +16,7 @@ import base64
 import binascii
 import ipaddress
 import os
+import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -413,6 +414,19 @@ def _kind(value: Any) -> str:
         list: "a list",
         dict: "a table",
     }.get(type(value), type(value).__name__)
+
+
+def random_secret(nbytes: int = 18) -> str:
+    """A random secret for generated configurations (``init``, the demo).
+
+    URL-safe base64 characters only, so it needs no quoting in TOML or in clients' configs,
+    and never starting with ``0x``/``0s``: those prefixes make swanctl (and this parser) read
+    the rest as hex/base64, which a random text is not.
+    """
+    while True:
+        text = secrets.token_urlsafe(nbytes)
+        if not text.startswith(("0x", "0s")):
+            return text
 
 
 def _secret(ctx: _Ctx, text: str, key: str) -> bytes:

@@ -29,7 +29,6 @@ import dataclasses
 import hashlib
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -46,6 +45,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from gateway.daemon.config import random_secret
 from gateway.demo.pki import DemoPki, Issued
 
 __all__ = ["FleetMember", "fleet_plan", "main"]
@@ -519,8 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for i, (method, profile, good) in enumerate(plan, 1):
         name = f"ep{i:02d}"
         identity = f"{name}@{DOMAIN}"
-        secret = secrets.token_urlsafe(12)
-        password = secret if good else secrets.token_urlsafe(12)
+        secret = random_secret(12)
+        password = secret if good else random_secret(12)
         m = FleetMember(name, identity, method, profile, password, secret)
         if method == "eap-tls":
             m.cert = pki.issue(name, identity, emails=(identity,))
