@@ -525,6 +525,15 @@ class TrafficSelector:
         lo, hi = (0, 65535) if port is None else (port, port)
         return cls(n.network_address, n.broadcast_address, ip_proto, lo, hi)
 
+    def text(self) -> str:
+        """As swanctl prints it: ``10.1.0.0/16``, ``10.1.0.5/32[6/80]``, ``a..b`` otherwise."""
+        nets = list(ipaddress.summarize_address_range(self.start_addr, self.end_addr))
+        out = str(nets[0]) if len(nets) == 1 else f"{self.start_addr}..{self.end_addr}"
+        if self.ip_proto or (self.start_port, self.end_port) != (0, 65535):
+            lo, hi = self.start_port, self.end_port
+            out += f"[{self.ip_proto}/{lo if lo == hi else f'{lo}-{hi}'}]"
+        return out
+
     def encode(self) -> bytes:
         addrs = self.start_addr.packed + self.end_addr.packed
         return (

@@ -74,20 +74,6 @@ def _alg_name(enum: Any, value: int, prefix: str) -> str:
         return str(value)
 
 
-def ts_text(ts: Any) -> str:
-    """A traffic selector as swanctl prints it: ``10.1.0.0/16``, ``10.1.0.5/32[tcp/80]``."""
-    import ipaddress
-
-    nets = list(ipaddress.summarize_address_range(ts.start_addr, ts.end_addr))
-    text = str(nets[0]) if len(nets) == 1 else f"{ts.start_addr}..{ts.end_addr}"
-    if ts.ip_proto or (ts.start_port, ts.end_port) != (0, 65535):
-        ports = (
-            str(ts.start_port) if ts.start_port == ts.end_port else f"{ts.start_port}-{ts.end_port}"
-        )
-        text += f"[{ts.ip_proto}/{ports}]"
-    return text
-
-
 @dataclass
 class ChildRecord:
     name: str
@@ -683,8 +669,8 @@ class Gateway:
                 event.spi_out,
                 _alg_name(EncrId, event.encr_id, "ENCR_") + f"-{event.encr_key_bits}",
                 _alg_name(IntegId, event.integ_id, "AUTH_") if event.integ_id else "",
-                [ts_text(t) for t in event.local_ts],
-                [ts_text(t) for t in event.remote_ts],
+                [t.text() for t in event.local_ts],
+                [t.text() for t in event.remote_ts],
                 event.udp_encap,
                 now,
             )
@@ -1001,9 +987,7 @@ class Gateway:
         self.stats.reassessments += 1
         if rec.reassess_asked is None:
             rec.reassess_asked = self.now()
-            self.reactor.callLater(
-                self.config.ike.reauth_grace, self._reauth_deadline, rec.ike_sa
-            )
+            self.reactor.callLater(self.config.ike.reauth_grace, self._reauth_deadline, rec.ike_sa)
         log.info(
             "IKE_SA %s[%d]: asked to re-authenticate (posture re-assessment)",
             rec.connection,
@@ -1167,8 +1151,7 @@ class Gateway:
             c for c, cs in zip(children, spec.children, strict=True) if verdict in cs.verdict
         )
         previous = tuple(
-            c for c, cs in zip(children, spec.children, strict=True)
-            if rec.verdict in cs.verdict
+            c for c, cs in zip(children, spec.children, strict=True) if rec.verdict in cs.verdict
         )
         names = {c.name for c in wanted}
         have = {ch.name for ch in rec.children.values()}

@@ -74,7 +74,6 @@ __all__ = [
     "eap_fast_available",
     "load_facts",
     "run_many",
-    "ts_text",
 ]
 
 log = logging.getLogger("gateway.nea_endpoint")
@@ -93,6 +92,8 @@ class _NattPort(IkePort):
         if self.transport is not None:
             transport: Any = self.transport
             transport.write(data, remote)
+
+
 CONN_ID = 1
 
 
@@ -141,11 +142,15 @@ class EndpointResult:
         not assessed)."""
         if self.posture is None or not self.posture_ran:
             return "not assessed"
-        return {
-            AccessRecommendation.ALLOWED: "allow",
-            AccessRecommendation.QUARANTINED: "isolate",
-            AccessRecommendation.DENIED: "no access",
-        }.get(self.posture.access, "no access") if self.posture.access else "no access"
+        return (
+            {
+                AccessRecommendation.ALLOWED: "allow",
+                AccessRecommendation.QUARANTINED: "isolate",
+                AccessRecommendation.DENIED: "no access",
+            }.get(self.posture.access, "no access")
+            if self.posture.access
+            else "no access"
+        )
 
     def to_json(self) -> dict[str, Any]:
         posture: dict[str, Any] | None = None
@@ -188,18 +193,6 @@ class EndpointResult:
             "posture": posture,
             "dataplane": self.dataplane,
         }
-
-
-def ts_text(ts: Any) -> str:
-    """A traffic selector the way swanctl prints it: ``10.1.0.0/16``, ``10.1.0.5/32[6/80]``."""
-    nets = list(ipaddress.summarize_address_range(ts.start_addr, ts.end_addr))
-    text = str(nets[0]) if len(nets) == 1 else f"{ts.start_addr}..{ts.end_addr}"
-    if ts.ip_proto or (ts.start_port, ts.end_port) != (0, 65535):
-        ports = (
-            str(ts.start_port) if ts.start_port == ts.end_port else f"{ts.start_port}-{ts.end_port}"
-        )
-        text += f"[{ts.ip_proto}/{ports}]"
-    return text
 
 
 def _unique_remediation(items: Sequence[Any]) -> tuple[Any, ...]:
@@ -850,7 +843,10 @@ class EndpointClient:
         vips = [f"{v}/{v.max_prefixlen}" for v in st.established.virtual_ips]
         self.on_progress("installing SAs")
         dp = UserspaceDataplane(
-            self.reactor, natt.send_esp, ifname=TUN_NAME, addresses=vips,
+            self.reactor,
+            natt.send_esp,
+            ifname=TUN_NAME,
+            addresses=vips,
             reason="nea-endpoint --dataplane userspace",
         )
         try:
@@ -863,7 +859,7 @@ class EndpointClient:
         for child in st.children:
             await dp.install_child_sa(spec_from_event(child))
         self._dp_ready = True
-        routes = sorted({ts_text(t) for c in st.children for t in c.remote_ts})
+        routes = sorted({t.text() for c in st.children for t in c.remote_ts})
         self._dataplane_text = (
             f"userspace ESP on {dp.ifname}: {', '.join(vips) or 'no virtual IP'}; "
             f"routes {', '.join(routes) or 'none'}"
@@ -906,8 +902,9 @@ class EndpointClient:
         if self._done is None or self._done.called:
             return
         self._finish(
-            "error", f"no answer from {self.remote_ip}:{self.options.port} "
-            f"within {self.options.timeout:g} s"
+            "error",
+            f"no answer from {self.remote_ip}:{self.options.port} "
+            f"within {self.options.timeout:g} s",
         )
 
     def _finish(self, outcome: str, message: str, *, error: str | None = None) -> None:
@@ -959,8 +956,8 @@ class EndpointClient:
                 name=c.name,
                 spi_in=f"{c.spi_in:08x}",
                 spi_out=f"{c.spi_out:08x}",
-                local_ts=tuple(ts_text(t) for t in c.local_ts),
-                remote_ts=tuple(ts_text(t) for t in c.remote_ts),
+                local_ts=tuple(t.text() for t in c.local_ts),
+                remote_ts=tuple(t.text() for t in c.remote_ts),
                 udp_encap=c.udp_encap,
             )
             for c in st.children

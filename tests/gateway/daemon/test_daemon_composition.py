@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from gateway.daemon.service import ts_text
 from ike.config import AuthClass, ChildConfig, Identity
 from ike.sa import ChildSaInstalled, IkeSaClosed, IkeSaEstablished, ReauthRequested
 from tests.gateway.daemon.daemon_rig import PSK_CONFIG, make_rig, psk_client
@@ -321,7 +320,7 @@ def test_ttls_posture_verdict_selects_child_and_pool(
     (c,) = sa["children"]
     assert c["name"] == child
     (installed,) = rig.events(ChildSaInstalled)
-    assert [ts_text(t) for t in installed.remote_ts] == c["local_ts"]
+    assert [t.text() for t in installed.remote_ts] == c["local_ts"]
     stats = rig.gateway.stats_json()
     assert stats["verdicts"][command] == 1 and stats["totals"]["posture_assessments"] == 1
 

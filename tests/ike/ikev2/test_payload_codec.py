@@ -234,3 +234,21 @@ def test_fuzzed_payload_bodies(ptype: int, body: bytes) -> None:
         decode_chain(ptype, data)
     except RemoteProtocolError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("ts", "text"),
+    [
+        (TrafficSelector.from_network("10.1.0.0/16"), "10.1.0.0/16"),
+        (TrafficSelector.from_network("10.1.0.5/32", 6, 80), "10.1.0.5/32[6/80]"),
+        (TrafficSelector.from_network("2001:db8::/64", 17), "2001:db8::/64[17/0-65535]"),
+        (
+            TrafficSelector(
+                ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("10.0.0.6"), 0, 1024, 2047
+            ),
+            "10.0.0.1..10.0.0.6[0/1024-2047]",
+        ),
+    ],
+)
+def test_traffic_selector_text_as_swanctl(ts: TrafficSelector, text: str) -> None:
+    assert ts.text() == text
