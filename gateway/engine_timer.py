@@ -2,8 +2,8 @@
 
 Every engine says when it next wants ``handle_timer(now)`` through ``get_timer()``; its Twisted
 adapter re-reads that after each call into the engine.  :class:`EngineTimer` is that re-arming
-in one place (the userspace ESP dataplane uses it; ``gateway.ike_udp.IkeUdpService`` still has
-its own ``_arm`` / ``_fire``, which ``gateway.daemon.service`` overrides).
+in one place (the IKE UDP service, which ``gateway.daemon.service`` extends, and the userspace
+ESP dataplane use it).
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ from typing import Any, Protocol
 
 from twisted.internet import protocol
 
+from gateway.engine_timer import EngineTimer
 from ike.config import (
     AuthClass,
     ChildConfig,
@@ -148,8 +149,8 @@ class IkeUdpService:
         self.natt_port = engine.config.natt_port
         """The port that speaks RFC 3948 (the engine's own NAT-T port)."""
         self.ports = {p: IkePort(self, host, p) for p in ports}
-        self._timer: DelayedCall | None = None
-        self._timer_at: float | None = None
+        self.timer = EngineTimer(clock, self.now, engine.get_timer, self._fire)
+        """The one reactor call kept at the engine's next deadline."""
         self.stats: dict[str, int] = dict.fromkeys(
             ("keepalives_received", "esp_received", "esp_without_dataplane"), 0
         )
@@ -196,20 +197,13 @@ class IkeUdpService:
                 self.on_event(event)
             except Exception:
                 log.exception("event consumer failed on %r", type(event).__name__)
-        self._arm()
+        self.timer.arm()
 
-    def _arm(self) -> None:
-        when = self.engine.get_timer()
-        if when == self._timer_at and self._timer is not None and self._timer.active():
-            return
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer, self._timer_at = None, when
-        if when is not None:
-            self._timer = self.clock.callLater(max(0.0, when - self.now()), self._fire)
+    def stop_timer(self) -> None:
+        """Cancel the pending engine timer (the service is shutting down)."""
+        self.timer.cancel()
 
     def _fire(self) -> None:
-        self._timer, self._timer_at = None, None
         self.engine.handle_timer(self.now())
         self.flush()
 

@@ -336,10 +336,9 @@ class GatewayUdpService(IkeUdpService):
             except Exception:
                 self.counters.errors += 1
                 log.exception("event consumer failed on %r", type(event).__name__)
-        self._arm()
+        self.timer.arm()
 
     def _fire(self) -> None:
-        self._timer, self._timer_at = None, None
         try:
             self.engine.handle_timer(self.now())
         except Exception:
@@ -582,6 +581,7 @@ class Gateway:
             except Exception:
                 log.debug("stopListening failed", exc_info=True)
         self.listening.clear()
+        self.udp.stop_timer()
         try:
             self.dataplane.close()
         except Exception:

@@ -720,9 +720,7 @@ class EndpointClient:
             except Exception:  # pragma: no cover - already closed
                 log.debug("closing the UDP port failed", exc_info=True)
         self._ports = []
-        timer = self.service._timer
-        if timer is not None and timer.active():
-            timer.cancel()
+        self.service.stop_timer()
         dp, self._dataplane = self._dataplane, None
         if dp is not None:
             self.service.esp_handler = None
