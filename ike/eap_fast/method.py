@@ -336,6 +336,10 @@ class _Base:
     def msk(self) -> bytes | None:
         return self._keys[0] if self._keys is not None else None
 
+    def _binding_mac(self, cmk: bytes, data: bytes) -> bytes:
+        """The Compound MAC this side sends (one place, so that tests can tamper with it)."""
+        return compound_mac(cmk, data)
+
     def emsk(self) -> bytes | None:
         return self._keys[1] if self._keys is not None else None
 
@@ -517,8 +521,6 @@ class FastServerConfig:
     """Seconds before expiry from which a resumed PAC is replaced (default: a tenth of
     the PAC lifetime, at most seven days)."""
     clock: WallClock = time.time
-    test_corrupt_crypto_binding: bool = False
-    """Test hook: send a wrong Compound MAC (the peer must refuse)."""
 
     @property
     def refresh_window(self) -> int:
@@ -844,9 +846,7 @@ class EapFastServer(_Base):
             b"\x00" * 20,
         )
         assert self._chain.cmk is not None
-        mac = compound_mac(self._chain.cmk, binding.mac_input())
-        if self.config.test_corrupt_crypto_binding:
-            mac = bytes(b ^ 0x5A for b in mac)
+        mac = self._binding_mac(self._chain.cmk, binding.mac_input())
         tlvs.append(binding.with_mac(mac).to_tlv())
         if next_request is not None:
             tlvs.append(next_request)
@@ -977,8 +977,6 @@ class FastPeerConfig:
     pac_store: PacStore = field(default_factory=PacStore)
     provisioning: Provisioning = Provisioning.AUTHENTICATED
     password: str | None = field(default=None, repr=False)
-    test_corrupt_crypto_binding: bool = False
-    """Test hook: answer with a wrong Compound MAC (the server must refuse)."""
 
     def __post_init__(self) -> None:
         if self.tls.min_version > TlsVersion.TLS1_2:
@@ -1207,9 +1205,7 @@ class EapFastPeer(_Base):
         answer = CryptoBinding(
             FAST_VERSION, binding.version, CryptoBindingSubtype.RESPONSE, nonce, b"\x00" * 20
         )
-        mac = compound_mac(keys.cmk, answer.mac_input())
-        if self.config.test_corrupt_crypto_binding:
-            mac = bytes(b ^ 0x5A for b in mac)
+        mac = self._binding_mac(keys.cmk, answer.mac_input())
         return answer.with_mac(mac).to_tlv()
 
     def _inner_request(self, packet: bytes) -> Tlv | Step:

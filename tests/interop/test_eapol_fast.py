@@ -41,14 +41,14 @@ class Server:
         return self.log.read_text()
 
 
-# The server with the EAP-FAST test hook that corrupts its Compound MAC (tamper test).
+# The server with a corrupted Compound MAC (tamper test): every byte of the MAC it sends flipped.
 TAMPERING = """
-import dataclasses, runpy, sys
+import runpy, sys
 import ike.eap_fast.method as m
-original = m.EapFastServer.__init__
-def tampering(self, config, identity):
-    original(self, dataclasses.replace(config, test_corrupt_crypto_binding=True), identity)
-m.EapFastServer.__init__ = tampering
+honest = m.EapFastServer._binding_mac
+def tampering(self, cmk, data):
+    return bytes(b ^ 0x5A for b in honest(self, cmk, data))
+m.EapFastServer._binding_mac = tampering
 sys.argv = ["gateway.radius", *sys.argv[1:]]
 runpy.run_module("gateway.radius", run_name="__main__", alter_sys=True)
 """

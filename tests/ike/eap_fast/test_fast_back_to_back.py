@@ -235,12 +235,19 @@ def test_pac_refresh_before_expiry(pki: tuple[Issued, Issued]) -> None:
 
 
 @pytest.mark.parametrize("side", ["server", "peer"])
-def test_tampered_crypto_binding_fails(pki: tuple[Issued, Issued], side: str) -> None:
+def test_tampered_crypto_binding_fails(
+    pki: tuple[Issued, Issued], side: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ca, srv = pki
-    sconf = server_config(srv, Clock(), test_corrupt_crypto_binding=side == "server")
-    pconf = peer_config(
-        ca, PacStore(), Provisioning.AUTHENTICATED, test_corrupt_crypto_binding=side == "peer"
-    )
+    cls = EapFastServer if side == "server" else EapFastPeer
+    honest = cls._binding_mac
+
+    def tampered(self: object, cmk: bytes, data: bytes) -> bytes:
+        return bytes(b ^ 0x5A for b in honest(self, cmk, data))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cls, "_binding_mac", tampered)
+    sconf = server_config(srv, Clock())
+    pconf = peer_config(ca, PacStore(), Provisioning.AUTHENTICATED)
     server, peer = run(sconf, pconf)
     assert server.failed and not peer.succeeded
     assert server.msk is None
