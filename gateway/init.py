@@ -331,6 +331,7 @@ def render_config(
     ca_key_made: bool,
     posture: bool = True,
     sql_pool_url: str | None = None,
+    pac_key: bytes | None = None,
 ) -> str:
     """The ``gateway.toml`` text (paths relative to the file, as the loader reads them)."""
     radius_posture = posture
@@ -450,6 +451,15 @@ def render_config(
     for ident, password in users:
         section = "".join(c if c.isalnum() or c in "-_" else "_" for c in ident)
         lines += [f"[secrets.eap-{section}]", f"id = {_q(ident)}", f"secret = {_q(password)}", ""]
+    if pac_key is not None:
+        lines += [
+            "# EAP-FAST PAC-Opaque key (AES-256-GCM): PACs stay valid over restarts.  To rotate,",
+            "# put a new key in `secret` and the old one in `previous` (it then opens PACs for",
+            "# one more PAC lifetime).",
+            "[secrets.pac-fast]",
+            f"secret = {_q('0x' + pac_key.hex())}",
+            "",
+        ]
     lines += [
         "",
         "# Trust anchor for client certificates (EAP-TLS, IKE pubkey).",
@@ -624,6 +634,7 @@ def init_directory(
         ca_key_made=own_ca,
         posture=posture,
         sql_pool_url=pool_url if sql_pools else None,
+        pac_key=os.urandom(32) if eap == "fast" else None,
     )
     # Check the text before anything is written: a bad --pool or --listen is a usage error.
     _check_config_text(config_text, directory)

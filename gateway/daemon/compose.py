@@ -24,6 +24,7 @@ import enum
 import ipaddress
 import itertools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -573,12 +574,8 @@ def _eap_factory(
     if auth == "eap-fast":
         from ike.eap.methods.credentials import StaticPasswords
         from ike.eap_fast.method import FastServerConfig, Provisioning
-        from ike.eap_fast.pac import PacKeyring
 
-        keyring = keyrings.get(spec.name)
-        lifetime = int(spec.remote.fast_pac_lifetime)
-        if keyring is None or keyring.pac_lifetime != lifetime:
-            keyring = keyrings[spec.name] = PacKeyring(pac_lifetime=lifetime)
+        keyring = _fast_keyring(config, spec.name, int(spec.remote.fast_pac_lifetime), keyrings)
         try:
             fast_base = FastServerConfig(
                 tls=tls_config,
@@ -684,6 +681,30 @@ def _child_config(spec: ChildSpec, where: str, source: str) -> ChildConfig:
 
         child = dataclasses.replace(child, rekey_time=spec.rekey_time)
     return child
+
+
+def _fast_keyring(
+    config: GatewayConfig, name: str, lifetime: int, keyrings: dict[str, Any]
+) -> Any:
+    """The PAC-Opaque keyring of connection ``name``: the ``[secrets.pac-*]`` keys (PACs then
+    survive a restart), else a random key that lives as long as the process.  A reload keeps
+    the keyring while its keys and the PAC lifetime are unchanged; rotated keys (the old
+    current one now among ``previous``) keep opening PACs for one PAC lifetime."""
+    from ike.eap_fast.pac import PacKeyring
+
+    pac = next((s for s in config.secrets if s.kind == "pac"), None)
+    configured = (pac.secret, *pac.previous) if pac is not None else ()
+    entry = keyrings.get(name)
+    if entry is not None and entry[1] == (lifetime, configured):
+        return entry[0]
+    if pac is not None:
+        keyring = PacKeyring(
+            pac.secret, pac_lifetime=lifetime, previous=pac.previous, now=time.time()
+        )
+    else:
+        keyring = PacKeyring(pac_lifetime=lifetime)
+    keyrings[name] = (keyring, (lifetime, configured))
+    return keyring
 
 
 def _peer(
@@ -820,7 +841,8 @@ def compose(
 ) -> Composition:
     """Build the engines for ``config``.  ``pools`` / ``router`` / ``nea_state`` carry state
     over from the previous composition on reload (leases, sessions, validators);
-    ``fast_keyrings`` the EAP-FAST PAC keys per connection (PACs stay valid over a reload)."""
+    ``fast_keyrings`` the EAP-FAST PAC keyrings per connection, with the settings each was
+    made from (PACs stay valid over a reload)."""
     keyrings: dict[str, Any] = fast_keyrings if fast_keyrings is not None else {}
     router = router if router is not None else AccessRouter()
     clock = wall_clock or (lambda: _dt.datetime.now(_dt.UTC))

@@ -188,10 +188,12 @@ class ConnectionSpec:
 @dataclass(frozen=True)
 class SecretSpec:
     name: str
-    kind: str  # "eap", "ike" or "private"
+    kind: str  # "eap", "ike", "private" or "pac"
     ids: tuple[str, ...] = ()
     secret: bytes | None = field(default=None, repr=False)
     file: Path | None = None
+    previous: tuple[bytes, ...] = field(default=(), repr=False)
+    """``pac``: the retired PAC-Opaque keys that still open PACs (current one in ``secret``)."""
 
 
 @dataclass(frozen=True)
@@ -844,11 +846,33 @@ def _parse_secrets(ctx: _Ctx, data: Any) -> tuple[SecretSpec, ...]:
                     ctx.path(f),
                 )
             )
+        elif kind == "pac":
+            if any(o.kind == "pac" for o in out):
+                raise ctx.error(w, "only one [secrets.pac-*] (it holds every PAC-Opaque key)")
+            ctx.keys(b, ("secret", "previous"), w)
+            text = ctx.string(b, "secret", w)
+            if text is None:
+                raise ctx.error(f"{w}.secret", "missing (the current PAC-Opaque key)")
+            keys = [_pac_key(ctx, text, f"{w}.secret")]
+            for i, old in enumerate(ctx.strings(b, "previous", w)):
+                keys.append(_pac_key(ctx, old, f"{w}.previous[{i}]"))
+            out.append(SecretSpec(name, "pac", (), keys[0], previous=tuple(keys[1:])))
         else:
             raise ctx.error(
-                w, "a secret's name starts with eap-, ike-, private-, rsa-, ecdsa- or pkcs8-"
+                w,
+                "a secret's name starts with eap-, ike-, private-, rsa-, ecdsa-, pkcs8- or pac-",
             )
     return tuple(out)
+
+
+def _pac_key(ctx: _Ctx, text: str, key: str) -> bytes:
+    """An EAP-FAST PAC-Opaque key: 32 bytes, written 0x<64 hex digits> (or 0s base64)."""
+    if not text.startswith(("0x", "0s")):
+        raise ctx.error(key, "a PAC-Opaque key is 32 bytes written 0x<64 hex digits>")
+    data = _secret(ctx, text, key)
+    if len(data) != 32:
+        raise ctx.error(key, f"a PAC-Opaque key is 32 bytes (AES-256-GCM), not {len(data)}")
+    return data
 
 
 def _parse_authorities(ctx: _Ctx, data: Any) -> tuple[AuthoritySpec, ...]:

@@ -54,7 +54,17 @@ def radius_config(config: GatewayConfig) -> Any:
                 for c in spec.clients
             ],
         },
-        "eap": {"methods": list(spec.methods), "inner_methods": list(spec.inner_methods)},
+        "eap": {
+            "methods": list(spec.methods),
+            "inner_methods": list(spec.inner_methods),
+            # EAP-FAST PACs opened across restarts with the [secrets.pac-*] keys
+            "fast_pac_keys": [
+                k.hex()
+                for s in config.secrets
+                if s.kind == "pac" and s.secret is not None
+                for k in (s.secret, *s.previous)
+            ],
+        },
         "users": users,
         "vlans": dict(spec.vlans),
     }

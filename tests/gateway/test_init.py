@@ -301,6 +301,9 @@ def test_methods(tmp_path: Path, eap: str, extra: list[str], posture: bool) -> N
         assert conn.remote.fast_provisioning == 2
         # authenticated provisioning: wpa_supplicant and Cisco offer RSA suites only
         assert isinstance(_cert(d / "certs/gw.crt").public_key(), rsa.RSAPublicKey)
+    # EAP-FAST gets a PAC-Opaque key of its own (PACs survive restarts); others none
+    pac = [s for s in config.secrets if s.kind == "pac"]
+    assert [len(s.secret or b"") for s in pac] == ([32] if eap == "fast" else [])
     assert config.nea is not None and config.nea.database is None
     assert not (d / "var/nea-pool.db").exists()
     compose(config)

@@ -456,10 +456,15 @@ def test_dataplane_hooks_sender_and_expiry(tmp_path: Path) -> None:
     assert rig.gateway.list_sas()[0]["children"] == []
 
 
-def test_eap_fast_posture_and_pac_resumption_over_reload(cert_factory: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pac_key", [False, True])
+def test_eap_fast_posture_and_pac_resumption_over_reload(
+    cert_factory: Any, tmp_path: Path, pac_key: bool
+) -> None:
     """EAP-FAST (authenticated provisioning, inner MS-CHAPv2) with PT-EAP: the verdict picks
     the isolate child; the PAC from the first IKE_SA resumes the next ones, also after a
-    reload (the PAC keyring is kept)."""
+    reload (the PAC keyring is kept).  After a restart the PAC resumes only when the
+    PAC-Opaque key is configured ([secrets.pac-*]); else the peer is provisioned again; a
+    rotated key (now in ``previous``) still opens it."""
     from ike.eap.methods.mschapv2 import MsChapV2PeerMethod
     from ike.eap_fast.method import EapFastPeer, FastPeerConfig, Provisioning
     from ike.eap_fast.pac import PacStore
@@ -476,7 +481,9 @@ def test_eap_fast_posture_and_pac_resumption_over_reload(cert_factory: Any, tmp_
         'eap_inner = ["mschapv2"]\nfast_a_id = "gw-test"\nfast_provisioning = 2\n'
         'fast_pac_lifetime = "30d"\n[connections.rw.posture]\nassess = true\n'
     )
-    path = _write(tmp_path, _eap_config(ca, gw, "eap-fast", extra))
+    key1, key2 = "0x" + "a5" * 32, "0x" + "5a" * 32
+    pac_secret = f'[secrets.pac-fast]\nsecret = "{key1}"\n' if pac_key else ""
+    path = _write(tmp_path, _eap_config(ca, gw, "eap-fast", extra) + pac_secret)
     rig = make_rig(path)
     store = PacStore()
     config = FastPeerConfig(
@@ -509,6 +516,34 @@ def test_eap_fast_posture_and_pac_resumption_over_reload(cert_factory: Any, tmp_
     rig.gateway.reload()
     rig.connect(_eap_client(ca, peer))
     assert methods[2].resumed and len(rig.gateway.list_sas()) == 3
+
+    restarted = make_rig(path)  # a new process: the keyring comes from the configuration
+    restarted.connect(_eap_client(ca, peer))
+    if not pac_key:
+        # The server cannot open the PAC and starts a full handshake, which our peer (its
+        # resumption is its own TLS code) cannot continue: it fails once and forgets the PAC...
+        assert restarted.gateway.list_sas() == [] and store.get(b"gw-test") is None
+        restarted.connect(_eap_client(ca, peer))  # ...and the next attempt provisions
+    assert methods[-1].resumed is pac_key
+    assert restarted.gateway.list_sas()[0]["verdict"] == "isolate"
+    if pac_key:  # rotation: a new current key, the old one still opens the PAC it sealed
+        store_before = store.get(b"gw-test")
+        path.write_text(
+            path.read_text().replace(
+                f'secret = "{key1}"', f'secret = "{key2}"\nprevious = ["{key1}"]'
+            )
+        )
+        restarted.gateway.reload()
+        restarted.connect(_eap_client(ca, peer))
+        assert methods[4].resumed and store.get(b"gw-test") == store_before
+        path.write_text(path.read_text().replace(f'\nprevious = ["{key1}"]', ""))
+        restarted.gateway.reload()  # the old key dropped: the PAC no longer opens
+        restarted.connect(_eap_client(ca, peer))
+        assert len(restarted.gateway.list_sas()) == 2 and store.get(b"gw-test") is None
+        restarted.connect(_eap_client(ca, peer))  # provisioned again, under key2
+        assert not methods[-1].resumed and len(restarted.gateway.list_sas()) == 3
+        restarted.connect(_eap_client(ca, peer))
+        assert methods[-1].resumed and len(restarted.gateway.list_sas()) == 4
 
 
 def test_reload_rereads_the_policy_file(cert_factory: Any, tmp_path: Path) -> None:

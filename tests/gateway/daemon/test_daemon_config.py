@@ -365,6 +365,11 @@ ERRORS = [
     ('[secrets.eap-x]\nsecret = "0xzz"', "secrets.eap-x", "not valid hex"),
     ('[secrets.eap-x]\nsecret = "s"\nuser = "a"', "secrets.eap-x.user", "unknown key"),
     ('[secrets.private-x]\nsecret = "s"', "secrets.private-x.file", "missing"),
+    ('[secrets.pac-x]\nprevious = ["0x1111111111111111111111111111111111111111111111111111111111111111"]', "secrets.pac-x.secret", "current PAC-Opaque key"),
+    ('[secrets.pac-x]\nsecret = "plain"', "secrets.pac-x.secret", "0x<64 hex digits>"),
+    ('[secrets.pac-x]\nsecret = "0x1122"', "secrets.pac-x.secret", "32 bytes (AES-256-GCM), not 2"),
+    ('[secrets.pac-x]\nsecret = "0x1111111111111111111111111111111111111111111111111111111111111111"\nprevious = ["0xzz"]', "secrets.pac-x.previous[0]", "not valid hex"),
+    ('[secrets.pac-x]\nsecret = "0x1111111111111111111111111111111111111111111111111111111111111111"\n[secrets.pac-y]\nsecret = "0x1111111111111111111111111111111111111111111111111111111111111111"', "secrets.pac-y", "only one"),
     ('[authorities.a]\ncrl = "x"', "authorities.a.cacert", "missing"),
     ('[nea]\nvalidators = ["virus"]', "nea.validators", "not one of"),
     ('[nea]\nvalidators = ["os", "os"]', "nea.validators", "twice"),
@@ -538,3 +543,29 @@ def test_random_secret_never_takes_a_swanctl_encoding_prefix(monkeypatch: pytest
         assert not text.startswith(("0x", "0s"))
         config = parse_config({"secrets": {"eap-x": {"id": "x", "secret": text}}})
         assert config.secrets[0].secret == text.encode()
+
+
+def test_pac_keys_current_and_previous() -> None:
+    current, old = bytes(range(32)), bytes(range(32, 64))
+    config = parse_config(
+        {"secrets": {"pac-fast": {"secret": "0x" + current.hex(), "previous": ["0x" + old.hex()]}}}
+    )
+    (pac,) = config.secrets
+    assert (pac.kind, pac.secret, pac.previous) == ("pac", current, (old,))
+    assert current.hex() not in repr(pac)  # never in logs
+
+
+def test_pac_keys_reach_the_radius_front_end() -> None:
+    """The daemon's [radius] EAP-FAST opens PACs with the same [secrets.pac-*] keys."""
+    from gateway.daemon.radius import radius_config
+
+    current, old = bytes(range(32)), bytes(range(32, 64))
+    config = parse_config(
+        {
+            "radius": {"methods": ["md5"], "clients": [{"address": "127.0.0.1", "secret": "s"}]},
+            "secrets": {
+                "pac-fast": {"secret": "0x" + current.hex(), "previous": ["0x" + old.hex()]}
+            },
+        }
+    )
+    assert radius_config(config).fast_pac_keys == (current, old)
