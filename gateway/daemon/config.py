@@ -421,13 +421,14 @@ def _kind(value: Any) -> str:
 def random_secret(nbytes: int = 18) -> str:
     """A random secret for generated configurations (``init``, the demo).
 
-    URL-safe base64 characters only, so it needs no quoting in TOML or in clients' configs,
-    and never starting with ``0x``/``0s``: those prefixes make swanctl (and this parser) read
-    the rest as hex/base64, which a random text is not.
+    URL-safe base64 characters only, so it needs no quoting in TOML or in clients' configs;
+    never starting with ``0x``/``0s`` (those prefixes make swanctl, and this parser, read the
+    rest as hex/base64, which a random text is not) nor with ``-`` (on a command line,
+    ``--password -x...`` reads as an option).
     """
     while True:
         text = secrets.token_urlsafe(nbytes)
-        if not text.startswith(("0x", "0s")):
+        if not text.startswith(("0x", "0s", "-")):
             return text
 
 
