@@ -136,10 +136,6 @@ class SkCipher:
     def icv_len(self) -> int:
         return self.encr.icv_len if self.encr.aead else (self.integ.icv_len if self.integ else 0)
 
-    def overhead(self) -> int:
-        """Bytes an SK payload adds around its plaintext, not counting padding."""
-        return 4 + self.encr.iv_len + 1 + self.icv_len
-
     def seal(self, prefix: bytes, plaintext: bytes) -> bytes:
         """Return IV || ciphertext || ICV for an SK/SKF payload.
 

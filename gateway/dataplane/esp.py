@@ -341,11 +341,6 @@ class Lifetimes:
     soft_seconds: float | None = None
     hard_seconds: float | None = None
 
-    @classmethod
-    def strongswan_defaults(cls, rekey_time: float = 3600.0) -> Lifetimes:
-        """swanctl.conf's defaults: rekey at ``rekey_time``, expire 10 % later."""
-        return cls(soft_seconds=rekey_time, hard_seconds=rekey_time * 1.1)
-
 
 @dataclass(frozen=True, slots=True, repr=False)
 class SaSpec:

@@ -275,23 +275,6 @@ class XfrmKernel:
                 return int(m["id_spi"])
         raise DataplaneError("ALLOCSPI: no answer")
 
-    def dump_sas(self) -> list[dict[str, Any]]:
-        msg = xm.xfrm_usersa_id()
-        for k, v in xm.zero_fields(xm.xfrm_usersa_id.fields).items():
-            msg[k] = v
-        out = []
-        for m in self.request(msg, xm.XfrmMsg.GETSA, REQ | DUMP):
-            if m["header"]["type"] == xm.XfrmMsg.NEWSA:
-                out.append(
-                    {
-                        "spi": m["id_spi"],
-                        "dst": xm.addr_from16(m["id_daddr"], m["family"]),
-                        "src": xm.addr_from16(m["saddr"], m["family"]),
-                        "reqid": m["reqid"],
-                    }
-                )
-        return out
-
     # -- policies ---------------------------------------------------------------------------
 
     def policy(
