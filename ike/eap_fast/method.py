@@ -98,7 +98,13 @@ from ike.eap_fast.tlv import (
 from ike.eap_tls.errors import FramingError, TlsFailure
 from ike.eap_tls.framing import Framing, Reply
 from ike.eap_tls.keys import EAP_TYPE_FAST
-from ike.eap_tls.tls import TlsPeerConfig, TlsServerConfig, TlsSession, TlsVersion
+from ike.eap_tls.tls import (
+    TlsPeerConfig,
+    TlsServerConfig,
+    TlsSession,
+    TlsVersion,
+    verify_server_chain,
+)
 
 __all__ = [
     "EapFastPeer",
@@ -174,6 +180,9 @@ class _Channel(Protocol):
 
     @property
     def handshake_complete(self) -> bool: ...
+
+    @property
+    def session_reused(self) -> bool: ...
 
     def receive(self, data: bytes) -> None: ...
 
@@ -1048,7 +1057,15 @@ class EapFastPeer(_Base):
         pac = self.config.pac_store.get(a_id)
         if pac is not None:
             self._pac = pac
-            self._channel = ResumedClient(pac.ticket(), pac.pac_key)
+            tls = self.config.tls
+            # The server may refuse the PAC and run a full handshake: that is server-
+            # authenticated provisioning, so it may go on only when that is allowed.
+            fallback = (
+                (lambda chain: verify_server_chain(tls, chain))
+                if Provisioning.AUTHENTICATED in self.config.provisioning
+                else None
+            )
+            self._channel = ResumedClient(pac.ticket(), pac.pac_key, fallback)
             self.resumed = True
         else:
             if not self.config.provisioning:
@@ -1073,6 +1090,10 @@ class EapFastPeer(_Base):
         out = self.channel.data_to_send()
         if not self.channel.handshake_complete:
             return self._frame(out) if out else Step(self.framing.ack(), Decision.CONTINUE)
+        if self.resumed and not self.channel.session_reused:
+            log.info("EAP-FAST: the server refused our PAC; full handshake, a new PAC follows")
+            self.resumed = False
+            self._provisioning = True
         cipher = self.channel.cipher_name() or ""
         self.anonymous = cipher.startswith("ADH-")
         try:

@@ -2,7 +2,10 @@
 
 OpenSSL resumes an EAP-FAST session with ``SSL_set_session_secret_cb``, which pyOpenSSL does
 not expose, so this path is built here on ``cryptography``.  Full handshakes (provisioning,
-fallback) stay on pyOpenSSL (:mod:`ike.eap_tls.tls`).
+and the server's fallback when it cannot use a PAC) stay on pyOpenSSL
+(:mod:`ike.eap_tls.tls`); only the peer that offered a PAC and is answered with a full
+handshake finishes that handshake here (RSA key transport, the server certificate checked
+by :func:`ike.eap_tls.tls.verify_server_chain`), since its ClientHello was not OpenSSL's.
 
 The exchange (RFC 5077 3.1 with the PAC-Opaque as ticket, master secret from the PAC-Key)::
 
@@ -28,8 +31,11 @@ import hashlib
 import hmac
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ike.eap_fast.keys import pac_master_secret
@@ -52,6 +58,11 @@ CT_HANDSHAKE = 22
 CT_APPLICATION_DATA = 23
 HT_CLIENT_HELLO = 1
 HT_SERVER_HELLO = 2
+HT_NEW_SESSION_TICKET = 4
+HT_CERTIFICATE = 11
+HT_CERTIFICATE_REQUEST = 13
+HT_SERVER_HELLO_DONE = 14
+HT_CLIENT_KEY_EXCHANGE = 16
 HT_FINISHED = 20
 EXT_SESSION_TICKET = 35
 """RFC 5077 SessionTicket, which carries the PAC-Opaque TLV (RFC 4851 3.2.2)."""
@@ -304,7 +315,12 @@ class _Resumed:
         return TlsFailure(self.failure_reason, self.failure_alert)
 
     def _derive(self, pac_key: bytes) -> None:
-        self._master = pac_master_secret(pac_key, self._server_random, self._client_random)
+        self._derive_from_master(
+            pac_master_secret(pac_key, self._server_random, self._client_random)
+        )
+
+    def _derive_from_master(self, master: bytes) -> None:
+        self._master = master
         key_len = CBC_SHA_SUITES[self._suite][1]
         block = tls12_prf(
             self._master,
@@ -352,19 +368,23 @@ class _Resumed:
                     )
                 self._read = self._client_state if self.is_server else self._server_state
                 continue
-            if self._read is not None:
-                try:
-                    body = self._read.open(kind, body)
-                except TlsFailure as exc:
-                    raise self._fail(exc.reason, exc.alert) from None
-            if kind == CT_ALERT:
-                if len(body) != 2:
-                    raise self._fail("malformed alert", AlertDescription.decode_error)
-                self._closed = True
-                name = _alert_name(body[1])
-                raise self._fail(f"peer sent TLS alert {name}", None)
-            out.append((kind, body))
+            out.append((kind, self._open_record(kind, body)))
         return out
+
+    def _open_record(self, kind: int, body: bytes) -> bytes:
+        """The plaintext of one record (after ChangeCipherSpec); an alert ends the session."""
+        if self._read is not None:
+            try:
+                body = self._read.open(kind, body)
+            except TlsFailure as exc:
+                raise self._fail(exc.reason, exc.alert) from None
+        if kind == CT_ALERT:
+            if len(body) != 2:
+                raise self._fail("malformed alert", AlertDescription.decode_error)
+            self._closed = True
+            name = _alert_name(body[1])
+            raise self._fail(f"peer sent TLS alert {name}", None)
+        return body
 
     def _app_records(self, records: list[tuple[int, bytes]]) -> None:
         for kind, body in records:
@@ -445,13 +465,30 @@ class ResumedServer(_Resumed):
 
 
 class ResumedClient(_Resumed):
-    """Peer side: sends a ClientHello carrying ``ticket`` (the PAC-Opaque TLV)."""
+    """Peer side: sends a ClientHello carrying ``ticket`` (the PAC-Opaque TLV).
+
+    A server that cannot open the PAC answers with a full handshake instead (a new session
+    ID; RFC 4851 3.2.2).  With ``verify_chain`` (the certificate checks of a full handshake,
+    raising :class:`TlsFailure`) the client then goes on with it: the offered suites use RSA
+    key transport, so the flight is Certificate, ServerHelloDone from the server and
+    ClientKeyExchange, ChangeCipherSpec, Finished from us (an empty Certificate when one is
+    requested), then the server's optional NewSessionTicket, ChangeCipherSpec and Finished.
+    Afterwards :attr:`session_reused` is False and the tunnel keys come from that master
+    secret, as after any full handshake.  Without ``verify_chain`` a full handshake is
+    refused.
+    """
 
     is_server = False
 
-    def __init__(self, ticket: bytes, pac_key: bytes) -> None:
+    def __init__(
+        self,
+        ticket: bytes,
+        pac_key: bytes,
+        verify_chain: Callable[[list[x509.Certificate]], None] | None = None,
+    ) -> None:
         super().__init__()
         self._pac_key = pac_key
+        self._verify_chain = verify_chain
         self._client_random = os.urandom(32)
         self._session_id = os.urandom(32)
         suites = b"".join(struct.pack("!H", s) for s in _PREFERENCE[:2])
@@ -471,47 +508,106 @@ class ResumedClient(_Resumed):
         hello = _handshake(HT_CLIENT_HELLO, body)
         self._transcript += hello
         self._out += _record(CT_HANDSHAKE, hello)
-        self._server_hello_seen = False
+        self._state = "server_hello"
+        self._full = False
+        self._handshake_in = bytearray()
+        self._server_key: rsa.RSAPublicKey | None = None
+        self._certificate_requested = False
+
+    @property
+    def session_reused(self) -> bool:
+        return not self._full
 
     def receive(self, data: bytes) -> None:
         if self._closed:
             raise TlsFailure(self.failure_reason or "TLS connection closed")
-        if not self._server_hello_seen:
-            data = self._server_hello(data)
-        records = self._decrypt_records(data)
-        if not self._complete:
-            if self._read is None or not records or records[0][0] != CT_HANDSHAKE:
+        try:
+            records = _records(data)
+        except TlsFailure as exc:
+            raise self._fail(exc.reason, AlertDescription.decode_error) from None
+        for kind, body in records:
+            if kind == CT_CHANGE_CIPHER_SPEC:
+                if body != b"\x01" or self._state != "change_cipher_spec" or self._handshake_in:
+                    raise self._fail(
+                        "unexpected ChangeCipherSpec", AlertDescription.unexpected_message
+                    )
+                self._read = self._server_state
+                self._state = "finished"
+                continue
+            body = self._open_record(kind, body)
+            if kind == CT_HANDSHAKE and not self._complete:
+                self._handshake_in += body
+                self._handshake_messages()
+            elif kind == CT_APPLICATION_DATA and self._complete:
+                self._app_in += body
+            else:
                 raise self._fail(
-                    "server did not resume with the PAC (no ChangeCipherSpec / Finished)",
+                    f"TLS record type {kind} "
+                    + ("after the handshake" if self._complete else "during the handshake"),
                     AlertDescription.unexpected_message,
                 )
-            _, message = records.pop(0)
+
+    def _handshake_messages(self) -> None:
+        buf = self._handshake_in
+        while len(buf) >= 4:
+            length = int.from_bytes(buf[1:4])
+            if len(buf) < 4 + length:
+                return
+            kind, message = buf[0], bytes(buf[: 4 + length])
+            del buf[: 4 + length]
+            self._handshake_message(kind, message)
+
+    def _handshake_message(self, kind: int, message: bytes) -> None:
+        body = message[4:]
+        state = self._state
+        if state == "server_hello" and kind == HT_SERVER_HELLO:
+            self._server_hello(body)
+            self._transcript += message
+            if self._full:
+                self._state = "certificate"
+            else:
+                self._derive(self._pac_key)
+                self._state = "change_cipher_spec"
+        elif state == "certificate" and kind == HT_CERTIFICATE:
+            self._certificate(body)
+            self._transcript += message
+            self._state = "server_hello_done"
+        elif state == "server_hello_done" and kind == HT_CERTIFICATE_REQUEST:
+            self._certificate_requested = True
+            self._transcript += message
+        elif state == "server_hello_done" and kind == HT_SERVER_HELLO_DONE:
+            if body:
+                raise self._fail("ServerHelloDone with a body", AlertDescription.decode_error)
+            self._transcript += message
+            self._key_exchange()
+            self._state = "change_cipher_spec"
+        elif state == "change_cipher_spec" and self._full and kind == HT_NEW_SESSION_TICKET:
+            self._transcript += message  # a session ticket we have no use for (PACs resume)
+        elif state == "finished" and kind == HT_FINISHED:
             expected = _handshake(HT_FINISHED, self._finished(b"server finished"))
             if not hmac.compare_digest(message, expected):
                 raise self._fail("server Finished does not verify", AlertDescription.decrypt_error)
             self._transcript += message
-            finished = _handshake(HT_FINISHED, self._finished(b"client finished"))
-            self._write = self._client_state
-            self._out += _record(CT_CHANGE_CIPHER_SPEC, b"\x01") + self._write.seal(
-                CT_HANDSHAKE, finished
-            )
+            if not self._full:
+                finished = _handshake(HT_FINISHED, self._finished(b"client finished"))
+                self._write = self._client_state
+                self._out += _record(CT_CHANGE_CIPHER_SPEC, b"\x01") + self._write.seal(
+                    CT_HANDSHAKE, finished
+                )
             self._complete = True
-        self._app_records(records)
+        elif state == "change_cipher_spec" and not self._full:
+            raise self._fail(
+                "server did not resume with the PAC (no ChangeCipherSpec / Finished)",
+                AlertDescription.unexpected_message,
+            )
+        else:
+            raise self._fail(
+                f"unexpected handshake message {kind} (waiting for {state.replace('_', ' ')})",
+                AlertDescription.unexpected_message,
+            )
 
-    def _server_hello(self, data: bytes) -> bytes:
+    def _server_hello(self, hello: bytes) -> None:
         try:
-            reader = _Reader(data, "ServerHello record")
-            kind = reader.u8()
-            reader.u16()
-            body = reader.vector(2)
-            if kind != CT_HANDSHAKE:
-                raise self._fail("expected a ServerHello", AlertDescription.unexpected_message)
-            r = _Reader(body, "ServerHello")
-            if r.u8() != HT_SERVER_HELLO:
-                raise self._fail("expected a ServerHello", AlertDescription.unexpected_message)
-            hello = r.take(r.u24())
-            if not r.done():
-                raise self._fail("extra data after ServerHello", AlertDescription.decode_error)
             h = _Reader(hello, "ServerHello")
             if h.u16() != TLS12:
                 raise self._fail("server did not choose TLS 1.2", AlertDescription.protocol_version)
@@ -527,13 +623,64 @@ class ResumedClient(_Resumed):
             raise self._fail(
                 "server chose a suite we did not offer", AlertDescription.illegal_parameter
             )
+        self._suite = suite
         if session_id != self._session_id:
+            if self._verify_chain is None:
+                raise self._fail(
+                    "server started a full handshake instead of resuming with the PAC "
+                    "(server-authenticated provisioning is off)",
+                    AlertDescription.handshake_failure,
+                )
+            self._full = True
+
+    def _certificate(self, body: bytes) -> None:
+        try:
+            r = _Reader(body, "Certificate")
+            entries = _Reader(r.take(r.u24()), "certificate list")
+            if not r.done():
+                raise TlsFailure("extra data after the certificate list")
+            chain = []
+            while not entries.done():
+                chain.append(x509.load_der_x509_certificate(entries.take(entries.u24())))
+        except (TlsFailure, ValueError) as exc:
+            reason = f"malformed Certificate: {exc}"
+            raise self._fail(reason, AlertDescription.decode_error) from None
+        assert self._verify_chain is not None
+        try:
+            self._verify_chain(chain)
+        except TlsFailure as exc:
+            raise self._fail(exc.reason, exc.alert or AlertDescription.bad_certificate) from None
+        key = chain[0].public_key()
+        if not isinstance(key, rsa.RSAPublicKey):
             raise self._fail(
-                "server started a full handshake instead of resuming with the PAC",
+                "the suites offered with a PAC use RSA key transport; the server certificate "
+                "has no RSA key",
                 AlertDescription.handshake_failure,
             )
-        self._suite = suite
-        self._transcript += _handshake(HT_SERVER_HELLO, hello)
-        self._derive(self._pac_key)
-        self._server_hello_seen = True
-        return bytes(reader.data[reader.pos :])
+        self._server_key = key
+
+    def _key_exchange(self) -> None:
+        """ClientKeyExchange (RSA, RFC 5246 7.4.7.1), ChangeCipherSpec, Finished."""
+        assert self._server_key is not None
+        flight = b""
+        if self._certificate_requested:  # we have no certificate for this path: an empty one
+            empty = _handshake(HT_CERTIFICATE, b"\x00\x00\x00")
+            self._transcript += empty
+            flight += _record(CT_HANDSHAKE, empty)
+        premaster = struct.pack("!H", TLS12) + os.urandom(46)
+        encrypted = self._server_key.encrypt(premaster, padding.PKCS1v15())
+        exchange = _handshake(HT_CLIENT_KEY_EXCHANGE, struct.pack("!H", len(encrypted)) + encrypted)
+        self._transcript += exchange
+        master = tls12_prf(
+            premaster, b"master secret", self._client_random + self._server_random, 48
+        )
+        self._derive_from_master(master)
+        finished = _handshake(HT_FINISHED, self._finished(b"client finished"))
+        self._transcript += finished
+        self._write = self._client_state
+        self._out += (
+            flight
+            + _record(CT_HANDSHAKE, exchange)
+            + _record(CT_CHANGE_CIPHER_SPEC, b"\x01")
+            + self._write.seal(CT_HANDSHAKE, finished)
+        )

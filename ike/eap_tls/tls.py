@@ -29,13 +29,13 @@ from __future__ import annotations
 import collections
 import datetime
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL, crypto
 from OpenSSL._util import ffi as _openssl_ffi
 from OpenSSL._util import lib as _openssl_lib
@@ -52,6 +52,7 @@ __all__ = [
     "identity_matches",
     "server_name_matches",
     "system_clock",
+    "verify_server_chain",
 ]
 
 Clock = Callable[[], datetime.datetime]
@@ -118,6 +119,12 @@ def _install_trust(
     store = ctx.get_cert_store()
     if store is None:  # pragma: no cover - OpenSSL always has one
         raise RuntimeError("SSL context without certificate store")
+    _fill_store(store, ca_pems, crl_pems)
+
+
+def _fill_store(
+    store: crypto.X509Store, ca_pems: tuple[bytes, ...], crl_pems: tuple[bytes, ...]
+) -> None:
     for pem in ca_pems:
         for cert in _load_chain(pem):
             store.add_cert(crypto.X509.from_cryptography(cert))
@@ -350,6 +357,56 @@ def server_name_matches(cert: x509.Certificate, name: str) -> bool:
     if not dns:
         return any(folded == cn.casefold() for cn in cns)
     return False
+
+
+def verify_server_chain(config: TlsPeerConfig, chain: Sequence[x509.Certificate]) -> None:
+    """The server-certificate checks of a full handshake, for a chain that did not arrive
+    through OpenSSL's handshake (EAP-FAST's fallback from PAC resumption, which runs on the
+    project's own TLS 1.2 code): the chain to ``ca_pems`` (and ``crl_pems``) at the config's
+    clock, serverAuth if the leaf restricts its use, ``server_name``.  Raises
+    :class:`TlsFailure` with the alert a TLS client sends for the refusal."""
+    if not config.verify_server:
+        return
+    if not chain:
+        raise TlsFailure("server sent no certificate", AlertDescription.handshake_failure)
+    leaf = chain[0]
+    subject = leaf.subject.rfc4514_string()
+    store = crypto.X509Store()
+    _fill_store(store, config.ca_pems, config.crl_pems)
+    store.set_time(config.clock().astimezone(datetime.UTC).replace(tzinfo=None))
+    context = crypto.X509StoreContext(
+        store,
+        crypto.X509.from_cryptography(leaf),
+        [crypto.X509.from_cryptography(c) for c in chain[1:]],
+    )
+    try:
+        context.verify_certificate()
+    except crypto.X509StoreContextError as exc:
+        errno, depth = int(exc.errors[0]), int(exc.errors[1])
+        cause, alert = _VERIFY_ERRORS.get(errno, (str(exc), AlertDescription.bad_certificate))
+        raise TlsFailure(
+            f"server certificate {subject!r} (depth {depth}) refused: {cause}"
+            f" (X509 error {errno}; alert {alert.name})",
+            alert,
+        ) from None
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        usages = None
+    if usages is not None and not {
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+    } & set(usages):
+        raise TlsFailure(
+            f"server certificate {subject!r} is not for TLS servers (no serverAuth usage)",
+            AlertDescription.unsupported_certificate,
+        )
+    if config.server_name is not None and not server_name_matches(leaf, config.server_name):
+        raise TlsFailure(
+            f"server certificate {subject!r} does not match server name "
+            f"{config.server_name!r} (alert bad_certificate)",
+            AlertDescription.bad_certificate,
+        )
 
 
 class TlsSession:

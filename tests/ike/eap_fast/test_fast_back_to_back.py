@@ -5,6 +5,7 @@ MS-CHAPv2 and GTC, PAC refresh, foreign/expired PACs, key rotation, crypto-bindi
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -117,8 +118,14 @@ def run(sconf: FastServerConfig, pconf: FastPeerConfig) -> tuple[EapServer, EapP
         servers.append(EapFastServer(sconf, identity))
         return servers[-1]
 
+    peers: list[EapFastPeer] = []
+
+    def peer_factory() -> EapFastPeer:
+        peers.append(EapFastPeer(pconf))
+        return peers[-1]
+
     server = EapServer([(EapType.FAST, factory)])
-    peer = EapPeer(b"anonymous", [(EapType.FAST, lambda: EapFastPeer(pconf))], idle_timeout=None)
+    peer = EapPeer(b"anonymous", [(EapType.FAST, peer_factory)], idle_timeout=None)
     msg: bytes | None = server.start()
     for _ in range(60):
         assert msg is not None
@@ -131,6 +138,7 @@ def run(sconf: FastServerConfig, pconf: FastPeerConfig) -> tuple[EapServer, EapP
             peer.receive(msg)
             break
     server.fast = servers  # type: ignore[attr-defined]
+    peer.fast = peers  # type: ignore[attr-defined]
     return server, peer
 
 
@@ -186,21 +194,79 @@ def test_wrong_password_fails(pki: tuple[Issued, Issued]) -> None:
 
 
 def test_expired_and_foreign_pac_fall_back_to_provisioning(pki: tuple[Issued, Issued]) -> None:
+    """RFC 4851 3.2.2: a PAC the server cannot use makes it run a full handshake; the peer
+    (its resumption is our own TLS 1.2 code) goes on with it, checks the server certificate
+    and gets a new PAC in the same conversation."""
     ca, srv = pki
     clock = Clock()
     sconf = server_config(srv, clock)
     store = PacStore()
     assert run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))[0].succeeded
-    clock.now += 86400 * 31  # the PAC has expired
-    server, _ = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))
-    # Our peer cannot switch from its own resumption engine to OpenSSL mid-handshake: it
-    # fails this attempt, forgets the PAC, and the next attempt provisions a new one.
-    assert server.failed and len(store) == 0
-    server, _peer = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))
-    assert server.succeeded and len(store) == 1
-    other = server_config(srv, clock)  # another server key: the PAC is foreign there
-    server, _ = run(other, peer_config(ca, store, Provisioning.AUTHENTICATED))
-    assert server.failed and len(store) == 0
+    for label in ("expired", "foreign"):
+        before = store.get(A_ID)
+        if label == "expired":
+            clock.now += 86400 * 31
+        else:
+            sconf = server_config(srv, clock)  # another server key: the PAC is foreign there
+        server, peer = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))
+        assert server.succeeded and peer.succeeded, (label, server.failure_reason)
+        fast = server.fast[0]  # type: ignore[attr-defined]
+        assert not fast.resumed and fast.pac_issued, label
+        assert server.msk == peer.msk and server.emsk == peer.emsk
+        assert store.get(A_ID) not in (None, before)
+        server, peer = run(sconf, peer_config(ca, store, Provisioning.AUTHENTICATED))
+        assert server.succeeded and server.fast[0].resumed  # type: ignore[attr-defined]
+
+
+def test_refused_pac_fallback_checks_the_server(pki: tuple[Issued, Issued], tmp_path: Path) -> None:
+    """The fallback is a full handshake: the server certificate is checked like any other
+    (trust anchor, usage, name), and it is server-authenticated provisioning, so a peer that allows
+    only anonymous provisioning refuses it.  A refused fallback drops the PAC."""
+    ca, srv = pki
+    factory = CertFactory(tmp_path / "certs")
+    other_ca = factory.ca("other", key_type="rsa", rsa_bits=2048)
+    stranger = factory.issue(
+        other_ca,
+        "radius.test",
+        san_dns=("radius.test",),
+        eku=("serverAuth",),
+        key_type="rsa",
+        rsa_bits=2048,
+    )
+    misnamed = factory.issue(
+        ca,
+        "evil.test",
+        san_dns=("evil.test",),
+        eku=("serverAuth",),
+        key_type="rsa",
+        rsa_bits=2048,
+    )
+    client_only = factory.issue(
+        ca,
+        "radius.test",
+        san_dns=("radius.test",),
+        eku=("clientAuth",),
+        key_type="rsa",
+        rsa_bits=2048,
+        name="client-only",
+    )
+    cases = [
+        (stranger, Provisioning.AUTHENTICATED, "issuer not among the trusted CAs"),
+        (client_only, Provisioning.AUTHENTICATED, "not for TLS servers"),
+        (misnamed, Provisioning.AUTHENTICATED, "does not match server name 'radius.test'"),
+        (srv, Provisioning.ANONYMOUS, "full handshake instead of resuming"),
+    ]
+    for server_cert, modes, reason in cases:
+        store = PacStore()
+        clock = Clock()
+        run(server_config(srv, clock), peer_config(ca, store, modes))  # provisioned
+        assert len(store) == 1
+        # a new server key: the PAC does not open, the server runs a full handshake
+        server, peer = run(server_config(server_cert, clock), peer_config(ca, store, modes))
+        reason_text = peer.fast[0].failure_reason or ""  # type: ignore[attr-defined]
+        assert not server.succeeded and server.msk is None
+        assert reason in reason_text, reason_text
+        assert len(store) == 0
 
 
 def test_key_rotation_keeps_old_pacs_until_expiry(pki: tuple[Issued, Issued]) -> None:
