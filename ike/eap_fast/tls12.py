@@ -650,6 +650,9 @@ class ResumedClient(_Resumed):
             self._verify_chain(chain)
         except TlsFailure as exc:
             raise self._fail(exc.reason, exc.alert or AlertDescription.bad_certificate) from None
+        except Exception as exc:  # a certificate the checks could not even process
+            reason = f"server certificate could not be checked: {exc}"
+            raise self._fail(reason, AlertDescription.bad_certificate) from None
         key = chain[0].public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise self._fail(
@@ -668,7 +671,11 @@ class ResumedClient(_Resumed):
             self._transcript += empty
             flight += _record(CT_HANDSHAKE, empty)
         premaster = struct.pack("!H", TLS12) + os.urandom(46)
-        encrypted = self._server_key.encrypt(premaster, padding.PKCS1v15())
+        try:
+            encrypted = self._server_key.encrypt(premaster, padding.PKCS1v15())
+        except ValueError:  # a key too small to carry 48 bytes
+            reason = "the server's RSA key is too small for key transport"
+            raise self._fail(reason, AlertDescription.handshake_failure) from None
         exchange = _handshake(HT_CLIENT_KEY_EXCHANGE, struct.pack("!H", len(encrypted)) + encrypted)
         self._transcript += exchange
         master = tls12_prf(
