@@ -6,13 +6,14 @@ whatever it has to send is written, its events go to ``on_event`` and the connec
 once the engine says the session is over.  TLS itself is Twisted's (pyOpenSSL):
 
 * the server presents its certificate chain and asks for a client certificate, verified
-  against the configured CA(s); with ``require_client_cert`` a client without one fails the
-  handshake.  The engine is created when the handshake completes, with the identity from the
-  verified client certificate (or None), which PT-TLS client authentication uses
-  (``ClientAuth.TLS`` / ``TLS_OR_SASL`` / ``TLS_AND_SASL``).
+  against the configured CA(s) (none is asked for without a CA); with
+  ``require_client_cert`` a client without one fails the handshake.  The engine is created
+  when the handshake completes, with the identity from the verified client certificate (or
+  None), which PT-TLS client authentication uses (``ClientAuth.TLS`` / ``TLS_OR_SASL`` /
+  ``TLS_AND_SASL``).
 * the client verifies the server's chain against its CA(s) and its name (service_identity),
-  optionally presenting a client certificate, and starts the PT-TLS session (Version Request)
-  once the handshake is done.
+  optionally presenting a client certificate (with its intermediates), and starts the PT-TLS
+  session (Version Request) once the handshake is done.
 
 Usage::
 
@@ -300,15 +301,20 @@ def server_tls_options(
     require_client_cert: bool = False,
 ) -> Any:
     """Server context: ``cert_pem`` may hold the chain (leaf first); client certificates are
-    requested and verified against ``ca_pems`` (required with ``require_client_cert``)."""
+    requested and verified against ``ca_pems`` (required with ``require_client_cert``).
+    Without any CA no client certificate is asked for (``require_client_cert`` then is an
+    error: nothing could verify it)."""
     leaf, *chain = _split_pem(cert_pem)
     private = ssl.PrivateCertificate.loadPEM(leaf + key_pem)
+    cas = [ssl.Certificate.loadPEM(c).original for c in ca_pems]
+    if require_client_cert and not cas:
+        raise ValueError("requiring a client certificate needs CA certificates to verify it")
     return ssl.CertificateOptions(
         privateKey=private.privateKey.original,
         certificate=private.original,
         extraCertChain=[ssl.Certificate.loadPEM(c).original for c in chain],
-        verify=True,
-        caCerts=[ssl.Certificate.loadPEM(c).original for c in ca_pems],
+        verify=bool(cas),
+        caCerts=cas or None,
         requireCertificate=require_client_cert,
         raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
     )
@@ -321,14 +327,20 @@ def client_tls_options(
     cert_pem: bytes | None = None,
     key_pem: bytes | None = None,
 ) -> Any:
-    """Client context verifying the server's chain and name; optional client certificate."""
+    """Client context verifying the server's chain and name; optional client certificate
+    (``cert_pem`` may hold its chain, leaf first: the intermediates are sent along)."""
     client_cert = None
+    extra: dict[str, Any] = {}
     if cert_pem is not None and key_pem is not None:
-        client_cert = ssl.PrivateCertificate.loadPEM(_split_pem(cert_pem)[0] + key_pem)
+        leaf, *chain = _split_pem(cert_pem)
+        client_cert = ssl.PrivateCertificate.loadPEM(leaf + key_pem)
+        if chain:
+            extra["extraCertChain"] = [ssl.Certificate.loadPEM(c).original for c in chain]
     return ssl.optionsForClientTLS(
         server_name,
         trustRoot=ssl.trustRootFromCertificates([ssl.Certificate.loadPEM(c) for c in ca_pems]),
         clientCertificate=client_cert,
+        extraCertificateOptions=extra,
     )
 
 
