@@ -13,10 +13,6 @@ database.  The reactor runs in a subprocess (one reactor per process):
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
-import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
@@ -25,82 +21,35 @@ from typing import Any
 import pytest
 
 from gateway.daemon.config import ConfigError, parse_config
+from tests.gateway.daemon.pt_tls_rig import PASSWORD, daemon_config, run_script
 from tests.harness.certs import CertFactory
-from tests.scenarios.scenario_rig import ENV, POLICY, PROFILES, nea_report, write_profile
+from tests.scenarios.scenario_rig import POLICY, PROFILES, nea_report, write_profile
 
 HERE = Path(__file__).resolve().parent
 
 SCRIPT = textwrap.dedent(
     r'''
-    import json, sys
     from pathlib import Path
-    from twisted.internet import defer, task, reactor
-    from gateway.daemon import Gateway, load_config
-    from gateway.daemon.cli import _open_evidence
-    from gateway.daemon.pt_tls import start_pt_tls
-    from gateway.daemon.service import Dataplane
+    from twisted.internet import defer
     from gateway.endpoint import load_profile
-    from gateway.pt_tls import PtTlsClientFactory, client_tls_options, connect_pt_tls
-    from nea.imc import build_collectors
-    from nea.pb_tnc import PbTncConfig, Tncc
-    from nea.pb_tnc.engine import ResultReceived
-    from nea.pt_tls import PbTncEventOccurred, PlainClient, PtTlsClientConfig, SessionClosed
-
-    args = json.loads(sys.argv[1])
-    out = {}
-
-    class Client:
-        def __init__(self, name, password, profile):
-            self.name, self.password = name, password
-            self.collectors = build_collectors(load_profile(profile))
-            self.proto, self.results, self.closed = None, [], None
-
-        def make_tncc(self):
-            return Tncc(self.collectors,
-                        config=PbTncConfig(full_duplex=True, close_after_result=False))
-
-        def on_event(self, proto, event):
-            self.proto = proto
-            if isinstance(event, PbTncEventOccurred) and isinstance(event.event, ResultReceived):
-                rec = event.event.recommendation
-                self.results.append(rec.name if rec is not None else "NONE")
-            elif isinstance(event, SessionClosed):
-                self.closed = event.reason
-
-        def connect(self, port):
-            cf = PtTlsClientFactory(
-                self.make_tncc,
-                PtTlsClientConfig((lambda: PlainClient(self.name, self.password),)),
-                on_event=self.on_event, idle_timeout=60)
-            ca = [Path(args["ca"]).read_bytes()]
-            connect_pt_tls(reactor, "127.0.0.1", cf, client_tls_options("gw.test", ca),
-                           port=port).addErrback(lambda f: None)
+    from tests.gateway.daemon.pt_tls_rig import PtTlsTestClient, run, start_gateway, wait
 
     @defer.inlineCallbacks
-    def wait(pred, what, timeout=30.0):
-        waited = 0.0
-        while not pred():
-            if waited > timeout:
-                raise TimeoutError(what)
-            yield task.deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
-
-    @defer.inlineCallbacks
-    def run():
-        config = load_config(args["config"])
-        sink = _open_evidence(config)
-        gw = Gateway(config, reactor, config_path=Path(args["config"]), evidence_sink=sink,
-                     dataplane=Dataplane())
-        gw.pt_tls = start_pt_tls(gw, reactor)
+    def main(args, out):
+        gw = start_gateway(args["config"])
         port = gw.pt_tls.port.getHost().port
+
+        def client(name, password, profile):
+            return PtTlsTestClient(name, profile, args["ca"], sasl=(name, password))
+
         try:
-            clients = [Client(n, args["password"], p) for n, p in args["clients"]]
+            clients = [client(n, args["password"], p) for n, p in args["clients"]]
             for c in clients:
                 c.connect(port)
             yield wait(lambda: all(c.results or c.closed for c in clients), "first")
             for c in clients:
                 out[c.name] = {"first": c.results[0] if c.results else None}
-            bad = Client(clients[0].name, "wrong-" + args["password"], args["clients"][0][1])
+            bad = client(clients[0].name, "wrong-" + args["password"], args["clients"][0][1])
             bad.connect(port)
             yield wait(lambda: bad.closed is not None, "refused")
             out["bad_password"] = {"results": bad.results, "closed": bad.closed}
@@ -126,67 +75,15 @@ SCRIPT = textwrap.dedent(
                     out[c.name]["sretry"] = c.results[-1]
             out["status"] = gw.stats_json()["pt_tls"]
             for c in clients:
-                if c.closed is None and c.proto is not None:
-                    c.proto.engine.close()
-                    c.proto._flush()
+                c.close()
             yield wait(lambda: all(c.closed is not None for c in clients), "closed")
             yield wait(lambda: not gw.pt_tls.sessions, "server sessions closed")
         finally:
             gw._close_resources()
 
-    def failed(f):
-        out["error"] = f.getTraceback()
-
-    d = run()
-    d.addErrback(failed)
-    d.addBoth(lambda _: reactor.callLater(0, reactor.stop))
-    reactor.callLater(100, reactor.stop)
-    reactor.run()
-    print(json.dumps(out))
+    run(main)
     '''
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _config(tmp_path: Path, cert_factory: CertFactory, policy: Path, extra: str = "") -> Path:
-    ca = cert_factory.ca("ca")
-    gw = cert_factory.issue(ca, "gw.test", san_dns=("gw.test",), eku=("serverAuth",))
-    (tmp_path / "ca.pem").write_bytes(ca.cert_pem)
-    p = tmp_path / "gw.toml"
-    p.write_text(
-        f"""
-dataplane = "none"
-[ike]
-listen = "127.0.0.1"
-port = {_free_port()}
-port_nat_t = {_free_port()}
-[control]
-socket = "ctl.sock"
-[pt_tls]
-listen = "127.0.0.1"
-port = {_free_port()}
-client_auth = "sasl"
-certs = ["{gw.chain_path}"]
-{extra}
-[secrets.eap-users]
-id = ["alice", "bob", "carol"]
-secret = "pt-tls-pw"
-[secrets.private-gw]
-file = "{gw.key_path}"
-[authorities.ca]
-cacert = "{tmp_path / 'ca.pem'}"
-[nea]
-validators = ["os", "ports"]
-policy = "{policy}"
-database = "sqlite:///{tmp_path / 'evidence.db'}"
-"""
-    )
-    return p
 
 
 @pytest.mark.slow
@@ -200,11 +97,11 @@ def test_daemon_pt_tls_assess_cretry_sretry(cert_factory: CertFactory, tmp_path:
         + '\n[[enforcements]]\npolicy = "no-ssh"\ngroup = "default"\n'
     )
     remediated = write_profile(tmp_path / "remediated.toml", "forwarding", forwarding=False)
-    config = _config(tmp_path, cert_factory, policy)
+    config = daemon_config(tmp_path, cert_factory, policy)
     args = {
         "config": str(config),
         "ca": str(tmp_path / "ca.pem"),
-        "password": "pt-tls-pw",
+        "password": PASSWORD,
         "policy": str(policy),
         "stricter": str(stricter),
         "clients": [
@@ -214,13 +111,7 @@ def test_daemon_pt_tls_assess_cretry_sretry(cert_factory: CertFactory, tmp_path:
         ],
         "remediate": ["bob", str(remediated)],
     }
-    r = subprocess.run(
-        [sys.executable, "-c", SCRIPT, json.dumps(args)],
-        capture_output=True, text=True, env=ENV, timeout=150, check=False, cwd=tmp_path,
-    )
-    assert r.returncode == 0, f"{r.stdout}\n{r.stderr[-3000:]}"
-    out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
-    assert "error" not in out, out.get("error")
+    out: dict[str, Any] = run_script(SCRIPT, args, tmp_path)
     assert [out[n]["first"] for n in ("alice", "bob", "carol")] == [
         "ALLOWED", "QUARANTINED", "DENIED"], out
     assert out["bad_password"]["results"] == [], out
