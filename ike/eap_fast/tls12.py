@@ -10,9 +10,15 @@ by :func:`ike.eap_tls.tls.verify_server_chain`), since its ClientHello was not O
 The exchange (RFC 5077 3.1 with the PAC-Opaque as ticket, master secret from the PAC-Key)::
 
     ClientHello (SessionTicket ext = PAC-Opaque TLV)  ->
-                  <-  ServerHello (client's session ID echoed), ChangeCipherSpec, Finished
+                  <-  ServerHello, ChangeCipherSpec, Finished
     ChangeCipherSpec, Finished                          ->
     application data (EAP-FAST TLVs)                   <->
+
+Our server echoes the client's session ID (RFC 5077 3.4), but OpenSSL-based EAP-FAST
+servers (``SSL_set_session_secret_cb``: FreeRADIUS, hostapd) resume with a fresh session ID,
+so the client tells an abbreviated handshake from a full one by the message after ServerHello,
+as OpenSSL's own client does: ChangeCipherSpec means the PAC was accepted, a handshake
+message (Certificate) means a full handshake.
 
 Only TLS 1.2 with the AES-CBC + HMAC-SHA1 suites is spoken (MAC-then-encrypt, explicit IV,
 RFC 5246 6.2.3.2); every suite of that family shares this record layer whatever its key
@@ -69,6 +75,17 @@ EXT_SESSION_TICKET = 35
 EXT_RENEGOTIATION_INFO = 0xFF01
 SCSV_RENEGOTIATION = 0x00FF
 EXT_SUPPORTED_VERSIONS = 43
+EXT_SIGNATURE_ALGORITHMS = 13
+_SIGNATURE_ALGORITHMS = (
+    # What the server certificate chain may be signed with (RFC 5246 7.4.1.4.1; code points
+    # of RFC 8446 4.2.3): RSA-PSS (rsae, pss), RSA PKCS#1 and ECDSA with SHA-256/384/512,
+    # Ed25519, Ed448.  Without the extension a TLS 1.2 server must assume SHA-1, which
+    # OpenSSL 3 refuses ("no suitable signature algorithm") when it answers our PAC with a
+    # full handshake.
+    *(0x0804, 0x0805, 0x0806, 0x0809, 0x080A, 0x080B),
+    *(0x0401, 0x0501, 0x0601, 0x0403, 0x0503, 0x0603),
+    *(0x0807, 0x0808),
+)
 
 CBC_SHA_SUITES: dict[int, tuple[str, int]] = {
     # IANA TLS cipher suite number -> (OpenSSL name, AES key length)
@@ -467,15 +484,16 @@ class ResumedServer(_Resumed):
 class ResumedClient(_Resumed):
     """Peer side: sends a ClientHello carrying ``ticket`` (the PAC-Opaque TLV).
 
-    A server that cannot open the PAC answers with a full handshake instead (a new session
-    ID; RFC 4851 3.2.2).  With ``verify_chain`` (the certificate checks of a full handshake,
-    raising :class:`TlsFailure`) the client then goes on with it: the offered suites use RSA
-    key transport, so the flight is Certificate, ServerHelloDone from the server and
-    ClientKeyExchange, ChangeCipherSpec, Finished from us (an empty Certificate when one is
-    requested), then the server's optional NewSessionTicket, ChangeCipherSpec and Finished.
-    Afterwards :attr:`session_reused` is False and the tunnel keys come from that master
-    secret, as after any full handshake.  Without ``verify_chain`` a full handshake is
-    refused.
+    A server that cannot open the PAC answers with a full handshake instead (RFC 4851
+    3.2.2): Certificate rather than ChangeCipherSpec after ServerHello (a ServerHello that
+    echoes our session ID promises resumption).  With ``verify_chain`` (the certificate
+    checks of a full handshake, raising :class:`TlsFailure`) the client then goes on with
+    it: the offered suites use RSA key transport, so the flight is Certificate,
+    ServerHelloDone from the server and ClientKeyExchange, ChangeCipherSpec, Finished from us
+    (an empty Certificate when one is requested), then the server's optional
+    NewSessionTicket, ChangeCipherSpec and Finished.  Afterwards :attr:`session_reused` is
+    False and the tunnel keys come from that master secret, as after any full handshake.
+    Without ``verify_chain`` a full handshake is refused.
     """
 
     is_server = False
@@ -493,7 +511,13 @@ class ResumedClient(_Resumed):
         self._session_id = os.urandom(32)
         suites = b"".join(struct.pack("!H", s) for s in _PREFERENCE[:2])
         suites += struct.pack("!H", SCSV_RENEGOTIATION)
-        extensions = struct.pack("!HH", EXT_SESSION_TICKET, len(ticket)) + ticket
+        sigalgs = b"".join(struct.pack("!H", s) for s in _SIGNATURE_ALGORITHMS)
+        extensions = (
+            struct.pack("!HHH", EXT_SIGNATURE_ALGORITHMS, 2 + len(sigalgs), len(sigalgs))
+            + sigalgs
+            + struct.pack("!HH", EXT_SESSION_TICKET, len(ticket))
+            + ticket
+        )
         body = (
             struct.pack("!H", TLS12)
             + self._client_random
@@ -510,6 +534,7 @@ class ResumedClient(_Resumed):
         self._out += _record(CT_HANDSHAKE, hello)
         self._state = "server_hello"
         self._full = False
+        self._echoed = False
         self._handshake_in = bytearray()
         self._server_key: rsa.RSAPublicKey | None = None
         self._certificate_requested = False
@@ -527,6 +552,10 @@ class ResumedClient(_Resumed):
             raise self._fail(exc.reason, AlertDescription.decode_error) from None
         for kind, body in records:
             if kind == CT_CHANGE_CIPHER_SPEC:
+                if self._state == "resumed_or_full" and not self._handshake_in:
+                    # A fresh session ID, then ChangeCipherSpec: the PAC was accepted.
+                    self._derive(self._pac_key)
+                    self._state = "change_cipher_spec"
                 if body != b"\x01" or self._state != "change_cipher_spec" or self._handshake_in:
                     raise self._fail(
                         "unexpected ChangeCipherSpec", AlertDescription.unexpected_message
@@ -563,11 +592,22 @@ class ResumedClient(_Resumed):
         if state == "server_hello" and kind == HT_SERVER_HELLO:
             self._server_hello(body)
             self._transcript += message
-            if self._full:
-                self._state = "certificate"
-            else:
+            if self._echoed:
                 self._derive(self._pac_key)
                 self._state = "change_cipher_spec"
+            else:
+                self._state = "resumed_or_full"
+        elif state == "resumed_or_full":
+            # A fresh session ID, then a handshake message: a full handshake.
+            if self._verify_chain is None:
+                raise self._fail(
+                    "server started a full handshake instead of resuming with the PAC "
+                    "(server-authenticated provisioning is off)",
+                    AlertDescription.handshake_failure,
+                )
+            self._full = True
+            self._state = "certificate"
+            self._handshake_message(kind, message)
         elif state == "certificate" and kind == HT_CERTIFICATE:
             self._certificate(body)
             self._transcript += message
@@ -624,14 +664,7 @@ class ResumedClient(_Resumed):
                 "server chose a suite we did not offer", AlertDescription.illegal_parameter
             )
         self._suite = suite
-        if session_id != self._session_id:
-            if self._verify_chain is None:
-                raise self._fail(
-                    "server started a full handshake instead of resuming with the PAC "
-                    "(server-authenticated provisioning is off)",
-                    AlertDescription.handshake_failure,
-                )
-            self._full = True
+        self._echoed = session_id == self._session_id
 
     def _certificate(self, body: bytes) -> None:
         try:
