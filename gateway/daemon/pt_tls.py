@@ -334,6 +334,8 @@ def start_pt_tls(gateway: Any, reactor: Any) -> DaemonPtTls | None:
     from gateway.pt_tls import server_tls_options
 
     chain, key, cas = pt_tls_credentials(config)
+    if spec.client_auth in ("none", "sasl"):
+        cas = []  # a certificate would not be used: none is asked for
     try:
         options = server_tls_options(
             chain, key, cas, require_client_cert=spec.client_auth in ("tls", "tls-and-sasl")

@@ -248,11 +248,36 @@ def test_client_auth_tls_and_sasl(
     assert [(r["identity"], r["state"]) for r in rows] == [("bob", "allow")]
 
 
+def test_client_auth_sasl(
+    tmp_path: Path, cert_factory: CertFactory, cas: dict[str, Issued]
+) -> None:
+    """``sasl``: SASL PLAIN decides, certificates play no part (none is asked for, so even
+    one from an unknown CA is never sent); no SASL, no assessment."""
+    issue, ca = cert_factory.issue, cas["ca"]
+    clients = [
+        _client("sasl", sasl=("alice", PASSWORD)),
+        _client("cert+sasl", cert=issue(ca, "carol", eku=("clientAuth",)), sasl=("bob", PASSWORD)),
+        _client(
+            "foreign+sasl",
+            cert=issue(cas["rogue"], "mallory", eku=("clientAuth",)),
+            sasl=("carol", PASSWORD),
+        ),
+        _client("cert-only", cert=issue(ca, "dave", eku=("clientAuth",))),
+    ]
+    out, rows = _run(tmp_path, cert_factory, cas, "sasl", clients)
+    _assessed(out["sasl"], "alice", "sasl:PLAIN")
+    _assessed(out["cert+sasl"], "bob", "sasl:PLAIN")
+    _assessed(out["foreign+sasl"], "carol", "sasl:PLAIN")
+    assert out["cert-only"]["results"] == [] and not out["cert-only"]["authenticated"], out
+    assert [r["identity"] for r in rows] == ["alice", "bob", "carol"]
+
+
 def test_client_auth_none(
     tmp_path: Path, cert_factory: CertFactory, cas: dict[str, Issued]
 ) -> None:
     """``none``: no SASL, no certificate needed; no identity (the database has the address).
-    A certificate presented is still verified: one from an unknown CA fails the handshake."""
+    No certificate is asked for, so a client's certificate (even from an unknown CA) is
+    never sent and changes nothing."""
     issue, ca = cert_factory.issue, cas["ca"]
     clients = [
         _client("anonymous"),
@@ -262,9 +287,9 @@ def test_client_auth_none(
     out, rows = _run(tmp_path, cert_factory, cas, "none", clients)
     _assessed(out["anonymous"], None, "none")
     _assessed(out["cert"], None, "none", "QUARANTINED")
-    _handshake_refused(out["foreign"], "unknown ca")
+    _assessed(out["foreign"], None, "none")
     assert [(r["identity"], r["state"]) for r in rows] == [
-        ("127.0.0.1", "allow"), ("127.0.0.1", "isolate")]
+        ("127.0.0.1", "allow"), ("127.0.0.1", "isolate"), ("127.0.0.1", "allow")]
 
 
 def test_tls_or_sasl_without_any_ca(
