@@ -1097,7 +1097,9 @@ class Gateway:
         its authenticated identity is that of exactly one IKE_SA with posture - that IKE_SA
         moves to the children of the new verdict without a new IKE_SA: CREATE_CHILD_SA for
         them, then Delete for the children of the old verdict (and the dataplane follows the
-        install/delete events).  ``none`` deletes the IKE_SA."""
+        install/delete events).  ``none`` deletes the IKE_SA.  An IKE_SA that had no posture
+        assessment in IKE_AUTH (a client without PT-EAP, e.g. Debian's charon) counts as
+        allow; it is moved when the session comes from the virtual IP we leased it."""
         self.stats.verdicts[verdict] = self.stats.verdicts.get(verdict, 0) + 1
         self.stats.pt_tls_assessments += 1
         rec = next((r for r in self.sas.values() if session.peer in r.vips), None)
@@ -1112,9 +1114,9 @@ class Gateway:
         if rec is None:
             return
         rec.pt_tls = session.connection_id
-        if rec.verdict is None:
+        if rec.verdict is None and rec.initiator:
             log.info(
-                "PT-TLS verdict %s for %s[%d]: the connection has no posture; ignored",
+                "PT-TLS verdict %s for %s[%d]: we initiated it (no posture); ignored",
                 verdict,
                 rec.connection,
                 rec.unique_id,
@@ -1126,7 +1128,8 @@ class Gateway:
         """Move an IKE_SA to the children of ``verdict`` (``allow``/``isolate``/``none``);
         False when it already has them (or a move there is under way)."""
         mv = self._moves.get(rec.ike_sa)
-        if (mv.verdict if mv is not None else rec.verdict) == verdict:
+        current = rec.verdict or "allow"  # without posture in IKE_AUTH: allow
+        if (mv.verdict if mv is not None else current) == verdict:
             return False
         if verdict == "none":
             log.info(
@@ -1151,7 +1154,7 @@ class Gateway:
             c for c, cs in zip(children, spec.children, strict=True) if verdict in cs.verdict
         )
         previous = tuple(
-            c for c, cs in zip(children, spec.children, strict=True) if rec.verdict in cs.verdict
+            c for c, cs in zip(children, spec.children, strict=True) if current in cs.verdict
         )
         names = {c.name for c in wanted}
         have = {ch.name for ch in rec.children.values()}
@@ -1171,7 +1174,7 @@ class Gateway:
             "IKE_SA %s[%d]: %s -> %s after re-assessment: children %s without a new IKE_SA",
             rec.connection,
             rec.unique_id,
-            rec.verdict,
+            current,
             verdict,
             sorted(names),
         )

@@ -21,6 +21,7 @@ from nea.pt_tls import PbTncEventOccurred, PlainClient, PtTlsClient, PtTlsClient
 from tests.gateway.daemon.daemon_rig import Rig, make_rig
 from tests.gateway.daemon.test_daemon_composition import (
     POSTURE,
+    _eap_client,
     _eap_config,
     _pki,
     _posture_client,
@@ -203,3 +204,60 @@ def test_pt_tls_from_elsewhere_ties_by_identity(cert_factory: Any, tmp_path: Pat
     (sa,) = rig.gateway.list_sas()
     assert sa["verdict"] == "allow" and sa["pt_tls"] == same.engine.tncs.connection_id
     assert [c["name"] for c in sa["children"]] == ["allow"]
+
+
+def test_ike_sa_without_posture_counts_as_allow_and_moves(
+    cert_factory: Any, tmp_path: Path
+) -> None:
+    """A client without PT-EAP (Debian's charon) on a connection without posture: its IKE_SA
+    counts as allow (allow child, no verdict).  PT-TLS through its tunnel moves it like any
+    other; PT-TLS from elsewhere under its EAP identity does not (no posture to tie by)."""
+    from ike.eap.methods.md5 import Md5PeerMethod
+    from ike.eap.packet import EapType
+    from ike.eap.peer import EapPeer
+
+    ca, gw = _pki(cert_factory, tmp_path)
+    rig = make_rig(_write(tmp_path, _eap_config(ca, gw, "eap-md5") + PT_TLS))
+    spec = rig.gateway.config.pt_tls
+    assert spec is not None
+    front = DaemonPtTls(
+        spec, rig.gateway.composition.nea_state, {"bob": "hello"},
+        on_verdict=rig.gateway.pt_tls_verdict,
+    )  # fmt: skip
+    rig.gateway.pt_tls = front
+    methods: Any = [(EapType.MD5_CHALLENGE, lambda: Md5PeerMethod("hello"))]
+    rig.connect(_eap_client(ca, lambda: EapPeer(b"bob", methods)))
+    (before,) = rig.gateway.list_sas()
+    assert before["verdict"] is None and [c["name"] for c in before["children"]] == ["allow"]
+    vip = before["remote_vips"][0]
+
+    elsewhere = MemoryPtTls(front, "198.51.100.7", "isolate")
+    assert elsewhere.results == ["QUARANTINED"]
+    _settle(rig)
+    (sa,) = rig.gateway.list_sas()
+    assert sa["verdict"] is None and sa["pt_tls"] is None
+    assert [c["name"] for c in sa["children"]] == ["allow"]
+
+    # compliant through the tunnel: it already has the allow children, nothing moves
+    pt = MemoryPtTls(front, vip, "allow")
+    assert pt.results == ["ALLOWED"]
+    _settle(rig)
+    (sa,) = rig.gateway.list_sas()
+    assert sa["verdict"] is None and sa["pt_tls"] == pt.engine.tncs.connection_id
+    assert [c["name"] for c in sa["children"]] == ["allow"]
+    assert len(rig.events(ChildSaInstalled)) == 1
+
+    # broken: SRETRY -> isolate -> CREATE_CHILD_SA for "isolate", Delete for "allow"
+    pt.collector.initial = command_collector("isolate").initial
+    (session,) = [s for s in front.sessions.values() if s.peer == vip]
+    assert front.retry(session)
+    assert pt.results[-1] == "QUARANTINED"
+    _settle(rig)
+    (after,) = rig.gateway.list_sas()
+    assert (after["uniqueid"], after["spi_i"], after["spi_r"]) == (
+        before["uniqueid"], before["spi_i"], before["spi_r"])  # fmt: skip
+    assert after["verdict"] == "isolate"
+    assert [c["name"] for c in after["children"]] == ["isolate"]
+    assert after["children"][0]["local_ts"] == ["10.99.255.0/24"]
+    assert len(rig.events(IkeSaEstablished)) == 1
+    assert rig.gateway.stats_json()["totals"]["moves"] == 1
