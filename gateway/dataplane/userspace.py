@@ -325,7 +325,10 @@ class UserspaceDataplane:
         inner = self.engine.inbound(data, remote, self.now())
         if inner is not None and self.tun is not None:
             self.tun.write(inner)
-        self._deliver()
+        if self.engine._events:
+            # Only an event (a lifetime ran out) can move the engine's next deadline: no
+            # get_timer() scan and timer re-arm per packet.
+            self._deliver()
 
     def stats(self) -> defer.Deferred[dict[str, Any]]:
         return defer.succeed(self.stats_now())
