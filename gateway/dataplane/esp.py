@@ -73,6 +73,12 @@ NEXT_HEADER_NONE = 59
 
 _SEQ32 = 1 << 32
 _ESP_HEADER = struct.Struct("!II")
+_ESP_HEADER_IV64 = struct.Struct("!IIQ")
+"""SPI, low 32 bits of the sequence number and the 8-octet AEAD IV (RFC 4106 3.1: the full
+sequence number)."""
+_ESN_AAD = struct.Struct("!IQ")
+_AEAD_NONCE = struct.Struct("!4sQ")
+"""Salt and IV (RFC 4106 4, RFC 7634 2)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -491,7 +497,19 @@ class SaStats:
 class _Cipher:
     """Encrypt/decrypt one direction of an SA (keys set up once)."""
 
-    __slots__ = ("_aead", "_cbc_key", "_hash", "_icv", "_integ_key", "_salt", "transform")
+    __slots__ = (
+        "_aead",
+        "_cbc_key",
+        "_hash",
+        "_icv",
+        "_integ_key",
+        "_iv_len",
+        "_salt",
+        "aead",
+        "block",
+        "overhead",
+        "transform",
+    )
 
     def __init__(self, transform: EspTransform, encr_key: bytes, integ_key: bytes) -> None:
         self.transform = transform
@@ -500,7 +518,13 @@ class _Cipher:
         self._salt = b""
         self._hash = ""
         self._integ_key = integ_key
+        # The transform's derived sizes, once per SA rather than through properties per packet.
+        self.aead = transform.aead
+        self.block = transform.block
+        self._iv_len = transform.iv_len
         self._icv = transform.icv_len
+        self.overhead = 8 + self._iv_len + self._icv
+        """ESP header, IV and ICV around the ciphertext."""
         if transform.encr_id == EncrId.ENCR_AES_GCM_16:
             self._aead, self._salt = AESGCM(encr_key[:-4]), encr_key[-4:]
         elif transform.encr_id == EncrId.ENCR_CHACHA20_POLY1305:
@@ -513,24 +537,39 @@ class _Cipher:
 
     def seal(self, spi: int, seq: int, esn: bool, plaintext: bytes, iv: bytes) -> bytes:
         """The ESP packet (header, IV, ciphertext, ICV) for a padded plaintext."""
-        header = _ESP_HEADER.pack(spi, seq & 0xFFFFFFFF)
         if self._aead is not None:
             aad = _aad(spi, seq, esn)
-            return header + iv + self._aead.encrypt(self._salt + iv, plaintext, aad)
+            return (
+                _ESP_HEADER.pack(spi, seq & 0xFFFFFFFF)
+                + iv
+                + self._aead.encrypt(self._salt + iv, plaintext, aad)
+            )
+        header = _ESP_HEADER.pack(spi, seq & 0xFFFFFFFF)
         enc = Cipher(algorithms.AES(self._cbc_key), modes.CBC(iv)).encryptor()
         body = header + iv + enc.update(plaintext) + enc.finalize()
         return body + self._mac(body, seq, esn)
 
+    def seal_aead(self, spi: int, seq: int, esn: bool, plaintext: bytes) -> bytes:
+        """:meth:`seal` for an AEAD with the sequence number as the IV (RFC 4106 3.1, RFC 7634
+        2: unique per key), header and IV packed in one go."""
+        assert self._aead is not None
+        low = seq & 0xFFFFFFFF
+        aad = _ESN_AAD.pack(spi, seq) if esn else _ESP_HEADER.pack(spi, low)
+        return _ESP_HEADER_IV64.pack(spi, low, seq) + self._aead.encrypt(
+            _AEAD_NONCE.pack(self._salt, seq), plaintext, aad
+        )
+
     def open(self, packet: bytes, spi: int, seq: int, esn: bool) -> bytes | None:
         """The padded plaintext, or None when the ICV does not verify."""
-        iv_len, icv = self.transform.iv_len, self._icv
-        iv = packet[8 : 8 + iv_len]
+        iv_len, icv = self._iv_len, self._icv
         if self._aead is not None:
+            # Without ESN the AAD is the received SPI and sequence number as they stand.
+            aad = _ESN_AAD.pack(spi, seq) if esn else packet[:8]
             try:
-                aad = _aad(spi, seq, esn)
-                return self._aead.decrypt(self._salt + iv, packet[8 + iv_len :], aad)
+                return self._aead.decrypt(self._salt + packet[8:16], packet[16:], aad)
             except InvalidTag:
                 return None
+        iv = packet[8 : 8 + iv_len]
         body, tag = packet[:-icv], packet[-icv:]
         if not hmac.compare_digest(self._mac(body, seq, esn), tag):
             return None
@@ -546,7 +585,7 @@ class _Cipher:
 def _aad(spi: int, seq: int, esn: bool) -> bytes:
     """RFC 4106 5 (and RFC 7634 2.1): SPI and 32-bit sequence, or SPI and 64-bit ESN."""
     if esn:
-        return struct.pack("!IQ", spi, seq)
+        return _ESN_AAD.pack(spi, seq)
     return _ESP_HEADER.pack(spi, seq & 0xFFFFFFFF)
 
 
@@ -568,6 +607,14 @@ class _Sa:
         self.hard_expired = False
         self.set_selectors(spec.local_ts, spec.remote_ts)
         self.iv_base = os.urandom(8)
+        lt = spec.lifetimes
+        self.volume_limited = not (
+            lt.soft_bytes is None
+            and lt.hard_bytes is None
+            and lt.soft_packets is None
+            and lt.hard_packets is None
+        )
+        """Whether a byte or packet lifetime needs checking after each packet."""
 
     def set_selectors(
         self, local_ts: tuple[TrafficSelector, ...], remote_ts: tuple[TrafficSelector, ...]
@@ -796,22 +843,23 @@ class EspEngine:
             self._drop(DropReason.EXPIRED)
             return None
         sa.seq_out = seq
-        t = spec.transform
-        next_header = NEXT_HEADER_IPV4 if info.version == 4 else NEXT_HEADER_IPV6
-        pad_len = -(len(packet) + 2) % t.block
-        plaintext = packet + _PADDING[pad_len] + bytes((pad_len, next_header))
-        if t.aead:
+        cipher = sa.out_cipher
+        size = len(packet)
+        plaintext = packet + _TRAILERS[info.version == 4][-(size + 2) % cipher.block]
+        if cipher.aead:
             # RFC 4106 3.1: the IV must not repeat under one key; the sequence number never
             # does.
-            iv = seq.to_bytes(8, "big")
+            data = cipher.seal_aead(spec.spi_out, seq, spec.esn, plaintext)
         else:
             iv = os.urandom(16)  # RFC 3602 2.3: unpredictable IV for CBC
-        data = sa.out_cipher.seal(spec.spi_out, seq, spec.esn, plaintext, iv)
-        sa.outb.packets += 1
-        sa.outb.bytes += len(packet)
+            data = cipher.seal(spec.spi_out, seq, spec.esn, plaintext, iv)
+        outb = sa.outb
+        outb.packets += 1
+        outb.bytes += size
         self.packets_out += 1
-        self.bytes_out += len(packet)
-        self._check_volume(sa, sa.outb)
+        self.bytes_out += size
+        if sa.volume_limited:
+            self._check_volume(sa, outb)
         return EspDatagram(data, spec.remote, spec.spi_out)
 
     def inbound(self, data: bytes, remote: Address | None, now: float) -> bytes | None:
@@ -825,22 +873,24 @@ class EspEngine:
         if sa is None:
             self._drop(DropReason.UNKNOWN_SPI)
             return None
-        t = sa.spec.transform
-        ct_len = len(data) - 8 - t.iv_len - t.icv_len
-        if ct_len < 2 or ct_len % t.block:
+        cipher = sa.in_cipher
+        ct_len = len(data) - cipher.overhead
+        if ct_len < 2 or ct_len % cipher.block:
             self._drop(DropReason.MALFORMED)
             return None
-        seq = sa.replay.infer(seq_low)
-        if not sa.replay.check(seq):
+        replay = sa.replay
+        esn = sa.spec.esn
+        seq = replay.infer(seq_low) if esn else seq_low
+        if not replay.check(seq):
             sa.replayed += 1
             self._drop(DropReason.REPLAYED)
             return None
-        plain = sa.in_cipher.open(data, spi, seq, sa.spec.esn)
+        plain = cipher.open(data, spi, seq, esn)
         if plain is None:
             sa.auth_failed += 1
             self._drop(DropReason.AUTH_FAILED)
             return None
-        sa.replay.update(seq)
+        replay.update(seq)
         pad_len, next_header = plain[-2], plain[-1]
         if pad_len + 2 > len(plain):
             self._drop(DropReason.MALFORMED)
@@ -863,11 +913,14 @@ class EspEngine:
         if not sa.matches(info, False):
             self._drop(DropReason.POLICY_MISMATCH)
             return None
-        sa.inb.packets += 1
-        sa.inb.bytes += len(inner)
+        inb = sa.inb
+        size = len(inner)
+        inb.packets += 1
+        inb.bytes += size
         self.packets_in += 1
-        self.bytes_in += len(inner)
-        self._check_volume(sa, sa.inb)
+        self.bytes_in += size
+        if sa.volume_limited:
+            self._check_volume(sa, inb)
         return inner
 
     def _lookup_out(self, info: PacketInfo) -> _Sa | None:
@@ -948,6 +1001,11 @@ class EspEngine:
 
 _PADDING = [bytes(range(1, n + 1)) for n in range(16)]
 """RFC 4303 2.4: default padding is 1, 2, 3, ..."""
+_TRAILERS = [
+    [_PADDING[n] + bytes((n, next_header)) for n in range(16)]
+    for next_header in (NEXT_HEADER_IPV6, NEXT_HEADER_IPV4)
+]
+"""Padding, pad length and next header, by [IPv4?][pad length]."""
 
 
 def _malformed(text: str) -> EspError:
