@@ -138,6 +138,23 @@ _ICMP_PROTOS = frozenset({1, 58})
 _V6_EXT_HEADERS = frozenset({0, 43, 60, 51})
 
 
+_IPV4_HEADER = struct.Struct("!BxH8xII")
+"""Version/IHL, total length, source and destination of an IPv4 header."""
+
+
+def _ipv4_addresses(packet: bytes) -> tuple[int, int] | None:
+    """(source, destination) of an IPv4 packet that :func:`parse_ip_packet` would accept,
+    without building a :class:`PacketInfo` (the per-packet fast path for address-only
+    selectors); None for anything else (IPv6, or a header that does not hold together: the
+    caller then goes through :func:`parse_ip_packet`, which says why)."""
+    if len(packet) < 20:
+        return None
+    vihl, total, src, dst = _IPV4_HEADER.unpack_from(packet)
+    if vihl >> 4 != 4 or total != len(packet) or not 20 <= (vihl & 0x0F) * 4 <= total:
+        return None
+    return src, dst
+
+
 def parse_ip_packet(packet: bytes) -> PacketInfo:
     """Addresses, protocol and ports of an IPv4 or IPv6 packet; raises :class:`EspError`
     (reason MALFORMED) when the header does not hold together."""
@@ -628,6 +645,8 @@ class _Sa:
         )
         self.lo_r = [(x.version, x.start, x.end) for x in self.lo]
         self.re_r = [(x.version, x.start, x.end) for x in self.re]
+        self.lo4 = [(x.start, x.end) for x in self.lo if x.version == 4]
+        self.re4 = [(x.start, x.end) for x in self.re if x.version == 4]
 
     def matches(self, info: PacketInfo, outbound: bool) -> bool:
         if not self.addr_only:
@@ -637,6 +656,18 @@ class _Sa:
         return any(ver == v and lo <= laddr <= hi for ver, lo, hi in self.lo_r) and any(
             ver == v and lo <= raddr <= hi for ver, lo, hi in self.re_r
         )
+
+    def matches_v4(self, laddr: int, raddr: int) -> bool:
+        """:meth:`matches` for an IPv4 packet and address-only selectors (``addr_only``)."""
+        for lo, hi in self.lo4:
+            if lo <= laddr <= hi:
+                break
+        else:
+            return False
+        for lo, hi in self.re4:
+            if lo <= raddr <= hi:
+                return True
+        return False
 
     def stats(self) -> SaStats:
         s = self.spec
@@ -826,12 +857,18 @@ class EspEngine:
 
     def outbound(self, packet: bytes, now: float) -> EspDatagram | None:
         """Encapsulate an IP packet read from the TUN device; None when it was dropped."""
-        try:
-            info = parse_ip_packet(packet)
-        except EspError:
-            self._drop(DropReason.MALFORMED)
-            return None
-        sa = self._lookup_out(info)
+        addrs = _ipv4_addresses(packet)
+        if addrs is not None:
+            sa = self._lookup_out_v4(packet, addrs[0], addrs[1])
+            ipv4 = True
+        else:
+            try:
+                info = parse_ip_packet(packet)
+            except EspError:
+                self._drop(DropReason.MALFORMED)
+                return None
+            sa = self._lookup_out(info)
+            ipv4 = info.version == 4
         if sa is None:
             self._drop(DropReason.NO_POLICY)
             return None
@@ -845,7 +882,7 @@ class EspEngine:
         sa.seq_out = seq
         cipher = sa.out_cipher
         size = len(packet)
-        plaintext = packet + _TRAILERS[info.version == 4][-(size + 2) % cipher.block]
+        plaintext = packet + _TRAILERS[ipv4][-(size + 2) % cipher.block]
         if cipher.aead:
             # RFC 4106 3.1: the IV must not repeat under one key; the sequence number never
             # does.
@@ -902,6 +939,13 @@ class EspEngine:
         if next_header not in (NEXT_HEADER_IPV4, NEXT_HEADER_IPV6):
             self._drop(DropReason.MALFORMED)
             return None
+        if next_header == NEXT_HEADER_IPV4 and sa.addr_only:
+            addrs = _ipv4_addresses(inner)
+            if addrs is not None:
+                if sa.matches_v4(addrs[1], addrs[0]):
+                    return self._delivered(sa, inner)
+                self._drop(DropReason.POLICY_MISMATCH)
+                return None
         try:
             info = parse_ip_packet(inner)
         except EspError:
@@ -913,6 +957,10 @@ class EspEngine:
         if not sa.matches(info, False):
             self._drop(DropReason.POLICY_MISMATCH)
             return None
+        return self._delivered(sa, inner)
+
+    def _delivered(self, sa: _Sa, inner: bytes) -> bytes:
+        """Count an inner packet that passed every check."""
         inb = sa.inb
         size = len(inner)
         inb.packets += 1
@@ -922,6 +970,22 @@ class EspEngine:
         if sa.volume_limited:
             self._check_volume(sa, inb)
         return inner
+
+    def _lookup_out_v4(self, packet: bytes, src: int, dst: int) -> _Sa | None:
+        """:meth:`_lookup_out` for a well-formed IPv4 packet, in the same order; the full
+        :class:`PacketInfo` is parsed only if an SA with port or protocol selectors is met."""
+        info: PacketInfo | None = None
+        for candidates in (self._by_host.get(dst, ()), self._ranged):
+            for sa in candidates:
+                if sa.addr_only:
+                    if sa.matches_v4(src, dst):
+                        return sa
+                    continue
+                if info is None:
+                    info = parse_ip_packet(packet)  # cannot fail: the header was checked
+                if sa.matches(info, True):
+                    return sa
+        return None
 
     def _lookup_out(self, info: PacketInfo) -> _Sa | None:
         for sa in self._by_host.get(info.dst, ()):

@@ -460,6 +460,31 @@ def test_inner_header_parser_only_raises_esp_error(data: bytes) -> None:
             assert exc.reason == DropReason.MALFORMED
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60), st.integers(0, 0xFFFF), st.integers(0, 15))
+def test_ipv4_fast_path_agrees_with_the_parser(data: bytes, total: int, ihl: int) -> None:
+    """The per-packet IPv4 shortcut accepts exactly the IPv4 packets parse_ip_packet
+    accepts, with the same addresses."""
+    from gateway.dataplane.esp import EspError, _ipv4_addresses
+
+    header = bytes([0x40 | ihl, 0]) + total.to_bytes(2, "big") + data[:16]
+    for blob in (
+        data,
+        header + data[16:],
+        header[:2] + (len(header) + len(data[16:])).to_bytes(2, "big") + header[4:] + data[16:],
+    ):
+        fast = _ipv4_addresses(blob)
+        try:
+            info = parse_ip_packet(blob)
+        except EspError:
+            assert fast is None
+            continue
+        if info.version == 4:
+            assert fast == (info.src, info.dst)
+        else:
+            assert fast is None
+
+
 def test_inbound_spi_in_use_is_refused() -> None:
     a, _ = sa_pair(spi_a=0x5000)
     other, _ = sa_pair(spi_a=0x5000, spi_b=0x6000)
