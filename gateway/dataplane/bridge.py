@@ -68,6 +68,11 @@ class DaemonDataplane:
 
     def set_sender(self, sender: Callable[[bytes, Address], None]) -> None:
         self._sender = sender
+        backend: Any = self.backend
+        if backend.backend == "userspace" and hasattr(backend, "send_esp"):
+            # Per packet, the backend calls the sender itself rather than through
+            # send_esp below (and the closure that hands it to the backend).
+            backend.send_esp = sender
 
     def send_esp(self, data: bytes, remote: Address) -> None:
         """Handed to the userspace backend as its ``send_esp``."""

@@ -857,6 +857,14 @@ class EspEngine:
 
     def outbound(self, packet: bytes, now: float) -> EspDatagram | None:
         """Encapsulate an IP packet read from the TUN device; None when it was dropped."""
+        out = self.encapsulate(packet, now)
+        if out is None:
+            return None
+        return EspDatagram(out[0], out[1], _ESP_HEADER.unpack_from(out[0])[0])
+
+    def encapsulate(self, packet: bytes, now: float) -> tuple[bytes, Address] | None:
+        """:meth:`outbound` as a plain (ESP packet, remote) tuple, for the adapter's
+        per-packet path; None when the packet was dropped."""
         addrs = _ipv4_addresses(packet)
         if addrs is not None:
             sa = self._lookup_out_v4(packet, addrs[0], addrs[1])
@@ -897,7 +905,7 @@ class EspEngine:
         self.bytes_out += size
         if sa.volume_limited:
             self._check_volume(sa, outb)
-        return EspDatagram(data, spec.remote, spec.spi_out)
+        return data, spec.remote
 
     def inbound(self, data: bytes, remote: Address | None, now: float) -> bytes | None:
         """Decapsulate a UDP-encapsulated ESP packet (non-ESP marker already told apart);

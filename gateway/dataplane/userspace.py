@@ -26,7 +26,7 @@ import struct
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet import defer, protocol
 from twisted.internet.interfaces import IReadDescriptor
@@ -237,6 +237,8 @@ class UserspaceDataplane:
         self._sa_routes: dict[int, list[tuple[str, str | None]]] = {}
         self._timer = EngineTimer(reactor, self.now, self.engine.get_timer, self._fire)
         self.send_errors = 0
+        self._seconds: Callable[[], float] = reactor.seconds
+        """``now`` without a Python frame of its own, for the per-packet path."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -322,7 +324,7 @@ class UserspaceDataplane:
         return self.netlink.call(self._routes.remove_address, cidr)
 
     def esp_received(self, data: bytes, remote: Address, local: Address) -> None:
-        inner = self.engine.inbound(data, remote, self.now())
+        inner = self.engine.inbound(data, remote, self._seconds())
         if inner is not None and self.tun is not None:
             self.tun.write(inner)
         if self.engine._events:
@@ -371,10 +373,10 @@ class UserspaceDataplane:
     # -- packets ----------------------------------------------------------------------------
 
     def _from_tun(self, packet: bytes) -> None:
-        out = self.engine.outbound(packet, self.now())
+        out = self.engine.encapsulate(packet, self._seconds())
         if out is not None:
             try:
-                self.send_esp(out.data, out.remote)
+                self.send_esp(out[0], out[1])
             except OSError:  # socket buffer full (EAGAIN) or no route: drop, like a NIC
                 self.send_errors += 1
         if self.engine._events:
@@ -467,15 +469,17 @@ class EspUdpPort(protocol.DatagramProtocol):
         self.host = host
         self.port = port
         self.ike_ignored = 0
+        self._local = (host, port)
         self._sender: Callable[[bytes, Address], None] | None = None
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
         if data == b"\xff":
             return
-        if data[:4] == NON_ESP_MARKER:
+        if data.startswith(NON_ESP_MARKER):
             self.ike_ignored += 1
             return
-        self.dataplane.esp_received(data, (str(addr[0]), int(addr[1])), (self.host, self.port))
+        # Twisted hands over (host, port) as (str, int) already (IPv6 cut to two items).
+        self.dataplane.esp_received(data, addr, self._local)
 
     def send(self, data: bytes, remote: Address) -> None:
         if self._sender is None:
@@ -488,10 +492,9 @@ class EspUdpPort(protocol.DatagramProtocol):
 def socket_sender(transport: Any) -> Callable[[bytes, Address], None]:
     """A ``send_esp`` writing straight to a Twisted UDP port's socket: ``transport.write``
     re-validates the address on every call, which costs more than the encryption here.
-    Errors (EAGAIN when the socket buffer is full) propagate as OSError; the dataplane counts
-    them."""
-    sendto = transport.socket.sendto
-    return lambda data, remote: sendto(data, remote)
+    It is the socket's own ``sendto``, no Python frame around it.  Errors (EAGAIN when the
+    socket buffer is full) propagate as OSError; the dataplane counts them."""
+    return cast("Callable[[bytes, Address], None]", transport.socket.sendto)
 
 
 def sa_from_json(d: dict[str, Any]) -> SaSpec:
@@ -604,7 +607,8 @@ def main(argv: list[str] | None = None) -> int:
     def boot() -> Any:
         try:
             yield dp.start()
-            reactor.listenUDP(port.port, port, interface=port.host, maxPacketSize=65535)
+            udp = reactor.listenUDP(port.port, port, interface=port.host, maxPacketSize=65535)
+            dp.send_esp = socket_sender(udp)  # straight to the socket, not through send()
             for sa in spec.get("sas", ()):
                 yield dp.install_child_sa(sa_from_json(sa))
             if spec.get("control"):
