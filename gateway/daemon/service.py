@@ -440,7 +440,9 @@ class Gateway:
         """The dataplane's needs of our listening sockets: with XFRM, IKE bypasses the IPsec
         policies and the kernel takes ESP-in-UDP off the NAT-T socket
         (:func:`gateway.dataplane.xfrm.prepare_ike_socket`); with the userspace backend, ESP
-        goes straight out of the NAT-T socket (:func:`gateway.dataplane.userspace.socket_sender`).
+        goes straight out of the NAT-T socket (:func:`gateway.dataplane.userspace.socket_sender`),
+        which gets a receive buffer for ESP bursts
+        (:func:`gateway.dataplane.userspace.size_esp_socket`).
         """
         kind = self.dataplane.name
         natt = self.config.ike.port_nat_t
@@ -459,9 +461,11 @@ class Gateway:
                     ) from None
                 knl_log.info("IKE socket %d: XFRM bypass%s", port, ", ESP-in-UDP" * (port == natt))
             elif kind == "userspace" and port == natt and hasattr(self.dataplane, "set_sender"):
-                from gateway.dataplane.userspace import socket_sender
+                from gateway.dataplane.userspace import size_esp_socket, socket_sender
 
                 self.dataplane.set_sender(socket_sender(proto.transport))
+                granted = size_esp_socket(sock)
+                knl_log.info("IKE socket %d: ESP receive buffer %d octets", port, granted)
 
     def _hook_sql_pools(self) -> None:
         """SQL pools query in the reactor's thread pool; their answers resume IKE_AUTH."""

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import struct
 import sys
 from collections.abc import Callable, Iterable
@@ -57,6 +58,7 @@ __all__ = [
     "UserspaceDataplane",
     "main",
     "open_tun",
+    "size_esp_socket",
     "socket_sender",
 ]
 
@@ -66,6 +68,10 @@ TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 MAX_READS_PER_WAKEUP = 256
+ESP_RECEIVE_BUFFER = 4 * 1024 * 1024
+SO_RCVBUFFORCE = 33
+"""Linux ``SO_RCVBUFFORCE`` (Python's socket module has it only from 3.12)."""
+"""Receive buffer asked for on the socket ESP arrives on (see :func:`size_esp_socket`)."""
 
 
 def open_tun(name: str) -> tuple[int, str]:
@@ -497,6 +503,23 @@ def socket_sender(transport: Any) -> Callable[[bytes, Address], None]:
     return cast("Callable[[bytes, Address], None]", transport.socket.sendto)
 
 
+def size_esp_socket(sock: socket.socket, size: int = ESP_RECEIVE_BUFFER) -> int:
+    """Give the UDP socket ESP arrives on a receive buffer for bursts: with the default
+    (``net.core.rmem_default``, about 200 KB, some 90 full-size datagrams) a dataplane that
+    is off the CPU for a few milliseconds loses a window's worth of a TCP flow in the kernel
+    (``UdpRcvbufErrors``), which the sender then retransmits and we encrypt twice.  As root
+    ``SO_RCVBUFFORCE`` passes ``net.core.rmem_max``; otherwise ``SO_RCVBUF`` up to it.
+    Returns the size the kernel granted (it doubles the request for its bookkeeping)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except OSError:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        except OSError as exc:
+            log.warning("ESP socket receive buffer: %s", exc)
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+
 def sa_from_json(d: dict[str, Any]) -> SaSpec:
     """One manually keyed SA of the runner's config (keys in hex)."""
 
@@ -609,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
             yield dp.start()
             udp = reactor.listenUDP(port.port, port, interface=port.host, maxPacketSize=65535)
             dp.send_esp = socket_sender(udp)  # straight to the socket, not through send()
+            size_esp_socket(udp.socket)
             for sa in spec.get("sas", ()):
                 yield dp.install_child_sa(sa_from_json(sa))
             if spec.get("control"):
