@@ -39,6 +39,7 @@ __all__ = [
     "UnknownAttribute",
     "VendorAttribute",
     "VendorSpecific",
+    "decode_attribute_value",
     "decode_attributes",
     "encode_attributes",
     "iter_raw_attributes",
@@ -333,7 +334,8 @@ def _decode_vendor_specific(data: bytes) -> VendorSpecific | OpaqueVendorSpecifi
     return VendorSpecific(vendor_id, tuple(subs))
 
 
-def _decode_value(attribute_type: int, data: bytes) -> Attribute:
+def decode_attribute_value(attribute_type: int, data: bytes) -> Attribute:
+    """One attribute from its type and value octets (the value length is checked)."""
     spec = ATTRIBUTE_KINDS.get(attribute_type)
     if spec is None:
         return UnknownAttribute(attribute_type, data)
@@ -383,7 +385,7 @@ def iter_raw_attributes(data: bytes, offset: int = 0) -> Iterator[tuple[int, int
 def decode_attributes(data: bytes) -> tuple[Attribute, ...]:
     """Parse an attribute area that must be consumed exactly."""
     return tuple(
-        _decode_value(attribute_type, data[start:end])
+        decode_attribute_value(attribute_type, data[start:end])
         for attribute_type, start, end in iter_raw_attributes(data)
     )
 

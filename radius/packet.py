@@ -32,7 +32,7 @@ from radius.attributes import (
     IntegerAttribute,
     StringAttribute,
     TextAttribute,
-    decode_attributes,
+    decode_attribute_value,
     encode_attributes,
     iter_raw_attributes,
 )
@@ -136,6 +136,12 @@ def decode_packet(data: bytes) -> Packet:
     RFC 2865 section 3: a datagram shorter than its Length field is discarded; octets past
     the Length are padding and ignored.  The attributes must fill the Length exactly.
     """
+    return _decode(data)[0]
+
+
+def _decode(data: bytes) -> tuple[Packet, list[int]]:
+    """:func:`decode_packet`, and the offsets of the Message-Authenticator values in
+    ``data`` (so that checking them does not walk the attributes again)."""
     if len(data) < MIN_PACKET_LENGTH:
         raise MalformedPacket(f"datagram of {len(data)} octets is shorter than a header")
     code, identifier, length, authenticator = _HEADER.unpack_from(data)
@@ -147,14 +153,19 @@ def decode_packet(data: bytes) -> Packet:
         packet_code = Code(code)
     except ValueError:
         raise MalformedPacket(f"unknown RADIUS code {code}") from None
-    attributes = decode_attributes(data[MIN_PACKET_LENGTH:length])
-    packet = Packet(packet_code, identifier, authenticator, attributes)
-    _check_eap_and_ma(packet)
-    return packet
+    body = data[MIN_PACKET_LENGTH:length]
+    attributes: list[Attribute] = []
+    ma_offsets: list[int] = []
+    for attribute_type, start, end in iter_raw_attributes(body):
+        if attribute_type == _MA:
+            ma_offsets.append(MIN_PACKET_LENGTH + start)
+        attributes.append(decode_attribute_value(attribute_type, body[start:end]))
+    packet = Packet(packet_code, identifier, authenticator, tuple(attributes))
+    _check_eap_and_ma(packet, len(ma_offsets))
+    return packet, ma_offsets
 
 
-def _check_eap_and_ma(packet: Packet) -> None:
-    count = sum(1 for a in packet.attributes if a.type == _MA)
+def _check_eap_and_ma(packet: Packet, count: int) -> None:
     if count > 1:
         raise MalformedPacket("more than one Message-Authenticator (RFC 3579 section 3.2)")
     eap = packet.eap_message()
@@ -179,28 +190,32 @@ def _with_ma_first(attributes: Sequence[Attribute]) -> tuple[Attribute, ...]:
     return (StringAttribute(_MA, _ZERO_AUTH), *rest)
 
 
-def _ma_offsets(raw: bytes) -> list[int]:
-    length = int.from_bytes(raw[2:4], "big")
-    return [
-        start
-        for attribute_type, start, _end in iter_raw_attributes(raw[:length], MIN_PACKET_LENGTH)
-        if attribute_type == _MA
-    ]
-
-
-def _message_authenticator(raw: bytes, secret: bytes, header_authenticator: bytes) -> bytes:
-    """HMAC-MD5 over ``raw`` with the header authenticator replaced and MA zeroed."""
+def _message_authenticator(
+    raw: bytes, secret: bytes, header_authenticator: bytes, offsets: Sequence[int]
+) -> bytes:
+    """HMAC-MD5 over ``raw`` with the header authenticator replaced and MA zeroed
+    (``offsets``: where the MA values are in ``raw``, from :func:`_decode`)."""
     length = int.from_bytes(raw[2:4], "big")
     buf = bytearray(raw[:length])
     buf[4:20] = header_authenticator
-    for start in _ma_offsets(raw):
+    for start in offsets:
         buf[start : start + AUTHENTICATOR_LENGTH] = _ZERO_AUTH
-    return hmac.new(secret, bytes(buf), hashlib.md5).digest()
+    return hmac.new(secret, buf, hashlib.md5).digest()
 
 
-def _put_ma(raw: bytes, value: bytes) -> bytes:
-    (start,) = _ma_offsets(raw)
-    return raw[:start] + value + raw[start + AUTHENTICATOR_LENGTH :]
+_MA_FIRST = bytes([_MA, 2 + AUTHENTICATOR_LENGTH])
+_MA_VALUE = MIN_PACKET_LENGTH + 2
+"""Where the value of a Message-Authenticator placed first (:func:`_with_ma_first`) is."""
+
+
+def _sign_ma_first(raw: bytes, secret: bytes) -> bytes:
+    """Fill in the zeroed Message-Authenticator that :func:`_with_ma_first` put first: the
+    HMAC-MD5 over ``raw`` as it stands (its header already carries the authenticator the
+    MAC covers, and it holds no other Message-Authenticator)."""
+    if raw[MIN_PACKET_LENGTH : MIN_PACKET_LENGTH + 2] != _MA_FIRST:  # pragma: no cover
+        raise LocalProtocolError("Message-Authenticator is not the first attribute")
+    mac = hmac.new(secret, raw, hashlib.md5).digest()
+    return raw[:_MA_VALUE] + mac + raw[_MA_VALUE + AUTHENTICATOR_LENGTH :]
 
 
 def encode_request(
@@ -218,7 +233,7 @@ def encode_request(
         if message_authenticator is False:
             raise LocalProtocolError("Access-Request is always sent with Message-Authenticator")
         raw = replace(packet, attributes=_with_ma_first(packet.attributes)).encode()
-        return _put_ma(raw, _message_authenticator(raw, secret, packet.authenticator))
+        return _sign_ma_first(raw, secret)
     if packet.code not in _HASHED_REQUESTS:
         raise LocalProtocolError(f"{packet.code.name} is not a request")
     if message_authenticator is None:
@@ -230,7 +245,7 @@ def encode_request(
     )
     raw = replace(packet, authenticator=_ZERO_AUTH, attributes=attributes).encode()
     if message_authenticator:
-        raw = _put_ma(raw, _message_authenticator(raw, secret, _ZERO_AUTH))
+        raw = _sign_ma_first(raw, secret)
     return raw[:4] + _md5(raw, secret) + raw[20:]
 
 
@@ -250,18 +265,24 @@ def encode_response(packet: Packet, request_authenticator: bytes, secret: bytes)
         attributes = tuple(a for a in packet.attributes if a.type != _MA)
         raw = replace(packet, authenticator=request_authenticator, attributes=attributes).encode()
         return raw[:4] + _md5(raw, secret) + raw[20:]
-    raw = replace(
-        packet, authenticator=request_authenticator, attributes=_with_ma_first(packet.attributes)
+    raw = Packet(
+        packet.code, packet.identifier, request_authenticator, _with_ma_first(packet.attributes)
     ).encode()
-    raw = _put_ma(raw, _message_authenticator(raw, secret, request_authenticator))
+    raw = _sign_ma_first(raw, secret)
     return raw[:4] + _md5(raw, secret) + raw[20:]
 
 
-def _check_ma(raw: bytes, packet: Packet, secret: bytes, header_authenticator: bytes) -> None:
+def _check_ma(
+    raw: bytes,
+    packet: Packet,
+    secret: bytes,
+    header_authenticator: bytes,
+    offsets: Sequence[int],
+) -> None:
     received = packet.string(_MA)
     if received is None:
         return
-    expected = _message_authenticator(raw, secret, header_authenticator)
+    expected = _message_authenticator(raw, secret, header_authenticator, offsets)
     if not hmac.compare_digest(received, expected):
         raise AuthenticatorError("Message-Authenticator does not verify")
 
@@ -275,20 +296,20 @@ def verify_request(
     opts out, for legacy NASes) and checked.  Accounting / CoA / Disconnect: the hashed
     Request Authenticator is checked, and Message-Authenticator if present.
     """
-    packet = decode_packet(data)
+    packet, offsets = _decode(data)
     raw = data[: int.from_bytes(data[2:4], "big")]
     if packet.code in _SELF_AUTHENTICATED:
         if packet.get(_MA) is None and (
             require_message_authenticator or packet.code == Code.STATUS_SERVER
         ):
             raise AuthenticatorError(f"{packet.code.name} without Message-Authenticator")
-        _check_ma(raw, packet, secret, packet.authenticator)
+        _check_ma(raw, packet, secret, packet.authenticator, offsets)
         return packet
     if packet.code in _HASHED_REQUESTS:
         expected = _md5(raw[:4], _ZERO_AUTH, raw[20:], secret)
         if not hmac.compare_digest(packet.authenticator, expected):
             raise AuthenticatorError(f"{packet.code.name} Request Authenticator does not verify")
-        _check_ma(raw, packet, secret, _ZERO_AUTH)
+        _check_ma(raw, packet, secret, _ZERO_AUTH, offsets)
         return packet
     raise MalformedPacket(f"{packet.code.name} is not a request")
 
@@ -301,7 +322,7 @@ def verify_response(
     require_message_authenticator: bool = False,
 ) -> Packet:
     """Decode a response to the request with ``request_authenticator`` and check it."""
-    packet = decode_packet(data)
+    packet, offsets = _decode(data)
     if packet.code in REQUEST_CODES:
         raise MalformedPacket(f"{packet.code.name} is not a response")
     raw = data[: int.from_bytes(data[2:4], "big")]
@@ -310,5 +331,5 @@ def verify_response(
         raise AuthenticatorError("Response Authenticator does not verify")
     if packet.get(_MA) is None and require_message_authenticator:
         raise AuthenticatorError("response without Message-Authenticator")
-    _check_ma(raw, packet, secret, request_authenticator)
+    _check_ma(raw, packet, secret, request_authenticator, offsets)
     return packet

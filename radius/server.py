@@ -87,6 +87,8 @@ _T = AttributeType
 _EAP_FAILURE = 4
 _TERMINATION_RADIUS_REQUEST = 1
 """RFC 2865 section 5.29: re-authenticate when Session-Timeout expires (RFC 3580 3.19)."""
+_CLIENT_MEMO_SIZE = 4096
+"""Most source addresses whose client :meth:`RadiusServer.client_for` remembers."""
 
 
 class EapServerSession(Protocol):
@@ -223,6 +225,7 @@ class RadiusServer:
         duplicate_lifetime: float = 10.0,
     ) -> None:
         self._clients = sorted(clients, key=lambda c: c.network.prefixlen, reverse=True)
+        self._client_memo: dict[str, RadiusClient] = {}
         self._eap_factory = eap_factory
         self._policy = policy or AuthorizationPolicy()
         self._verdict = verdict
@@ -302,6 +305,19 @@ class RadiusServer:
             log.info("EAP conversation for %r timed out", conversation.context.user_name)
 
     def client_for(self, host: str) -> RadiusClient | None:
+        """The client whose network holds ``host`` (longest prefix), or None.
+
+        The answer for a known client's address is remembered (the client list is fixed, so
+        it cannot change); unknown hosts are looked up every time, so that spoofed sources
+        cannot fill the memo."""
+        client = self._client_memo.get(host)
+        if client is None:
+            client = self._find_client(host)
+            if client is not None and len(self._client_memo) < _CLIENT_MEMO_SIZE:
+                self._client_memo[host] = client
+        return client
+
+    def _find_client(self, host: str) -> RadiusClient | None:
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
