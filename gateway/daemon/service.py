@@ -440,7 +440,8 @@ class Gateway:
         """The dataplane's needs of our listening sockets: with XFRM, IKE bypasses the IPsec
         policies and the kernel takes ESP-in-UDP off the NAT-T socket
         (:func:`gateway.dataplane.xfrm.prepare_ike_socket`); with the userspace backend, ESP
-        goes straight out of the NAT-T socket (:func:`gateway.dataplane.userspace.socket_sender`),
+        goes straight out of the NAT-T socket (:func:`gateway.dataplane.userspace.socket_sender`,
+        several packets a system call with :func:`~gateway.dataplane.userspace.segment_sender`),
         which gets a receive buffer for ESP bursts
         (:func:`gateway.dataplane.userspace.size_esp_socket`).
         """
@@ -461,9 +462,15 @@ class Gateway:
                     ) from None
                 knl_log.info("IKE socket %d: XFRM bypass%s", port, ", ESP-in-UDP" * (port == natt))
             elif kind == "userspace" and port == natt and hasattr(self.dataplane, "set_sender"):
-                from gateway.dataplane.userspace import size_esp_socket, socket_sender
+                from gateway.dataplane.userspace import (
+                    segment_sender,
+                    size_esp_socket,
+                    socket_sender,
+                )
 
                 self.dataplane.set_sender(socket_sender(proto.transport))
+                if hasattr(self.dataplane, "set_segment_sender"):
+                    self.dataplane.set_segment_sender(segment_sender(sock))
                 granted = size_esp_socket(sock)
                 knl_log.info("IKE socket %d: ESP receive buffer %d octets", port, granted)
 

@@ -74,6 +74,13 @@ class DaemonDataplane:
             # send_esp below (and the closure that hands it to the backend).
             backend.send_esp = sender
 
+    def set_segment_sender(self, sender: Callable[[list[bytes], Address], None] | None) -> None:
+        """Several same-length ESP packets to one peer in one system call
+        (:func:`gateway.dataplane.userspace.segment_sender`); userspace backend only."""
+        backend: Any = self.backend
+        if backend.backend == "userspace" and hasattr(backend, "send_esp_segments"):
+            backend.send_esp_segments = sender
+
     def send_esp(self, data: bytes, remote: Address) -> None:
         """Handed to the userspace backend as its ``send_esp``."""
         if self._sender is None:

@@ -58,6 +58,7 @@ __all__ = [
     "UserspaceDataplane",
     "main",
     "open_tun",
+    "segment_sender",
     "size_esp_socket",
     "socket_sender",
 ]
@@ -71,6 +72,13 @@ MAX_READS_PER_WAKEUP = 256
 ESP_RECEIVE_BUFFER = 4 * 1024 * 1024
 SO_RCVBUFFORCE = 33
 """Linux ``SO_RCVBUFFORCE`` (Python's socket module has it only from 3.12)."""
+SOL_UDP = 17
+UDP_SEGMENT = 103
+"""linux/udp.h: UDP generic segmentation offload (Linux 4.18)."""
+GSO_MAX_SEGMENTS = 64
+"""UDP_MAX_SEGMENTS of the kernel (64 up to 6.x; more is refused with EINVAL)."""
+GSO_MAX_BYTES = 65000
+"""Payload of one segmented send: below 65,507 (IPv4 length less IP and UDP headers)."""
 """Receive buffer asked for on the socket ESP arrives on (see :func:`size_esp_socket`)."""
 
 
@@ -93,10 +101,18 @@ def open_tun(name: str) -> tuple[int, str]:
 class TunDevice:
     """The TUN device as a Twisted reader."""
 
-    def __init__(self, fd: int, ifname: str, on_packet: Callable[[bytes], None]) -> None:
+    def __init__(
+        self,
+        fd: int,
+        ifname: str,
+        on_packet: Callable[[bytes], None],
+        on_flush: Callable[[], None] | None = None,
+    ) -> None:
         self.fd = fd
         self.ifname = ifname
         self.on_packet = on_packet
+        self.on_flush = on_flush
+        """Called once after the packets of one wakeup (the dataplane sends what it batched)."""
         self.write_errors = 0
 
     def fileno(self) -> int:
@@ -106,15 +122,23 @@ class TunDevice:
         return f"tun {self.ifname}"
 
     def doRead(self) -> None:
+        try:
+            self._read()
+        finally:
+            if self.on_flush is not None:
+                self.on_flush()
+
+    def _read(self) -> None:
+        fd, on_packet = self.fd, self.on_packet
         for _ in range(MAX_READS_PER_WAKEUP):
             try:
-                packet = os.read(self.fd, 65535)
+                packet = os.read(fd, 65535)
             except BlockingIOError:
                 return
             except OSError as exc:
                 log.warning("read from %s: %s", self.ifname, exc)
                 return
-            self.on_packet(packet)
+            on_packet(packet)
 
     def write(self, packet: bytes) -> None:
         try:
@@ -243,6 +267,18 @@ class UserspaceDataplane:
         self._sa_routes: dict[int, list[tuple[str, str | None]]] = {}
         self._timer = EngineTimer(reactor, self.now, self.engine.get_timer, self._fire)
         self.send_errors = 0
+        self.send_esp_segments: Callable[[list[bytes], Address], None] | None = None
+        """Optional: send several ESP packets of one size (the last may be shorter) to one
+        peer in one system call (:func:`segment_sender`).  Set, the TUN reader batches the
+        packets of one wakeup; unset, each goes out through ``send_esp`` at once."""
+        self.segment_fallbacks = 0
+        self._batch: list[bytes] = []
+        self._batch_remote: Address | None = None
+        self._batch_size = 0
+        self._batch_bytes = 0
+        self._segment_limit = 1 << 16
+        """ESP packets this long or longer go one by one (the kernel refused to segment
+        them: larger than the path MTU)."""
         self._seconds: Callable[[], float] = reactor.seconds
         """``now`` without a Python frame of its own, for the per-packet path."""
 
@@ -251,7 +287,7 @@ class UserspaceDataplane:
     @defer.inlineCallbacks
     def start(self) -> Any:
         fd, self.ifname = open_tun(self.ifname)
-        self.tun = TunDevice(fd, self.ifname, self._from_tun)
+        self.tun = TunDevice(fd, self.ifname, self._from_tun, self._flush)
         self._routes = _Routes(self.ifname, self.mtu)
         yield self.netlink.call(self._routes.link_up)
         for cidr in self.addresses:
@@ -261,6 +297,7 @@ class UserspaceDataplane:
 
     def stop(self) -> defer.Deferred[None]:
         self._timer.cancel()
+        self._flush()
         if self.tun is not None:
             self.reactor.removeReader(self.tun)
             self.tun.close()  # the kernel removes a non-persistent TUN and its routes
@@ -354,6 +391,7 @@ class UserspaceDataplane:
             "drops": {str(k): v for k, v in e.drops.items()},
             "tun_write_errors": self.tun.write_errors if self.tun else 0,
             "send_errors": self.send_errors,
+            "segment_fallbacks": self.segment_fallbacks,
             "child_sas": [
                 {
                     "ike_sa": s.ike_sa,
@@ -381,12 +419,72 @@ class UserspaceDataplane:
     def _from_tun(self, packet: bytes) -> None:
         out = self.engine.encapsulate(packet, self._seconds())
         if out is not None:
-            try:
-                self.send_esp(out[0], out[1])
-            except OSError:  # socket buffer full (EAGAIN) or no route: drop, like a NIC
-                self.send_errors += 1
+            if self.send_esp_segments is not None:
+                self._batched(out[0], out[1])
+            else:
+                try:
+                    self.send_esp(out[0], out[1])
+                except OSError:  # socket buffer full (EAGAIN) or no route: drop, like a NIC
+                    self.send_errors += 1
         if self.engine._events:
             self._deliver()
+
+    def _batched(self, data: bytes, remote: Address) -> None:
+        """Queue an ESP packet for the segmented send at the end of this wakeup; a batch is
+        packets of one length to one peer, in order, ended early by a shorter packet."""
+        size = len(data)
+        batch = self._batch
+        if batch and (
+            remote != self._batch_remote
+            or size > self._batch_size
+            or len(batch) >= GSO_MAX_SEGMENTS
+            or self._batch_bytes + size > GSO_MAX_BYTES
+        ):
+            self._flush()
+            batch = self._batch
+        if size >= self._segment_limit:
+            try:
+                self.send_esp(data, remote)
+            except OSError:
+                self.send_errors += 1
+            return
+        if not batch:
+            self._batch_remote, self._batch_size, self._batch_bytes = remote, size, 0
+        batch.append(data)
+        self._batch_bytes += size
+        if size < self._batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send the batched ESP packets (see :meth:`_batched`)."""
+        batch = self._batch
+        if not batch:
+            return
+        self._batch = []
+        remote = self._batch_remote
+        assert remote is not None
+        send_segments = self.send_esp_segments
+        try:
+            if len(batch) == 1 or send_segments is None:
+                for data in batch:
+                    self.send_esp(data, remote)
+            else:
+                send_segments(batch, remote)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EMSGSIZE, errno.EIO) or len(batch) == 1:
+                self.send_errors += len(batch)  # socket buffer full: dropped, like a NIC
+                return
+            # The kernel would not segment these (longer than the path MTU, or no UDP GSO
+            # on this route): send them one by one, now and from this length on.
+            self.segment_fallbacks += 1
+            self._segment_limit = min(self._segment_limit, self._batch_size)
+            if exc.errno == errno.EIO:
+                self.send_esp_segments = None
+            for data in batch:
+                try:
+                    self.send_esp(data, remote)
+                except OSError:
+                    self.send_errors += 1
 
     # -- events and timers ------------------------------------------------------------------
 
@@ -501,6 +599,30 @@ def socket_sender(transport: Any) -> Callable[[bytes, Address], None]:
     It is the socket's own ``sendto``, no Python frame around it.  Errors (EAGAIN when the
     socket buffer is full) propagate as OSError; the dataplane counts them."""
     return cast("Callable[[bytes, Address], None]", transport.socket.sendto)
+
+
+def segment_sender(sock: socket.socket) -> Callable[[list[bytes], Address], None] | None:
+    """A ``send_esp_segments`` for a UDP socket: ESP packets of one length (the last one may
+    be shorter) to one peer in one ``sendmsg`` with ``UDP_SEGMENT``; the kernel (or the NIC)
+    cuts it into the very datagrams separate ``sendto`` calls would have sent, for a fraction
+    of the per-datagram cost.  On an interface without segmentation offload (veth, lo) a
+    capture may show them as one large datagram before the receiving socket splits them.
+    None when the kernel has no UDP GSO."""
+    try:
+        sock.getsockopt(SOL_UDP, UDP_SEGMENT)
+    except OSError:
+        return None
+    sendmsg = sock.sendmsg
+    ancillary: dict[int, list[tuple[int, int, bytes]]] = {}
+
+    def send(segments: list[bytes], remote: Address) -> None:
+        size = len(segments[0])
+        cmsg = ancillary.get(size)
+        if cmsg is None:
+            cmsg = ancillary[size] = [(SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))]
+        sendmsg(segments, cmsg, 0, remote)
+
+    return send
 
 
 def size_esp_socket(sock: socket.socket, size: int = ESP_RECEIVE_BUFFER) -> int:
@@ -632,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
             yield dp.start()
             udp = reactor.listenUDP(port.port, port, interface=port.host, maxPacketSize=65535)
             dp.send_esp = socket_sender(udp)  # straight to the socket, not through send()
+            dp.send_esp_segments = segment_sender(udp.socket)
             size_esp_socket(udp.socket)
             for sa in spec.get("sas", ()):
                 yield dp.install_child_sa(sa_from_json(sa))

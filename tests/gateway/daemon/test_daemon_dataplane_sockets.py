@@ -47,9 +47,13 @@ class _Named(Dataplane):
     def __init__(self, name: str) -> None:
         self.name = name
         self.sender: Any = None
+        self.segments: Any = None
 
     def set_sender(self, sender: Any) -> None:
         self.sender = sender
+
+    def set_segment_sender(self, sender: Any) -> None:
+        self.segments = sender
 
 
 def _gateway(tmp_path: Path, dataplane: Dataplane) -> tuple[Gateway, _Reactor]:
@@ -86,6 +90,9 @@ def test_userspace_backend_sends_esp_from_the_natt_socket(tmp_path: Path) -> Non
         data, src = sink.recvfrom(100)
         assert data == b"\x00\x00\x10\x01esp"
         assert src == reactor.ports[4500].socket.getsockname()
+        if dp.segments is not None:  # the kernel has UDP GSO
+            dp.segments([b"\x00\x00\x10\x01a", b"\x00\x00\x10\x01b"], sink.getsockname())
+            assert [sink.recv(100) for _ in "ab"] == [b"\x00\x00\x10\x01a", b"\x00\x00\x10\x01b"]
         # No UDP_ENCAP without the kernel dataplane.
         assert reactor.ports[4500].socket.getsockopt(socket.IPPROTO_UDP, UDP_ENCAP) == 0
     finally:
