@@ -441,8 +441,9 @@ class Gateway:
         policies and the kernel takes ESP-in-UDP off the NAT-T socket
         (:func:`gateway.dataplane.xfrm.prepare_ike_socket`); with the userspace backend, ESP
         goes straight out of the NAT-T socket (:func:`gateway.dataplane.userspace.socket_sender`,
-        several packets a system call with :func:`~gateway.dataplane.userspace.segment_sender`),
-        which gets a receive buffer for ESP bursts
+        several packets a system call with :func:`~gateway.dataplane.userspace.segment_sender`
+        and :func:`~gateway.dataplane.userspace.receive_segments`), which gets a receive buffer
+        for ESP bursts
         (:func:`gateway.dataplane.userspace.size_esp_socket`).
         """
         kind = self.dataplane.name
@@ -463,6 +464,7 @@ class Gateway:
                 knl_log.info("IKE socket %d: XFRM bypass%s", port, ", ESP-in-UDP" * (port == natt))
             elif kind == "userspace" and port == natt and hasattr(self.dataplane, "set_sender"):
                 from gateway.dataplane.userspace import (
+                    receive_segments,
                     segment_sender,
                     size_esp_socket,
                     socket_sender,
@@ -471,6 +473,7 @@ class Gateway:
                 self.dataplane.set_sender(socket_sender(proto.transport))
                 if hasattr(self.dataplane, "set_segment_sender"):
                     self.dataplane.set_segment_sender(segment_sender(sock))
+                receive_segments(proto.transport, proto)
                 granted = size_esp_socket(sock)
                 knl_log.info("IKE socket %d: ESP receive buffer %d octets", port, granted)
 

@@ -58,6 +58,7 @@ __all__ = [
     "UserspaceDataplane",
     "main",
     "open_tun",
+    "receive_segments",
     "segment_sender",
     "size_esp_socket",
     "socket_sender",
@@ -75,6 +76,9 @@ SO_RCVBUFFORCE = 33
 SOL_UDP = 17
 UDP_SEGMENT = 103
 """linux/udp.h: UDP generic segmentation offload (Linux 4.18)."""
+UDP_GRO = 104
+"""linux/udp.h: coalesced receive of same-size datagrams (Linux 5.0)."""
+_GRO_CMSG_SPACE = socket.CMSG_SPACE(4)
 GSO_MAX_SEGMENTS = 64
 """UDP_MAX_SEGMENTS of the kernel (64 up to 6.x; more is refused with EINVAL)."""
 GSO_MAX_BYTES = 65000
@@ -625,6 +629,55 @@ def segment_sender(sock: socket.socket) -> Callable[[list[bytes], Address], None
     return send
 
 
+def receive_segments(port: Any, protocol: Any) -> bool:
+    """Let a Twisted UDP port take coalesced datagrams (``UDP_GRO``): a run of same-size
+    datagrams from one peer -- what :func:`segment_sender` sends, or what the NIC's GRO
+    merged -- comes up in one ``recvmsg`` with the segment size beside it, instead of one
+    system call each.  The port's ``doRead`` is replaced by one that cuts the data at that
+    size and hands every datagram, as it was sent, to ``protocol.datagramReceived``, as
+    Twisted's would.  False, and nothing changed, when the kernel has no UDP GRO."""
+    sock: socket.socket = port.socket
+    try:
+        sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+    except OSError:
+        return False
+    recvmsg = sock.recvmsg
+    ipv6 = sock.family == socket.AF_INET6
+    budget = int(getattr(port, "maxThroughput", 256 * 1024))
+    size_limit = int(getattr(port, "maxPacketSize", 65535))
+
+    def doRead() -> None:
+        received = protocol.datagramReceived
+        read = 0
+        while read < budget:
+            try:
+                data, ancillary, _flags, addr = recvmsg(size_limit, _GRO_CMSG_SPACE)
+            except OSError as exc:
+                # Twisted's udp.Port: EAGAIN/EINTR end the wakeup, and so does ECONNREFUSED
+                # on an unconnected socket; anything else is the port's end.
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ECONNREFUSED):
+                    return
+                raise
+            read += len(data)
+            if ipv6:
+                addr = addr[:2]
+            segment = 0
+            for level, kind, value in ancillary:
+                if level == SOL_UDP and kind == UDP_GRO:
+                    segment = int.from_bytes(value[:4], sys.byteorder)
+            try:
+                if 0 < segment < len(data):
+                    for start in range(0, len(data), segment):
+                        received(data[start : start + segment], addr)
+                else:
+                    received(data, addr)
+            except Exception:
+                log.exception("datagram from %s", addr)
+
+    port.doRead = doRead
+    return True
+
+
 def size_esp_socket(sock: socket.socket, size: int = ESP_RECEIVE_BUFFER) -> int:
     """Give the UDP socket ESP arrives on a receive buffer for bursts: with the default
     (``net.core.rmem_default``, about 200 KB, some 90 full-size datagrams) a dataplane that
@@ -755,6 +808,7 @@ def main(argv: list[str] | None = None) -> int:
             udp = reactor.listenUDP(port.port, port, interface=port.host, maxPacketSize=65535)
             dp.send_esp = socket_sender(udp)  # straight to the socket, not through send()
             dp.send_esp_segments = segment_sender(udp.socket)
+            receive_segments(udp, port)
             size_esp_socket(udp.socket)
             for sa in spec.get("sas", ()):
                 yield dp.install_child_sa(sa_from_json(sa))

@@ -191,6 +191,42 @@ def test_segment_sender_gives_separate_datagrams() -> None:
     tx.close()
 
 
+def test_receive_segments_hands_over_each_datagram() -> None:
+    from gateway.dataplane.userspace import receive_segments, segment_sender
+
+    class Port:
+        def __init__(self) -> None:
+            self.socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.socket.bind(("127.0.0.1", 0))
+            self.socket.setblocking(False)
+
+    class Proto:
+        def __init__(self) -> None:
+            self.got: list[tuple[bytes, Any]] = []
+
+        def datagramReceived(self, data: bytes, addr: Any) -> None:
+            self.got.append((data, addr))
+
+    port, proto = Port(), Proto()
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.bind(("127.0.0.1", 0))
+    send = segment_sender(tx)
+    if send is None or not receive_segments(port, proto):
+        pytest.skip("no UDP GSO/GRO in this kernel")
+    segs = [bytes([i]) * 700 for i in range(5)] + [b"last"]
+    send(segs, port.socket.getsockname())
+    tx.sendto(b"\xff", port.socket.getsockname())
+    tx.sendto(b"alone", port.socket.getsockname())
+    import time
+
+    time.sleep(0.05)
+    port.doRead()  # type: ignore[attr-defined]
+    assert [d for d, _ in proto.got] == [*segs, b"\xff", b"alone"]
+    assert {a for _, a in proto.got} == {tx.getsockname()}
+    port.socket.close()
+    tx.close()
+
+
 def test_userspace_lifetimes_raise_events_on_the_clock() -> None:
     clock = Clock()
     a, _ = sa_pair(lifetimes=Lifetimes(soft_seconds=30, hard_seconds=40))
