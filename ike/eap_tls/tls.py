@@ -147,6 +147,33 @@ def _install_identity(ctx: SSL.Context, chain_pem: bytes, key_pem: bytes) -> Non
         raise ValueError("the private key does not match the certificate") from None
 
 
+def _pin_chain(ctx: SSL.Context, chain_pem: bytes, ca_pems: tuple[bytes, ...]) -> None:
+    """Build our own certificate chain once, instead of once per handshake.
+
+    When the configured chain holds only the end-entity certificate, OpenSSL completes the
+    Certificate message itself on every handshake ("auto chain": ``ssl_add_cert_chain``
+    runs ``X509_verify_cert`` against the context's store, a signature check per chain
+    link, and sends the chain it built, trust anchor included).  Here the same store
+    contents (``ca_pems``) build that chain now and it becomes the context's extra chain,
+    which OpenSSL sends as is: the same certificates in the same order, without the
+    per-handshake verification.  When the chain does not verify now (no issuer among
+    ``ca_pems``, a certificate outside its validity...), nothing is pinned and OpenSSL
+    keeps building what it can per handshake, as before.  A configured chain with
+    intermediates is sent as configured either way."""
+    chain = _load_chain(chain_pem)
+    if len(chain) > 1 or not ca_pems:
+        return
+    store = crypto.X509Store()
+    _fill_store(store, ca_pems, ())
+    leaf = crypto.X509.from_cryptography(chain[0])
+    try:
+        built = crypto.X509StoreContext(store, leaf).get_verified_chain()
+    except crypto.X509StoreContextError:
+        return
+    for cert in built[1:]:
+        ctx.add_extra_chain_cert(cert.to_cryptography())
+
+
 def _check_sizes(fragment_size: int, max_message: int) -> None:
     if fragment_size < 1:
         raise ValueError("fragment_size must be positive")
@@ -209,6 +236,7 @@ class TlsServerConfig:
         ctx.set_options(SSL.OP_NO_RENEGOTIATION)
         _install_identity(ctx, self.cert_chain_pem, self.key_pem)
         _install_trust(ctx, self.ca_pems, self.crl_pems)
+        _pin_chain(ctx, self.cert_chain_pem, self.ca_pems)
         if self.require_client_cert or self.request_client_cert:
             # CertificateRequest names the acceptable CAs so clients pick the right cert.
             for pem in self.ca_pems:
@@ -313,6 +341,8 @@ class TlsPeerConfig:
                 raise ValueError("cert_chain_pem without key_pem")
             _install_identity(ctx, self.cert_chain_pem, self.key_pem)
         _install_trust(ctx, self.ca_pems, self.crl_pems)
+        if self.cert_chain_pem is not None:
+            _pin_chain(ctx, self.cert_chain_pem, self.ca_pems)
         ctx.set_session_cache_mode(SSL.SESS_CACHE_CLIENT)
         return ctx
 
