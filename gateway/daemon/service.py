@@ -248,17 +248,17 @@ class GatewayPort(IkePort):
         self.gateway_service = service
 
     def datagramReceived(self, data: bytes, addr: Any) -> None:
-        remote = (str(addr[0]), int(addr[1]))
         svc = self.gateway_service
         if self.natt:
             if data == NAT_KEEPALIVE:
                 svc.counters.keepalives += 1
                 return
-            if data[:4] != NON_ESP_MARKER:
-                svc.esp_received(data, remote, (self.host, self.port))
+            if not data.startswith(NON_ESP_MARKER):
+                # ESP, per packet: Twisted's (host, port) as it is (str, int already).
+                svc.esp_received(data, addr, (self.host, self.port))
                 return
             data = data[4:]
-        svc.ike_received(data, remote, (self.host, self.port))
+        svc.ike_received(data, (str(addr[0]), int(addr[1])), (self.host, self.port))
 
     def send(self, data: bytes, remote: Address) -> None:
         if self.transport is None:

@@ -54,6 +54,7 @@ class DaemonDataplane:
         self.no_sender = 0
         self._sender: Callable[[bytes, Address], None] | None = None
         self._ike_of: dict[int, bytes] = {}
+        self._takes_esp = backend.backend == "userspace"
         backend.on_event = self._backend_event
 
     @property
@@ -110,7 +111,7 @@ class DaemonDataplane:
 
     def esp_received(self, data: bytes, remote: Address, local: Address) -> bool:
         self.backend.esp_received(data, remote, local)
-        return self.backend.backend == "userspace"
+        return self._takes_esp
 
     def close(self) -> defer.Deferred[None]:
         return self._track(self.backend.stop(), "stop")
