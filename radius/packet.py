@@ -200,7 +200,7 @@ def _message_authenticator(
     buf[4:20] = header_authenticator
     for start in offsets:
         buf[start : start + AUTHENTICATOR_LENGTH] = _ZERO_AUTH
-    return hmac.new(secret, buf, hashlib.md5).digest()
+    return hmac.digest(secret, buf, "md5")
 
 
 _MA_FIRST = bytes([_MA, 2 + AUTHENTICATOR_LENGTH])
@@ -214,7 +214,7 @@ def _sign_ma_first(raw: bytes, secret: bytes) -> bytes:
     MAC covers, and it holds no other Message-Authenticator)."""
     if raw[MIN_PACKET_LENGTH : MIN_PACKET_LENGTH + 2] != _MA_FIRST:  # pragma: no cover
         raise LocalProtocolError("Message-Authenticator is not the first attribute")
-    mac = hmac.new(secret, raw, hashlib.md5).digest()
+    mac = hmac.digest(secret, raw, "md5")
     return raw[:_MA_VALUE] + mac + raw[_MA_VALUE + AUTHENTICATOR_LENGTH :]
 
 

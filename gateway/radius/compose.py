@@ -16,8 +16,7 @@ import enum
 import importlib.util
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -212,23 +211,23 @@ class ConversationEap:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.eap, name)  # state, method_type, events, ... of the EapServer
 
-    @contextmanager
-    def _running(self) -> Iterator[None]:
+    # start / receive name this conversation while the EAP server runs (a plain
+    # set / reset: a contextmanager generator per packet costs more than the call).
+    def start(self) -> bytes:
         token = _CURRENT.set(self)
         try:
-            yield
+            out: bytes = self.eap.start()
+            return out
         finally:
             _CURRENT.reset(token)
 
-    def start(self) -> bytes:
-        with self._running():
-            out: bytes = self.eap.start()
-            return out
-
     def receive(self, packet: bytes) -> bytes | None:
-        with self._running():
+        token = _CURRENT.set(self)
+        try:
             out: bytes | None = self.eap.receive(packet)
             return out
+        finally:
+            _CURRENT.reset(token)
 
     @property
     def succeeded(self) -> bool:

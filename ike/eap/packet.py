@@ -88,24 +88,26 @@ class EapType(enum.IntEnum):
     EXPERIMENTAL = 255  # RFC 3748 5.8
 
 
+_TYPE_NAMES = {
+    EapType.MD5_CHALLENGE: "EAP-MD5",
+    EapType.GTC: "EAP-GTC",
+    EapType.TLS: "EAP-TLS",
+    EapType.TTLS: "EAP-TTLS",
+    EapType.PEAP: "PEAP",
+    EapType.MSCHAPV2: "EAP-MSCHAPv2",
+    EapType.TNC: "EAP-TNC",
+    EapType.FAST: "EAP-FAST",
+    EapType.PT_EAP: "PT-EAP",
+}
+
+
 def type_name(eap_type: int) -> str:
     """Readable name of a method type for log lines (``EAP-26`` for unknown types)."""
-    names = {
-        EapType.MD5_CHALLENGE: "EAP-MD5",
-        EapType.GTC: "EAP-GTC",
-        EapType.TLS: "EAP-TLS",
-        EapType.TTLS: "EAP-TTLS",
-        EapType.PEAP: "PEAP",
-        EapType.MSCHAPV2: "EAP-MSCHAPv2",
-        EapType.TNC: "EAP-TNC",
-        EapType.FAST: "EAP-FAST",
-        EapType.PT_EAP: "PT-EAP",
-    }
     try:
         known = EapType(eap_type)
     except ValueError:
         return f"EAP-{eap_type}"
-    return names.get(known, known.name)
+    return _TYPE_NAMES.get(known, known.name)
 
 
 _HEADER = struct.Struct("!BBH")

@@ -37,7 +37,6 @@ from ike.eap.events import (
 from ike.eap.method import (
     Decision,
     EapServerMethod,
-    IdentifierAware,
     ServerMethodFactory,
     Step,
 )
@@ -364,8 +363,12 @@ class EapServer:
 
     def _send_request(self, eap_type: int, type_data: bytes, now: float | None) -> bytes:
         self._id = (self._id + 1) % 256
-        if self._method is not None and isinstance(self._method, IdentifierAware):
-            self._method.set_identifier(self._id)
+        if self._method is not None:
+            # IdentifierAware, tested as a runtime Protocol isinstance does (the member exists
+            # and is not None) without that isinstance's walk over the protocol's members.
+            set_identifier = getattr(self._method, "set_identifier", None)
+            if set_identifier is not None:
+                set_identifier(self._id)
         out = EapRequest(self._id, eap_type, type_data).to_bytes()
         self._last_sent = out
         self._retransmits = 0
@@ -401,13 +404,13 @@ class EapServer:
 
     def _after_step(self, step: Step) -> bytes | None:
         assert self._method is not None
-        name = type_name(self._method_type)
         if step.decision is Decision.CONTINUE:
             if step.reply is None:
+                name = type_name(self._method_type)
                 return self._fail(f"{name} asked to continue without a Request")
             return self._send_request(self._method_type, step.reply, None)
         if step.decision is Decision.FAILURE:
-            reason = self._method.failure_reason or f"{name} failed"
+            reason = self._method.failure_reason or f"{type_name(self._method_type)} failed"
             self._events.append(MethodCompleted(self._method_type, False, reason))
             if step.reply is not None:
                 self._failure_reason = reason
