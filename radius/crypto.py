@@ -36,7 +36,9 @@ def _xor_chain(data: bytes, secret: bytes, first_seed: bytes, *, decrypt: bool) 
     for i in range(0, len(data), _BLOCK):
         block = data[i : i + _BLOCK]
         pad = _md5(secret, seed)
-        result = bytes(a ^ b for a, b in zip(block, pad, strict=True))
+        if len(block) != len(pad):
+            raise ValueError("data is not a multiple of 16 octets")
+        result = (int.from_bytes(block) ^ int.from_bytes(pad)).to_bytes(_BLOCK)
         out += result
         seed = block if decrypt else result
     return bytes(out)

@@ -464,10 +464,18 @@ class TlsSession:
                 mode = SSL.VERIFY_PEER
             else:
                 mode = SSL.VERIFY_NONE
-            self._install_verify(mode)
+            # A server that asks for no client certificate receives none, so it has nothing
+            # to verify: it keeps the context's VERIFY_NONE without our callback (a cffi
+            # closure per session) and needs no verification time on the store.  A peer
+            # always installs it: OpenSSL clients verify the server's chain, and call the
+            # callback, even under VERIFY_NONE.
+            self._verifies = mode != SSL.VERIFY_NONE
+            if self._verifies:
+                self._install_verify(mode)
             self._conn.set_accept_state()
         else:
             mode = SSL.VERIFY_PEER if config.verify_server else SSL.VERIFY_NONE
+            self._verifies = True
             self._install_verify(mode)
             if config.server_name is not None:
                 self._conn.set_tlsext_host_name(config.server_name.encode("idna"))
@@ -603,7 +611,8 @@ class TlsSession:
     def _progress(self) -> None:
         if self._handshake_done:
             return
-        self._set_time()
+        if self._verifies:
+            self._set_time()
         try:
             self._conn.do_handshake()
         except SSL.WantReadError:
