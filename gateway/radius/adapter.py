@@ -49,6 +49,8 @@ class RadiusService:
         self.clock = clock
         self.on_event = on_event
         self._timer: _Timer | None = None
+        self._deadline: float | None = None
+        """The engine deadline ``_timer`` was armed for."""
         self.accounting: AccountingRecorder | None = None
         """Set by :func:`gateway.radius.listen` when given an accounting sink."""
         self.dynauth: DynamicAuthorizer | None = None
@@ -74,9 +76,18 @@ class RadiusService:
                 except Exception:
                     log.exception("RADIUS event handler failed")
         deadline = self.engine.get_timer()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        timer = self._timer
+        if timer is not None and timer.active():
+            armed = self._deadline
+            if deadline is not None and armed is not None and armed <= deadline:
+                # Armed already for this deadline or an earlier one (the usual case per
+                # datagram): keep it rather than cancel and schedule anew.  Firing before
+                # the engine's deadline is harmless: handle_timer acts on what is due at
+                # that moment and _fire re-arms for the rest.
+                return
+            timer.cancel()
         self._timer = None
+        self._deadline = deadline
         if deadline is not None:
             delay = max(0.0, deadline - self.clock.seconds())
             self._timer = self.clock.callLater(delay, self._fire)
