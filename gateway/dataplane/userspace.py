@@ -283,7 +283,9 @@ class UserspaceDataplane:
         self._segment_limit = 1 << 16
         """ESP packets this long or longer go one by one (the kernel refused to segment
         them: larger than the path MTU)."""
-        self._seconds: Callable[[], float] = reactor.seconds
+        # the reactor's clock bound once (the per-packet path); a dataplane made without a
+        # reactor (backend choice, tests) only needs it once it runs
+        self._seconds: Callable[[], float] = getattr(reactor, "seconds", None) or self.now
         """``now`` without a Python frame of its own, for the per-packet path."""
 
     # -- lifecycle --------------------------------------------------------------------------
