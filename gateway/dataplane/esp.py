@@ -555,12 +555,7 @@ class _Cipher:
     def seal(self, spi: int, seq: int, esn: bool, plaintext: bytes, iv: bytes) -> bytes:
         """The ESP packet (header, IV, ciphertext, ICV) for a padded plaintext."""
         if self._aead is not None:
-            aad = _aad(spi, seq, esn)
-            return (
-                _ESP_HEADER.pack(spi, seq & 0xFFFFFFFF)
-                + iv
-                + self._aead.encrypt(self._salt + iv, plaintext, aad)
-            )
+            return self._seal_aead(spi, seq, esn, plaintext, int.from_bytes(iv))
         header = _ESP_HEADER.pack(spi, seq & 0xFFFFFFFF)
         enc = Cipher(algorithms.AES(self._cbc_key), modes.CBC(iv)).encryptor()
         body = header + iv + enc.update(plaintext) + enc.finalize()
@@ -568,12 +563,16 @@ class _Cipher:
 
     def seal_aead(self, spi: int, seq: int, esn: bool, plaintext: bytes) -> bytes:
         """:meth:`seal` for an AEAD with the sequence number as the IV (RFC 4106 3.1, RFC 7634
-        2: unique per key), header and IV packed in one go."""
+        2: unique per key)."""
+        return self._seal_aead(spi, seq, esn, plaintext, seq)
+
+    def _seal_aead(self, spi: int, seq: int, esn: bool, plaintext: bytes, iv: int) -> bytes:
+        """Header and 8-octet IV packed in one go; the AAD is RFC 4106 5's."""
         assert self._aead is not None
         low = seq & 0xFFFFFFFF
         aad = _ESN_AAD.pack(spi, seq) if esn else _ESP_HEADER.pack(spi, low)
-        return _ESP_HEADER_IV64.pack(spi, low, seq) + self._aead.encrypt(
-            _AEAD_NONCE.pack(self._salt, seq), plaintext, aad
+        return _ESP_HEADER_IV64.pack(spi, low, iv) + self._aead.encrypt(
+            _AEAD_NONCE.pack(self._salt, iv), plaintext, aad
         )
 
     def open(self, packet: bytes, spi: int, seq: int, esn: bool) -> bytes | None:
@@ -597,13 +596,6 @@ class _Cipher:
         # RFC 4303 3.3.2.2.1 / 2.2.1: with ESN the high-order 32 bits are appended (not sent).
         data = body + (seq >> 32).to_bytes(4, "big") if esn else body
         return hmac.digest(self._integ_key, data, self._hash)[: self._icv]
-
-
-def _aad(spi: int, seq: int, esn: bool) -> bytes:
-    """RFC 4106 5 (and RFC 7634 2.1): SPI and 32-bit sequence, or SPI and 64-bit ESN."""
-    if esn:
-        return _ESN_AAD.pack(spi, seq)
-    return _ESP_HEADER.pack(spi, seq & 0xFFFFFFFF)
 
 
 class _Sa:
